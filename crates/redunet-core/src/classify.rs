@@ -1,0 +1,256 @@
+//! Classifiers on learned features, as the ReduNet papers evaluate them.
+//!
+//! - kNN: k nearest training samples by cosine similarity, majority vote
+//!   (ties go to the smallest label, as `torch.mode` in the reference code).
+//! - Nearest subspace: per class, the span U_j of the top `n_comp` right
+//!   singular vectors of that class's training features; predict
+//!   `argmin_j ‖(I − U_j U_jᵀ) z‖`.
+
+use crate::host::{tensor, to_vec};
+use crate::layer::vector::normalize_rows;
+use crate::{Error, Result};
+use burn::tensor::Tensor;
+
+fn check(train: &Tensor<2>, labels: &[usize], test: &Tensor<2>) -> Result<usize> {
+    let [m, d] = train.dims();
+    let [_, dt] = test.dims();
+    if m == 0 {
+        return Err(Error::Empty("no training samples".into()));
+    }
+    if labels.len() != m {
+        return Err(Error::LabelCount {
+            expected: m,
+            got: labels.len(),
+        });
+    }
+    if d != dt {
+        return Err(Error::Shape(format!(
+            "train features have dimension {d}, test {dt}"
+        )));
+    }
+    Ok(labels.iter().max().map_or(0, |&l| l + 1))
+}
+
+/// kNN predictions for `test` rows against labelled `train` rows (cosine
+/// similarity; the rows are normalised here).
+pub fn knn_predict(
+    train: &Tensor<2>,
+    labels: &[usize],
+    test: &Tensor<2>,
+    k: usize,
+) -> Result<Vec<usize>> {
+    let classes = check(train, labels, test)?;
+    if k == 0 {
+        return Err(Error::Parameter("k must be at least 1".into()));
+    }
+    let [m, _] = train.dims();
+    let [n, d] = test.dims();
+    let k = k.min(m);
+    let train_t = normalize_rows(train.clone()).transpose();
+    let test = normalize_rows(test.clone());
+    let mut predictions = Vec::with_capacity(n);
+    // Similarities in row blocks keep host memory bounded.
+    let block = (1 << 22) / m.max(1) + 1;
+    for start in (0..n).step_by(block) {
+        let end = (start + block).min(n);
+        let sims = to_vec(
+            test.clone()
+                .slice([start..end, 0..d])
+                .matmul(train_t.clone()),
+        )?;
+        for row in sims.chunks(m) {
+            let mut idx: Vec<usize> = (0..m).collect();
+            idx.select_nth_unstable_by(k - 1, |&a, &b| row[b].total_cmp(&row[a]));
+            let mut votes = vec![0usize; classes];
+            for &i in &idx[..k] {
+                votes[labels[i]] += 1;
+            }
+            let best = votes.iter().max().copied().unwrap_or(0);
+            predictions.push(votes.iter().position(|&v| v == best).unwrap_or(0));
+        }
+    }
+    Ok(predictions)
+}
+
+/// The orthonormal bases U_j `[d, n_comp]` of each class's principal
+/// subspace (classes without samples get none).
+pub fn class_subspaces(
+    train: &Tensor<2>,
+    labels: &[usize],
+    n_comp: usize,
+) -> Result<Vec<Option<Tensor<2>>>> {
+    let classes = check(train, labels, train)?;
+    let [_, d] = train.dims();
+    let device = train.device();
+    // As the reference: a subspace as large as the space is no test at all.
+    let n_comp = n_comp.clamp(1, d.saturating_sub(1).max(1));
+    let mut out = Vec::with_capacity(classes);
+    for j in 0..classes {
+        let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == j).collect();
+        if rows.is_empty() {
+            out.push(None);
+            continue;
+        }
+        let x = train
+            .clone()
+            .select(0, crate::host::indices(&rows, &device));
+        let gram = x.clone().transpose().matmul(x);
+        let basis = top_eigenvectors(&gram, n_comp)?;
+        out.push(Some(tensor(basis, [d, n_comp], &device)));
+    }
+    Ok(out)
+}
+
+/// Top `r` eigenvectors of a symmetric PSD matrix `g: [d, d]`, as `[d, r]`
+/// row-major, by block subspace iteration (products on the device,
+/// orthonormalisation on the host) and a final Rayleigh–Ritz step.
+fn top_eigenvectors(g: &Tensor<2>, r: usize) -> Result<Vec<f32>> {
+    let [d, _] = g.dims();
+    let device = g.device();
+    let q = (2 * r + 4).min(d);
+    // A fixed, well-spread start: deterministic results run to run.
+    let mut v: Vec<f64> = (0..d * q)
+        .map(|i| ((i as f64 + 1.0) * 0.618_033_988_75).fract() - 0.5)
+        .collect();
+    orthonormalise(&mut v, d, q);
+    for _ in 0..60 {
+        let vt = tensor(v.iter().map(|&x| x as f32).collect(), [d, q], &device);
+        let gv = to_vec(g.clone().matmul(vt))?;
+        v = gv.iter().map(|&x| x as f64).collect();
+        orthonormalise(&mut v, d, q);
+    }
+    // Rayleigh–Ritz: H = Vᵀ G V, eigenvectors Y of H, basis V Y.
+    let vt = tensor(v.iter().map(|&x| x as f32).collect(), [d, q], &device);
+    let h = to_vec(vt.clone().transpose().matmul(g.clone().matmul(vt)))?;
+    let h: Vec<f64> = h.iter().map(|&x| x as f64).collect();
+    let (vals, vecs) = jacobi_eigen(&h, q);
+    let mut order: Vec<usize> = (0..q).collect();
+    order.sort_by(|&a, &b| vals[b].total_cmp(&vals[a]));
+    let mut basis = vec![0f32; d * r];
+    for (c, &o) in order.iter().take(r).enumerate() {
+        for i in 0..d {
+            let s: f64 = (0..q).map(|t| v[i * q + t] * vecs[t * q + o]).sum();
+            basis[i * r + c] = s as f32;
+        }
+    }
+    Ok(basis)
+}
+
+/// Modified Gram–Schmidt on the columns of a row-major `[d, q]` matrix; a
+/// column that vanishes is replaced by a unit vector.
+fn orthonormalise(v: &mut [f64], d: usize, q: usize) {
+    for c in 0..q {
+        for p in 0..c {
+            let dot: f64 = (0..d).map(|i| v[i * q + c] * v[i * q + p]).sum();
+            for i in 0..d {
+                v[i * q + c] -= dot * v[i * q + p];
+            }
+        }
+        let norm = (0..d).map(|i| v[i * q + c].powi(2)).sum::<f64>().sqrt();
+        if norm > 1e-12 {
+            for i in 0..d {
+                v[i * q + c] /= norm;
+            }
+        } else {
+            for i in 0..d {
+                v[i * q + c] = if i == c % d { 1.0 } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// Eigen-decomposition of a small symmetric matrix by cyclic Jacobi
+/// rotations: eigenvalues and eigenvectors (columns, row-major `[n, n]`).
+pub fn jacobi_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut a = a.to_vec();
+    let mut v = vec![0f64; n * n];
+    for i in 0..n {
+        v[i * n + i] = 1.0;
+    }
+    for _ in 0..100 {
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j].powi(2))
+            .sum();
+        let scale: f64 = (0..n)
+            .map(|i| a[i * n + i].powi(2))
+            .sum::<f64>()
+            .max(1e-300);
+        if off <= 1e-24 * scale {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq.abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let akp = a[k * n + p];
+                    let akq = a[k * n + q];
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let apk = a[p * n + k];
+                    let aqk = a[q * n + k];
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for k in 0..n {
+                    let vkp = v[k * n + p];
+                    let vkq = v[k * n + q];
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    ((0..n).map(|i| a[i * n + i]).collect(), v)
+}
+
+/// Nearest-subspace predictions: `argmin_j ‖(I − U_j U_jᵀ) z‖` over the
+/// classes with training samples (rows are normalised first).
+pub fn nearest_subspace_predict(
+    train: &Tensor<2>,
+    labels: &[usize],
+    test: &Tensor<2>,
+    n_comp: usize,
+) -> Result<Vec<usize>> {
+    check(train, labels, test)?;
+    let subspaces = class_subspaces(&normalize_rows(train.clone()), labels, n_comp)?;
+    let test = normalize_rows(test.clone());
+    let [n, _] = test.dims();
+    let norms = to_vec(test.clone().powi_scalar(2).sum_dim(1))?;
+    let mut best = vec![(f64::INFINITY, 0usize); n];
+    for (j, u) in subspaces.iter().enumerate() {
+        let Some(u) = u else { continue };
+        // ‖(I − UUᵀ)z‖² = ‖z‖² − ‖Uᵀz‖² for orthonormal U.
+        let inside = to_vec(test.clone().matmul(u.clone()).powi_scalar(2).sum_dim(1))?;
+        for i in 0..n {
+            let resid = (norms[i] as f64 - inside[i] as f64).max(0.0);
+            if resid < best[i].0 {
+                best[i] = (resid, j);
+            }
+        }
+    }
+    Ok(best.into_iter().map(|(_, j)| j).collect())
+}
+
+/// Fraction of predictions equal to the labels.
+pub fn accuracy(predictions: &[usize], labels: &[usize]) -> f64 {
+    if labels.is_empty() {
+        return f64::NAN;
+    }
+    let hits = predictions
+        .iter()
+        .zip(labels)
+        .filter(|(p, l)| p == l)
+        .count();
+    hits as f64 / labels.len() as f64
+}

@@ -1,0 +1,411 @@
+//! The vector ReduNet layer (Algorithm 1 of the ReduNet paper).
+//!
+//! From the layer's input `Z: [m, d]` and memberships Π the layer builds the
+//! expansion and compression operators
+//!
+//! ```text
+//! E   = α   (I + α   ZᵀZ)⁻¹,              α   = d / (m ε²)
+//! C_j = α_j (I + α_j Zᵀ diag(π_j) Z)⁻¹,   α_j = d / (m_j ε²),  γ_j = m_j / m
+//! ```
+//!
+//! and moves every sample `z` (a row) along the gradient of ΔR:
+//!
+//! ```text
+//! g(z) = E z − Σ_j γ_j π̂_j(z) C_j z,     z ← (z + η g(z)) / ‖z + η g(z)‖
+//! ```
+//!
+//! where `π̂_j(z)` is either the true membership (mode [`MembershipMode::Labels`])
+//! or the soft estimate `softmax_j(−λ ‖C_j z‖)` (mode [`MembershipMode::Soft`],
+//! the only choice for unlabelled data, and what the official code also uses
+//! on the training samples during construction). E and C_j are symmetric, so
+//! `E z` for all rows is the product `Z E`.
+
+use crate::host::{indices, tensor, to_vec};
+use crate::linalg::spd_inverse_logdet;
+use crate::rates::{Rates, check_features, weighted_rows};
+use crate::{Error, Memberships, Result};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, IndexingUpdateOp, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Which memberships the update step uses on labelled training samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MembershipMode {
+    /// The true memberships Π (Algorithm 1 of the paper).
+    #[default]
+    Labels,
+    /// The soft estimate `softmax(−λ ‖C_j z‖)`, as the official code does.
+    Soft,
+}
+
+/// Hyper-parameters of a vector ReduNet layer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorLayerConfig {
+    /// Step size η of the gradient step.
+    pub eta: f64,
+    /// ε², the squared coding precision.
+    pub eps_sq: f64,
+    /// λ, the inverse temperature of the soft membership estimate.
+    pub lambda: f64,
+    /// Memberships used when the layer updates its own training samples.
+    pub membership: MembershipMode,
+}
+
+impl Default for VectorLayerConfig {
+    /// The paper's settings: η = 0.5, ε² = 0.1, λ = 500, true labels.
+    fn default() -> Self {
+        Self {
+            eta: 0.5,
+            eps_sq: 0.1,
+            lambda: 500.0,
+            membership: MembershipMode::Labels,
+        }
+    }
+}
+
+impl VectorLayerConfig {
+    /// Checks that every parameter is finite and in range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &str, v: f64| Error::Parameter(format!("{name} = {v} is out of range"));
+        if !(self.eta.is_finite() && self.eta > 0.0) {
+            return Err(bad("eta (must be > 0)", self.eta));
+        }
+        if !(self.eps_sq.is_finite() && self.eps_sq > 0.0) {
+            return Err(bad("eps_sq (must be > 0)", self.eps_sq));
+        }
+        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
+            return Err(bad("lambda (must be ≥ 0)", self.lambda));
+        }
+        Ok(())
+    }
+}
+
+/// One constructed vector ReduNet layer: E, the C_j of the classes that had
+/// members, and their γ_j.
+#[derive(Debug, Clone)]
+pub struct VectorLayer {
+    /// `[d, (k'+1) d]`: E then each C_j side by side, so that one matrix
+    /// product gives `Z E` and every `Z C_j` at once.
+    ops: Tensor<2>,
+    gamma: Vec<f64>,
+    /// Original class index of each stored C_j (classes with members).
+    classes: Vec<usize>,
+    num_classes: usize,
+    config: VectorLayerConfig,
+}
+
+impl VectorLayer {
+    /// Builds E, C_j and γ from the layer input `z: [m, d]` and memberships.
+    /// Also returns R, R_c and ΔR of `z` under `pi`, which fall out of the
+    /// same factorisations.
+    pub fn construct(
+        z: &Tensor<2>,
+        pi: &Memberships,
+        config: &VectorLayerConfig,
+    ) -> Result<(Self, Rates)> {
+        config.validate()?;
+        check_features(z, config.eps_sq)?;
+        let [m, d] = z.dims();
+        pi.check_samples(m)?;
+        let device = z.device();
+        let classes = pi.present();
+        let counts = pi.counts();
+        let eps = config.eps_sq;
+        let alpha = d as f64 / (m as f64 * eps);
+        let alphas: Vec<f64> = classes
+            .iter()
+            .map(|&j| d as f64 / (counts[j] * eps))
+            .collect();
+        let gamma: Vec<f64> = classes.iter().map(|&j| counts[j] / m as f64).collect();
+
+        let class_grams: Vec<Tensor<3>> = classes
+            .iter()
+            .map(|&j| {
+                let x = weighted_rows(z, pi, j);
+                x.clone().transpose().matmul(x).unsqueeze_dim(0)
+            })
+            .collect();
+        let class_grams = Tensor::cat(class_grams, 0);
+        // With hard labels the classes partition the rows, so ZᵀZ is the sum
+        // of the class Gram matrices: half the work of forming it again.
+        let gram = if pi.labels().is_some() {
+            class_grams.clone().sum_dim(0)
+        } else {
+            z.clone().transpose().matmul(z.clone()).unsqueeze_dim(0)
+        };
+        let mut scales = vec![alpha];
+        scales.extend_from_slice(&alphas);
+        let scale_t = tensor(
+            scales.iter().map(|&a| a as f32).collect(),
+            [scales.len(), 1, 1],
+            &device,
+        );
+        let eye = Tensor::<2>::eye(d, &device).unsqueeze_dim::<3>(0);
+        let batch = eye + Tensor::cat(vec![gram, class_grams], 0) * scale_t.clone();
+        let (inv, logdets) = spd_inverse_logdet(batch)?;
+        let ops = inv * scale_t; // [k'+1, d, d]: E, C_1, …
+        let k1 = classes.len() + 1;
+        let ops = ops.swap_dims(0, 1).reshape([d, k1 * d]);
+
+        let r = 0.5 * logdets[0];
+        let r_c: f64 = gamma
+            .iter()
+            .zip(&logdets[1..])
+            .map(|(g, l)| 0.5 * g * l)
+            .sum();
+        Ok((
+            Self {
+                ops,
+                gamma,
+                classes,
+                num_classes: pi.num_classes(),
+                config: *config,
+            },
+            Rates::new(r, r_c),
+        ))
+    }
+
+    /// Reassembles a layer from its parts (used when loading a saved model).
+    pub fn from_parts(
+        e: Tensor<2>,
+        c: Tensor<3>,
+        gamma: Vec<f64>,
+        classes: Vec<usize>,
+        num_classes: usize,
+        config: VectorLayerConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let [d, d2] = e.dims();
+        let [k, cd, cd2] = c.dims();
+        if d != d2 || cd != d || cd2 != d || k != gamma.len() || k != classes.len() {
+            return Err(Error::Shape(format!(
+                "E {:?}, C {:?}, {} γ, {} classes do not fit together",
+                e.dims(),
+                c.dims(),
+                gamma.len(),
+                classes.len()
+            )));
+        }
+        if classes.iter().any(|&j| j >= num_classes) {
+            return Err(Error::Parameter(format!(
+                "class list {classes:?} exceeds {num_classes} classes"
+            )));
+        }
+        let ops = Tensor::cat(vec![e.unsqueeze_dim(0), c], 0)
+            .swap_dims(0, 1)
+            .reshape([d, (k + 1) * d]);
+        Ok(Self {
+            ops,
+            gamma,
+            classes,
+            num_classes,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &VectorLayerConfig {
+        &self.config
+    }
+
+    /// Feature dimension d.
+    pub fn dim(&self) -> usize {
+        self.ops.dims()[0]
+    }
+
+    /// Number of classes k the layer was built for (some may be empty).
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// The classes that had members, in the order of [`Self::c`].
+    pub fn classes(&self) -> &[usize] {
+        &self.classes
+    }
+
+    /// γ_j of the classes in [`Self::classes`].
+    pub fn gamma(&self) -> &[f64] {
+        &self.gamma
+    }
+
+    /// The expansion operator E `[d, d]`.
+    pub fn e(&self) -> Tensor<2> {
+        let d = self.dim();
+        self.ops.clone().slice([0..d, 0..d])
+    }
+
+    /// The compression operators C_j `[k', d, d]` of the classes with members.
+    pub fn c(&self) -> Tensor<3> {
+        let d = self.dim();
+        let k = self.classes.len();
+        self.ops
+            .clone()
+            .slice([0..d, d..(k + 1) * d])
+            .reshape([d, k, d])
+            .swap_dims(0, 1)
+    }
+
+    fn check_input(&self, z: &Tensor<2>) -> Result<()> {
+        let [m, d] = z.dims();
+        if d != self.dim() {
+            return Err(Error::Shape(format!(
+                "layer expects features of dimension {}, got [{m}, {d}]",
+                self.dim()
+            )));
+        }
+        if m == 0 {
+            return Err(Error::Empty("no samples".into()));
+        }
+        crate::host::check_finite(z, "layer input")
+    }
+
+    /// `Z E`: the expansion term for every row.
+    pub fn expansion(&self, z: &Tensor<2>) -> Tensor<2> {
+        z.clone().matmul(self.e())
+    }
+
+    /// Π restricted to the classes this layer stores, `[m, k']`.
+    pub fn restrict(&self, pi: &Memberships) -> Result<Tensor<2>> {
+        if pi.num_classes() != self.num_classes {
+            return Err(Error::Shape(format!(
+                "memberships have {} classes, the layer {}",
+                pi.num_classes(),
+                self.num_classes
+            )));
+        }
+        Ok(pi
+            .pi()
+            .clone()
+            .select(1, indices(&self.classes, &pi.pi().device())))
+    }
+
+    fn gamma_row(&self, device: &Device) -> Tensor<2> {
+        let k = self.gamma.len();
+        tensor(
+            self.gamma.iter().map(|&g| g as f32).collect(),
+            [1, k],
+            device,
+        )
+    }
+
+    /// `Σ_j γ_j w_ij C_j z_i` for every row, with weights `w: [m, k']`.
+    /// With hard `labels` only each row's own class is multiplied.
+    pub fn compression(&self, z: &Tensor<2>, w: &Tensor<2>, labels: Option<&[usize]>) -> Tensor<2> {
+        let [m, d] = z.dims();
+        let device = z.device();
+        if let Some(labels) = labels {
+            let c = self.c();
+            let mut out = Tensor::<2>::zeros([m, d], &device);
+            for (slot, (&j, &g)) in self.classes.iter().zip(&self.gamma).enumerate() {
+                let rows: Vec<usize> = (0..m).filter(|&i| labels[i] == j).collect();
+                if rows.is_empty() {
+                    continue;
+                }
+                let idx = indices(&rows, &device);
+                let cj = c
+                    .clone()
+                    .slice([slot..slot + 1, 0..d, 0..d])
+                    .reshape([d, d]);
+                let part = z.clone().select(0, idx.clone()).matmul(cj).mul_scalar(g);
+                out = out.select_assign(0, idx, part, IndexingUpdateOp::Add);
+            }
+            return out;
+        }
+        let k = self.classes.len();
+        let d_ = self.dim();
+        let comp = z
+            .clone()
+            .matmul(self.ops.clone().slice([0..d_, d_..(k + 1) * d_]))
+            .reshape([m, k, d]);
+        let weights = w.clone() * self.gamma_row(&device);
+        (comp * weights.unsqueeze_dim(2)).sum_dim(1).reshape([m, d])
+    }
+
+    /// The soft membership estimate `softmax_j(−λ ‖C_j z‖)` over all k
+    /// classes (`[m, k]`; a class without members gets 0).
+    pub fn soft_membership(&self, z: &Tensor<2>) -> Result<Tensor<2>> {
+        self.check_input(z)?;
+        let [m, _] = z.dims();
+        let (_, comp) = self.project(z);
+        let pihat = self.estimate(&comp);
+        if self.classes.len() == self.num_classes {
+            return Ok(pihat);
+        }
+        let idx = indices(&self.classes, &z.device());
+        Ok(
+            Tensor::<2>::zeros([m, self.num_classes], &z.device()).select_assign(
+                1,
+                idx,
+                pihat,
+                IndexingUpdateOp::Assign,
+            ),
+        )
+    }
+
+    /// `Z E` and `Z C_j` for all j from one matrix product: `([m, d], [m, k', d])`.
+    fn project(&self, z: &Tensor<2>) -> (Tensor<2>, Tensor<3>) {
+        let [m, d] = z.dims();
+        let k = self.classes.len();
+        let p = z.clone().matmul(self.ops.clone()).reshape([m, k + 1, d]);
+        let expd = p.clone().slice([0..m, 0..1, 0..d]).reshape([m, d]);
+        let comp = p.slice([0..m, 1..k + 1, 0..d]);
+        (expd, comp)
+    }
+
+    /// softmax(−λ ‖C_j z‖) over the stored classes, norms clamped at 1e-8 as
+    /// in the reference code.
+    fn estimate(&self, comp: &Tensor<3>) -> Tensor<2> {
+        let [m, k, _] = comp.dims();
+        let norms = comp
+            .clone()
+            .powi_scalar(2)
+            .sum_dim(2)
+            .sqrt()
+            .clamp_min(1e-8)
+            .reshape([m, k]);
+        softmax(norms.mul_scalar(-self.config.lambda), 1)
+    }
+
+    /// Applies the layer to unlabelled data (soft membership), normalising
+    /// each output row.
+    pub fn forward(&self, z: &Tensor<2>) -> Result<Tensor<2>> {
+        self.check_input(z)?;
+        let [m, d] = z.dims();
+        let (expd, comp) = self.project(z);
+        let weights = self.estimate(&comp) * self.gamma_row(&z.device());
+        let clus = (comp * weights.unsqueeze_dim(2)).sum_dim(1).reshape([m, d]);
+        Ok(self.step(z, expd - clus))
+    }
+
+    /// Applies the layer to its labelled training samples with the layer's
+    /// [`MembershipMode`]: the true memberships, or the soft estimate.
+    pub fn forward_train(&self, z: &Tensor<2>, pi: &Memberships) -> Result<Tensor<2>> {
+        match self.config.membership {
+            MembershipMode::Soft => self.forward(z),
+            MembershipMode::Labels => {
+                self.check_input(z)?;
+                pi.check_samples(z.dims()[0])?;
+                let w = self.restrict(pi)?;
+                let g = self.expansion(z) - self.compression(z, &w, pi.labels());
+                Ok(self.step(z, g))
+            }
+        }
+    }
+
+    /// `normalize(z + η g)`, per row.
+    fn step(&self, z: &Tensor<2>, g: Tensor<2>) -> Tensor<2> {
+        normalize_rows(z.clone() + g.mul_scalar(self.config.eta))
+    }
+
+    /// Parameters for saving: E, C, γ, classes.
+    pub fn to_parts(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        Ok((to_vec(self.e())?, to_vec(self.c())?))
+    }
+}
+
+/// Scales every row to unit ℓ2 norm (norms clamped at 1e-8).
+pub fn normalize_rows(z: Tensor<2>) -> Tensor<2> {
+    let norms = z.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-8);
+    z / norms
+}

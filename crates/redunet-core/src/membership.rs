@@ -1,0 +1,135 @@
+//! Memberships Π `[m, k]`: hard labels (one-hot rows) or soft probabilities.
+
+use crate::host::{tensor, to_vec};
+use crate::{Error, Result};
+use burn::tensor::{Device, Tensor};
+
+/// Validated class memberships of `m` samples in `k` classes.
+///
+/// Hard labels keep the label list, so that per-class work can gather the
+/// class's rows instead of weighting all of them.
+#[derive(Debug, Clone)]
+pub struct Memberships {
+    pi: Tensor<2>,
+    labels: Option<Vec<usize>>,
+    counts: Vec<f64>,
+}
+
+impl Memberships {
+    /// Hard labels in `0..classes`.
+    pub fn from_labels(labels: &[usize], classes: usize, device: &Device) -> Result<Self> {
+        if classes == 0 {
+            return Err(Error::Parameter(
+                "number of classes must be at least 1".into(),
+            ));
+        }
+        if labels.is_empty() {
+            return Err(Error::Empty("no labels".into()));
+        }
+        let mut counts = vec![0f64; classes];
+        let mut onehot = vec![0f32; labels.len() * classes];
+        for (index, &label) in labels.iter().enumerate() {
+            if label >= classes {
+                return Err(Error::LabelOutOfRange {
+                    index,
+                    label,
+                    classes,
+                });
+            }
+            counts[label] += 1.0;
+            onehot[index * classes + label] = 1.0;
+        }
+        Ok(Self {
+            pi: tensor(onehot, [labels.len(), classes], device),
+            labels: Some(labels.to_vec()),
+            counts,
+        })
+    }
+
+    /// Soft memberships: each row non-negative, finite, summing to 1 (within
+    /// 1e-3).
+    pub fn soft(pi: Tensor<2>) -> Result<Self> {
+        let [m, k] = pi.dims();
+        if m == 0 || k == 0 {
+            return Err(Error::Empty(format!("memberships of shape [{m}, {k}]")));
+        }
+        let values = to_vec(pi.clone())?;
+        let mut counts = vec![0f64; k];
+        for (i, row) in values.chunks(k).enumerate() {
+            if row.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite(format!("membership row {i}")));
+            }
+            if row.iter().any(|&v| v < 0.0) {
+                return Err(Error::Memberships(format!("row {i} has a negative entry")));
+            }
+            let sum: f64 = row.iter().map(|&v| v as f64).sum();
+            if (sum - 1.0).abs() > 1e-3 {
+                return Err(Error::Memberships(format!("row {i} sums to {sum}, not 1")));
+            }
+            for (c, &v) in counts.iter_mut().zip(row) {
+                *c += v as f64;
+            }
+        }
+        Ok(Self {
+            pi,
+            labels: None,
+            counts,
+        })
+    }
+
+    /// Π as a `[m, k]` tensor.
+    pub fn pi(&self) -> &Tensor<2> {
+        &self.pi
+    }
+
+    /// The hard labels, when these memberships are hard.
+    pub fn labels(&self) -> Option<&[usize]> {
+        self.labels.as_deref()
+    }
+
+    pub fn num_samples(&self) -> usize {
+        self.pi.dims()[0]
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.pi.dims()[1]
+    }
+
+    /// `m_j = Σ_i π_ij`, the (soft) size of each class.
+    pub fn counts(&self) -> &[f64] {
+        &self.counts
+    }
+
+    /// Classes with members; an empty class contributes nothing anywhere.
+    pub fn present(&self) -> Vec<usize> {
+        (0..self.counts.len())
+            .filter(|&j| self.counts[j] > 1e-9)
+            .collect()
+    }
+
+    /// Row indices of class `j` (hard memberships only).
+    pub fn members(&self, j: usize) -> Option<Vec<usize>> {
+        self.labels
+            .as_ref()
+            .map(|l| (0..l.len()).filter(|&i| l[i] == j).collect())
+    }
+
+    pub(crate) fn check_samples(&self, m: usize) -> Result<()> {
+        if self.num_samples() != m {
+            return Err(Error::LabelCount {
+                expected: m,
+                got: self.num_samples(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The same memberships on another device.
+    pub fn to_device(&self, device: &Device) -> Self {
+        Self {
+            pi: self.pi.clone().to_device(device),
+            labels: self.labels.clone(),
+            counts: self.counts.clone(),
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! A vector ReduNet: L layers, each constructed forward on the output of the
+//! previous one, with the rates of every stage on record.
+
+use crate::host::{tensor, to_vec};
+use crate::layer::vector::normalize_rows;
+use crate::rates::{Rates, rate_reduction};
+use crate::{Error, Memberships, Result, VectorLayer, VectorLayerConfig};
+use burn::tensor::{Device, Tensor};
+use redunet_data::npy;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// R, R_c and ΔR of the features after `layer` layers (0 = the normalised
+/// input), measured with the construction memberships.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    pub layer: usize,
+    pub r: f64,
+    pub r_c: f64,
+    pub delta_r: f64,
+}
+
+impl LayerRecord {
+    fn new(layer: usize, rates: Rates) -> Self {
+        Self {
+            layer,
+            r: rates.r,
+            r_c: rates.r_c,
+            delta_r: rates.delta_r,
+        }
+    }
+}
+
+/// A forward-constructed vector ReduNet.
+#[derive(Debug, Clone)]
+pub struct VectorReduNet {
+    layers: Vec<VectorLayer>,
+}
+
+/// What construction returns: the network, the rate record (input and every
+/// layer) and the training features after the last layer.
+#[derive(Debug, Clone)]
+pub struct Construction {
+    pub network: VectorReduNet,
+    pub records: Vec<LayerRecord>,
+    pub features: Tensor<2>,
+}
+
+const FORMAT: &str = "redunet-vector-network";
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedLayer {
+    config: VectorLayerConfig,
+    gamma: Vec<f64>,
+    classes: Vec<usize>,
+    e: String,
+    c: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedNetwork {
+    format: String,
+    version: u32,
+    dim: usize,
+    num_classes: usize,
+    layers: Vec<SavedLayer>,
+    #[serde(default)]
+    meta: serde_json::Value,
+}
+
+impl VectorReduNet {
+    /// Builds `layers` layers from training features `z: [m, d]` (rows are
+    /// normalised first) and memberships `pi`. `on_layer` sees each record as
+    /// it is made (record 0 is the input), e.g. to drive a progress bar.
+    pub fn construct(
+        z: &Tensor<2>,
+        pi: &Memberships,
+        layers: usize,
+        config: &VectorLayerConfig,
+        mut on_layer: impl FnMut(&LayerRecord),
+    ) -> Result<Construction> {
+        config.validate()?;
+        crate::rates::check_features(z, config.eps_sq)?;
+        let mut z = normalize_rows(z.clone());
+        let mut built = Vec::with_capacity(layers);
+        let mut records = Vec::with_capacity(layers + 1);
+        for l in 0..layers {
+            let (layer, input_rates) = VectorLayer::construct(&z, pi, config)?;
+            // The rates of this layer's input are the record of the previous
+            // stage: construction computes them for free.
+            let rec = LayerRecord::new(l, input_rates);
+            on_layer(&rec);
+            records.push(rec);
+            z = layer.forward_train(&z, pi)?;
+            built.push(layer);
+        }
+        let last = LayerRecord::new(layers, rate_reduction(&z, pi, config.eps_sq)?);
+        if !last.delta_r.is_finite() {
+            return Err(Error::NonFinite(format!("ΔR after layer {layers}")));
+        }
+        on_layer(&last);
+        records.push(last);
+        Ok(Construction {
+            network: Self { layers: built },
+            records,
+            features: z,
+        })
+    }
+
+    pub fn layers(&self) -> &[VectorLayer] {
+        &self.layers
+    }
+
+    pub fn dim(&self) -> Option<usize> {
+        self.layers.first().map(VectorLayer::dim)
+    }
+
+    /// Features of new data: rows normalised, then every layer with soft
+    /// membership.
+    pub fn transform(&self, z: &Tensor<2>) -> Result<Tensor<2>> {
+        if let Some(d) = self.dim()
+            && z.dims()[1] != d
+        {
+            return Err(Error::Shape(format!(
+                "network expects features of dimension {d}, got {:?}",
+                z.dims()
+            )));
+        }
+        crate::host::check_finite(z, "input features")?;
+        let mut z = normalize_rows(z.clone());
+        for layer in &self.layers {
+            z = layer.forward(&z)?;
+        }
+        Ok(z)
+    }
+
+    /// Saves the network into directory `dir` (created or replaced
+    /// atomically): `model.json` plus E and C of each layer as `.npy`.
+    /// `meta` is stored verbatim for the caller (e.g. the run configuration).
+    pub fn save(&self, dir: &Path, meta: serde_json::Value) -> Result<()> {
+        let dim = self
+            .dim()
+            .ok_or_else(|| Error::Empty("a network without layers".into()))?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Io { path, source }
+        };
+        let tmp = sibling(dir, "partial");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        let mut saved = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (e, c) = layer.to_parts()?;
+            let k = layer.classes().len();
+            let names = (
+                format!("layer-{:04}-e.npy", i + 1),
+                format!("layer-{:04}-c.npy", i + 1),
+            );
+            npy::write_npy_f32(&tmp.join(&names.0), &[dim, dim], &e)?;
+            npy::write_npy_f32(&tmp.join(&names.1), &[k, dim, dim], &c)?;
+            saved.push(SavedLayer {
+                config: *layer.config(),
+                gamma: layer.gamma().to_vec(),
+                classes: layer.classes().to_vec(),
+                e: names.0,
+                c: names.1,
+            });
+        }
+        let doc = SavedNetwork {
+            format: FORMAT.into(),
+            version: VERSION,
+            dim,
+            num_classes: self.layers[0].num_classes(),
+            layers: saved,
+            meta,
+        };
+        let json = serde_json::to_vec_pretty(&doc).expect("model metadata serialises");
+        npy::write_atomic(&tmp.join("model.json"), &json)?;
+        // Swap the finished directory into place; an old one is moved aside
+        // first and removed only after the new one is there.
+        let old = sibling(dir, "old");
+        if dir.exists() {
+            if old.exists() {
+                std::fs::remove_dir_all(&old).map_err(io(&old))?;
+            }
+            std::fs::rename(dir, &old).map_err(io(dir))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(io(dir))?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        Ok(())
+    }
+
+    /// Loads a network saved by [`Self::save`] onto `device`; returns it with
+    /// the stored `meta`.
+    pub fn load(dir: &Path, device: &Device) -> Result<(Self, serde_json::Value)> {
+        let corrupt = |reason: String| Error::CorruptModel {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        let json_path = dir.join("model.json");
+        let bytes = std::fs::read(&json_path).map_err(|source| Error::Io {
+            path: json_path.clone(),
+            source,
+        })?;
+        let doc: SavedNetwork =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("model.json: {e}")))?;
+        if doc.format != FORMAT || doc.version != VERSION {
+            return Err(corrupt(format!(
+                "format {} version {} (expected {FORMAT} version {VERSION})",
+                doc.format, doc.version
+            )));
+        }
+        if doc.layers.is_empty() {
+            return Err(corrupt("no layers".into()));
+        }
+        let d = doc.dim;
+        let mut layers = Vec::with_capacity(doc.layers.len());
+        for (i, l) in doc.layers.into_iter().enumerate() {
+            let k = l.classes.len();
+            let read = |name: &str, shape: Vec<usize>| -> Result<Vec<f32>> {
+                if name.contains('/') || name.contains('\\') || name.starts_with('.') {
+                    return Err(corrupt(format!("layer {} names file {name:?}", i + 1)));
+                }
+                let a = npy::read_npy_f32(&dir.join(name))?;
+                if a.shape != shape {
+                    return Err(corrupt(format!(
+                        "{name} has shape {:?}, expected {shape:?}",
+                        a.shape
+                    )));
+                }
+                if a.data.iter().any(|v| !v.is_finite()) {
+                    return Err(corrupt(format!("{name} holds NaN or Inf")));
+                }
+                Ok(a.data)
+            };
+            let e = tensor(read(&l.e, vec![d, d])?, [d, d], device);
+            let c = tensor(read(&l.c, vec![k, d, d])?, [k, d, d], device);
+            let layer =
+                VectorLayer::from_parts(e, c, l.gamma, l.classes, doc.num_classes, l.config)
+                    .map_err(|e| corrupt(format!("layer {}: {e}", i + 1)))?;
+            layers.push(layer);
+        }
+        Ok((Self { layers }, doc.meta))
+    }
+}
+
+fn sibling(dir: &Path, tag: &str) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    dir.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
+}
+
+/// Reads features back to the host as `[m][d]` row-major values.
+pub fn features_to_host(z: &Tensor<2>) -> Result<Vec<f32>> {
+    to_vec(z.clone())
+}

@@ -1,0 +1,147 @@
+//! The coding rates of MCR² and the gradient of their difference.
+//!
+//! ```text
+//! R(Z)      = ½ logdet(I + α ZᵀZ),                      α   = d / (m ε²)
+//! R_c(Z, Π) = Σ_j γ_j/2 · logdet(I + α_j Zᵀ diag(π_j) Z), α_j = d / (m_j ε²)
+//! ΔR        = R − R_c,                                    γ_j = m_j / m
+//! ```
+//!
+//! A class with `m_j = 0` has γ_j = 0 and is left out entirely.
+
+use crate::linalg::spd_logdet;
+use crate::{Error, Memberships, Result};
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+/// R, R_c and ΔR of one feature matrix under one set of memberships (nats).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    pub r: f64,
+    pub r_c: f64,
+    pub delta_r: f64,
+}
+
+impl Rates {
+    pub fn new(r: f64, r_c: f64) -> Self {
+        Self {
+            r,
+            r_c,
+            delta_r: r - r_c,
+        }
+    }
+}
+
+pub(crate) fn check_features(z: &Tensor<2>, eps_sq: f64) -> Result<()> {
+    let [m, d] = z.dims();
+    if m == 0 || d == 0 {
+        return Err(Error::Empty(format!("features of shape [{m}, {d}]")));
+    }
+    if !(eps_sq.is_finite() && eps_sq > 0.0) {
+        return Err(Error::Parameter(format!(
+            "eps_sq = {eps_sq} must be finite and > 0"
+        )));
+    }
+    crate::host::check_finite(z, "features")
+}
+
+/// The rows of `z` that carry class `j`, scaled by `sqrt(π_ij)`, so that
+/// `XᵀX = Zᵀ diag(π_j) Z`. Hard labels gather just the class's rows.
+pub(crate) fn weighted_rows(z: &Tensor<2>, pi: &Memberships, j: usize) -> Tensor<2> {
+    match pi.members(j) {
+        Some(rows) => z
+            .clone()
+            .select(0, crate::host::indices(&rows, &z.device())),
+        None => {
+            let w = pi
+                .pi()
+                .clone()
+                .slice([0..pi.num_samples(), j..j + 1])
+                .sqrt();
+            z.clone() * w
+        }
+    }
+}
+
+/// `logdet(I + a XᵀX)` for a batch of matrices of one shape, on the smaller
+/// Gram side.
+fn logdets_same_shape(xs: Vec<Tensor<2>>, scales: &[f64]) -> Result<Vec<f64>> {
+    let [rows, cols] = xs[0].dims();
+    let device = xs[0].device();
+    let n = rows.min(cols);
+    let grams: Vec<Tensor<3>> = xs
+        .into_iter()
+        .zip(scales)
+        .map(|(x, &a)| {
+            let g = if rows < cols {
+                x.clone().matmul(x.transpose())
+            } else {
+                x.clone().transpose().matmul(x)
+            };
+            (Tensor::<2>::eye(n, &device) + g.mul_scalar(a)).unsqueeze_dim(0)
+        })
+        .collect();
+    spd_logdet(Tensor::cat(grams, 0))
+}
+
+/// R(Z) = ½ logdet(I + d/(m ε²) ZᵀZ).
+pub fn coding_rate(z: &Tensor<2>, eps_sq: f64) -> Result<f64> {
+    check_features(z, eps_sq)?;
+    let [m, d] = z.dims();
+    let alpha = d as f64 / (m as f64 * eps_sq);
+    Ok(0.5 * logdets_same_shape(vec![z.clone()], &[alpha])?[0])
+}
+
+/// R_c(Z, Π) = Σ_j γ_j/2 · logdet(I + α_j Zᵀ diag(π_j) Z).
+pub fn compressed_coding_rate(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> Result<f64> {
+    check_features(z, eps_sq)?;
+    let [m, d] = z.dims();
+    pi.check_samples(m)?;
+    let counts = pi.counts();
+    // Group classes by the shape of their weighted rows, so that classes of
+    // equal size share one batched factorisation.
+    let mut groups: std::collections::BTreeMap<usize, (Vec<Tensor<2>>, Vec<f64>, Vec<f64>)> =
+        Default::default();
+    for j in pi.present() {
+        let x = weighted_rows(z, pi, j);
+        let g = groups.entry(x.dims()[0]).or_default();
+        g.0.push(x);
+        g.1.push(d as f64 / (counts[j] * eps_sq));
+        g.2.push(counts[j] / m as f64);
+    }
+    let mut r_c = 0.0;
+    for (_, (xs, alphas, gammas)) in groups {
+        let lds = logdets_same_shape(xs, &alphas)?;
+        r_c += lds
+            .iter()
+            .zip(&gammas)
+            .map(|(l, g)| 0.5 * g * l)
+            .sum::<f64>();
+    }
+    Ok(r_c)
+}
+
+/// R, R_c and ΔR of `z` under memberships `pi`.
+pub fn rate_reduction(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> Result<Rates> {
+    Ok(Rates::new(
+        coding_rate(z, eps_sq)?,
+        compressed_coding_rate(z, pi, eps_sq)?,
+    ))
+}
+
+/// The gradient of ΔR with respect to `z`, in closed form:
+///
+/// ```text
+/// ∂ΔR/∂Z = Z E − Σ_j γ_j diag(π_j) Z C_j,
+/// E = α (I + α ZᵀZ)⁻¹,  C_j = α_j (I + α_j Zᵀ diag(π_j) Z)⁻¹.
+/// ```
+pub fn rate_reduction_gradient(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> Result<Tensor<2>> {
+    let (layer, _) = crate::VectorLayer::construct(
+        z,
+        pi,
+        &crate::VectorLayerConfig {
+            eps_sq,
+            ..Default::default()
+        },
+    )?;
+    Ok(layer.expansion(z) - layer.compression(z, &layer.restrict(pi)?, pi.labels()))
+}
