@@ -15,4 +15,5 @@ pub use redunet_data as data;
 pub use redunet_train as train;
 pub use redunet_vision as vision;
 
+pub mod cli;
 pub mod devices;

@@ -1,1 +1,96 @@
-fn main() {}
+//! The `redunet` command line.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use redunet::cli::{config, run};
+use redunet::core::VectorReduNet;
+use redunet::core::host::{tensor, to_vec};
+use redunet::data::npy;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "redunet", version, about = "ReduNet and MCR² (maximal coding rate reduction) on Burn")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Construct a ReduNet from a TOML configuration, evaluate it and write
+    /// summary.json, rates.csv, the saved network and PNG plots.
+    Run {
+        /// The configuration file (see configs/).
+        config: PathBuf,
+        /// Output directory (default: runs/<config name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Backend: flex (default CPU), ndarray, wgpu.
+        #[arg(long, default_value = "flex")]
+        device: String,
+        /// Override a configuration key, e.g. --set model.layers=10.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// No progress bar or data line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Features of new data from a saved network: INPUT.npy [m, …] to
+    /// OUTPUT.npy [m, d].
+    Transform {
+        model: PathBuf,
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long, default_value = "flex")]
+        device: String,
+    },
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Run {
+            config,
+            out,
+            device,
+            sets,
+            quiet,
+        } => {
+            let cfg = config::load(&config, &sets)?;
+            let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
+            });
+            let summary = run::run(&cfg, &dev, &device, &out, quiet)?;
+            run::print_summary(&summary, &out);
+        }
+        Command::Transform {
+            model,
+            input,
+            output,
+            device,
+        } => {
+            let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
+            let (net, _) = VectorReduNet::load(&model, &dev)
+                .with_context(|| format!("loading model {}", model.display()))?;
+            let x = npy::read_npy_f32(&input)?;
+            if x.shape.is_empty() {
+                bail!("{}: expected an array [m, …], got a scalar", input.display());
+            }
+            let m = x.shape[0];
+            let d: usize = x.shape[1..].iter().product();
+            let z = tensor(x.data, [m, d.max(1)], &dev);
+            let f = net.transform(&z)?;
+            let [m, d] = f.dims();
+            npy::write_npy_f32(&output, &[m, d], &to_vec(f)?)?;
+            eprintln!("wrote {} features of dimension {d} to {}", m, output.display());
+        }
+    }
+    Ok(())
+}

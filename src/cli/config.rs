@@ -1,0 +1,311 @@
+//! Run configuration: TOML with unknown keys rejected, and `--set key=value`
+//! overrides applied before validation.
+
+use redunet_core::{MembershipMode, VectorLayerConfig};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where the data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Gaussian2d,
+    Gaussian3d,
+    Mnist,
+    FashionMnist,
+    Npy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: Source,
+    /// Keep only these labels (renumbered 0..k in this order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<usize>>,
+    /// Per class, the first `train_per_class` samples in file order train.
+    /// Required except for npy (where it defaults to all samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_per_class: Option<usize>,
+    /// Per class, the next `test_per_class` samples test (npy: a separate
+    /// test file, all of it unless this is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_per_class: Option<usize>,
+    /// Noise of the Gaussian mixtures (default 0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_x: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_y: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_x: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_y: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Vector,
+}
+
+fn default_eta() -> f64 {
+    0.5
+}
+fn default_eps_sq() -> f64 {
+    0.1
+}
+fn default_lambda() -> f64 {
+    500.0
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub kind: ModelKind,
+    pub layers: usize,
+    #[serde(default = "default_eta")]
+    pub eta: f64,
+    #[serde(default = "default_eps_sq")]
+    pub eps_sq: f64,
+    #[serde(default = "default_lambda")]
+    pub lambda: f64,
+    #[serde(default)]
+    pub membership: MembershipMode,
+}
+
+impl ModelConfig {
+    pub fn layer_config(&self) -> VectorLayerConfig {
+        VectorLayerConfig {
+            eta: self.eta,
+            eps_sq: self.eps_sq,
+            lambda: self.lambda,
+            membership: self.membership,
+        }
+    }
+}
+
+fn default_knn_k() -> usize {
+    5
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Neighbours of the kNN classifier.
+    #[serde(default = "default_knn_k")]
+    pub knn_k: usize,
+    /// Dimension of each class subspace for nearest subspace (default 10;
+    /// 1 for the 2D/3D Gaussians, as in the papers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_comp: Option<usize>,
+    /// At most this many samples per class in the cosine heat maps.
+    #[serde(default = "default_heatmap")]
+    pub heatmap_per_class: usize,
+}
+
+fn default_heatmap() -> usize {
+    50
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            knn_k: default_knn_k(),
+            n_comp: None,
+            heatmap_per_class: default_heatmap(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    #[serde(default)]
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+/// Errors in reading or checking a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("malformed TOML in {path}: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("bad --set '{0}': expected key=value with a dotted key such as model.layers=10")]
+    Set(String),
+}
+
+/// Reads a configuration file and applies `--set` overrides.
+pub fn load(path: &Path, sets: &[String]) -> Result<RunConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, sets, base).map_err(|e| match e {
+        ConfigError::Toml { message, .. } => ConfigError::Toml {
+            path: path.to_path_buf(),
+            message,
+        },
+        other => other,
+    })
+}
+
+/// Parses configuration text, applies overrides and validates. Relative npy
+/// paths are resolved against `base`.
+pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, ConfigError> {
+    let toml_err = |e: toml::de::Error| ConfigError::Toml {
+        path: PathBuf::from("<config>"),
+        message: e.to_string(),
+    };
+    let mut value: toml::Table = toml::from_str(text).map_err(toml_err)?;
+    for set in sets {
+        apply_set(&mut value, set)?;
+    }
+    let mut cfg: RunConfig = toml::Value::Table(value)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+    for p in [
+        &mut cfg.data.train_x,
+        &mut cfg.data.train_y,
+        &mut cfg.data.test_x,
+        &mut cfg.data.test_y,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    validate(&cfg)?;
+    Ok(cfg)
+}
+
+fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> {
+    let (key, raw) = set.split_once('=').ok_or_else(|| ConfigError::Set(set.into()))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(ConfigError::Set(set.into()));
+    }
+    // A TOML value if it parses as one (10, 0.5, true, [0, 1], "x"), else
+    // the raw text as a string (so `data.source=mnist` works unquoted).
+    let value = toml::from_str::<toml::Table>(&format!("v = {}", raw.trim()))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.trim().to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut cur = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = cur
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| ConfigError::Invalid(format!("--set {key}: '{part}' is not a table")))?;
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+fn validate(cfg: &RunConfig) -> Result<(), ConfigError> {
+    let bad = |m: String| Err(ConfigError::Invalid(m));
+    let d = &cfg.data;
+    match d.source {
+        Source::Npy => {
+            if d.train_x.is_none() || d.train_y.is_none() {
+                return bad("data.source = \"npy\" needs data.train_x and data.train_y".into());
+            }
+            if d.test_x.is_some() != d.test_y.is_some() {
+                return bad("data.test_x and data.test_y go together".into());
+            }
+        }
+        _ => {
+            if d.train_per_class.is_none() {
+                return bad("data.train_per_class is required".into());
+            }
+            if d.train_x.is_some() || d.train_y.is_some() || d.test_x.is_some() || d.test_y.is_some() {
+                return bad("data.train_x/train_y/test_x/test_y are only for source = \"npy\"".into());
+            }
+        }
+    }
+    if d.train_per_class == Some(0) {
+        return bad("data.train_per_class must be at least 1".into());
+    }
+    if let Some(n) = d.noise
+        && !(n.is_finite() && n >= 0.0)
+    {
+        return bad(format!("data.noise = {n} must be finite and ≥ 0"));
+    }
+    if cfg.model.layers == 0 {
+        return bad("model.layers must be at least 1".into());
+    }
+    cfg.model
+        .layer_config()
+        .validate()
+        .map_err(|e| ConfigError::Invalid(format!("model: {e}")))?;
+    if cfg.eval.knn_k == 0 {
+        return bad("eval.knn_k must be at least 1".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+seed = 0
+[data]
+source = "mnist"
+classes = [0, 1]
+train_per_class = 500
+test_per_class = 100
+[model]
+kind = "vector"
+layers = 20
+eta = 0.5
+eps_sq = 0.1
+lambda = 500.0
+membership = "labels"
+"#;
+
+    #[test]
+    fn parses_and_overrides() {
+        let c = parse(
+            BASE,
+            &["model.layers=10".into(), "model.membership=soft".into(), "data.classes=[3, 5]".into()],
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(c.model.layers, 10);
+        assert_eq!(c.model.membership, MembershipMode::Soft);
+        assert_eq!(c.data.classes, Some(vec![3, 5]));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        let unknown = BASE.replace("layers = 20", "layers = 20\nlayer = 3");
+        assert!(matches!(parse(&unknown, &[], Path::new(".")), Err(ConfigError::Invalid(m)) if m.contains("layer")));
+        assert!(matches!(
+            parse(BASE, &["model.typo=1".into()], Path::new(".")),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(parse("[data\n", &[], Path::new(".")), Err(ConfigError::Toml { .. })));
+        assert!(parse(BASE, &["model.eta=-1".into()], Path::new(".")).is_err());
+        assert!(parse(BASE, &["model.layers=0".into()], Path::new(".")).is_err());
+        assert!(matches!(parse(BASE, &["nokey".into()], Path::new(".")), Err(ConfigError::Set(_))));
+    }
+}

@@ -1,0 +1,5 @@
+//! The `redunet` command: configuration, the run pipeline, plots.
+
+pub mod config;
+pub mod plots;
+pub mod run;

@@ -1,0 +1,186 @@
+//! PNG plots of a run: rates against layer, |cosine| heat maps of features
+//! sorted by class, and 2D/3D scatter of input and output features.
+//! Each file is drawn into a temporary name and renamed into place.
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+use redunet_core::network::LayerRecord;
+use std::path::Path;
+use std::sync::Once;
+
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSansMono.ttf");
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font is compiled in, so registration cannot fail at run time
+        // unless the file itself is broken; plots then simply lack text.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn temp_path(path: &Path) -> std::path::PathBuf {
+    path.with_file_name(format!(
+        ".{}.tmp-{}.png",
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ))
+}
+
+/// Draws with `f` into a temporary PNG, then renames it to `path`.
+fn draw_png(path: &Path, size: (u32, u32), f: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>) -> Result<()> {
+    register_font();
+    let tmp = temp_path(path);
+    {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        f(&root)?;
+        root.present().map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| anyhow!("writing {}: {e}", path.display()))
+}
+
+fn class_colour(j: usize) -> RGBColor {
+    const P: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+    P[j % P.len()]
+}
+
+/// R, R_c and ΔR against layer.
+pub fn rates(path: &Path, records: &[LayerRecord]) -> Result<()> {
+    draw_png(path, (800, 500), |root| {
+        let max_l = records.last().map_or(1, |r| r.layer.max(1)) as f64;
+        let (lo, hi) = records.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            (lo.min(r.r_c).min(r.delta_r), hi.max(r.r))
+        });
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        let mut chart = ChartBuilder::on(root)
+            .caption("Coding rates against layer", ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..max_l, (lo - pad)..(hi + pad))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("layer")
+            .y_desc("nats")
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        let series: [(&str, RGBColor, fn(&LayerRecord) -> f64); 3] = [
+            ("R", class_colour(0), |r| r.r),
+            ("R_c", class_colour(1), |r| r.r_c),
+            ("ΔR", class_colour(2), |r| r.delta_r),
+        ];
+        for (name, colour, get) in series {
+            chart
+                .draw_series(LineSeries::new(
+                    records.iter().map(|r| (r.layer as f64, get(r))),
+                    colour.stroke_width(2),
+                ))
+                .map_err(|e| anyhow!("{e}"))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
+}
+
+/// Heat map of |cosine similarity| between features, at most `per_class`
+/// samples of each class, sorted by class.
+pub fn cosine_heatmap(
+    path: &Path,
+    features: &[f32],
+    labels: &[usize],
+    dim: usize,
+    per_class: usize,
+    title: &str,
+) -> Result<()> {
+    let k = labels.iter().max().map_or(0, |&l| l + 1);
+    let mut order = Vec::new();
+    for j in 0..k {
+        order.extend((0..labels.len()).filter(|&i| labels[i] == j).take(per_class.max(1)));
+    }
+    let n = order.len();
+    let unit: Vec<Vec<f32>> = order
+        .iter()
+        .map(|&i| {
+            let row = &features[i * dim..(i + 1) * dim];
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-8);
+            row.iter().map(|v| v / norm).collect()
+        })
+        .collect();
+    let cell = (600 / n.max(1)).max(1) as u32;
+    let side = cell * n as u32;
+    draw_png(path, (side + 40, side + 60), |root| {
+        root.draw(&Text::new(title.to_string(), (20, 10), ("sans-serif", 16)))
+            .map_err(|e| anyhow!("{e}"))?;
+        for a in 0..n {
+            for b in 0..n {
+                let c: f32 = unit[a].iter().zip(&unit[b]).map(|(x, y)| x * y).sum::<f32>().abs();
+                let v = (255.0 * (1.0 - c.clamp(0.0, 1.0))) as u8;
+                let colour = RGBColor(v, v, 255 - (255 - v) / 3);
+                let (x, y) = (20 + b as i32 * cell as i32, 40 + a as i32 * cell as i32);
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell as i32, y + cell as i32)],
+                    colour.filled(),
+                ))
+                .map_err(|e| anyhow!("{e}"))?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Scatter of 2D or 3D features coloured by class.
+pub fn scatter(path: &Path, features: &[f32], labels: &[usize], dim: usize, title: &str) -> Result<()> {
+    draw_png(path, (600, 600), |root| {
+        let mut builder = ChartBuilder::on(root);
+        builder.caption(title, ("sans-serif", 20)).margin(20);
+        if dim == 2 {
+            let mut chart = builder
+                .x_label_area_size(30)
+                .y_label_area_size(40)
+                .build_cartesian_2d(-1.1f32..1.1f32, -1.1f32..1.1f32)
+                .map_err(|e| anyhow!("{e}"))?;
+            chart.configure_mesh().draw().map_err(|e| anyhow!("{e}"))?;
+            chart
+                .draw_series(features.chunks(2).zip(labels).map(|(p, &l)| {
+                    Circle::new((p[0], p[1]), 2, class_colour(l).filled())
+                }))
+                .map_err(|e| anyhow!("{e}"))?;
+        } else {
+            let mut chart = builder
+                .build_cartesian_3d(-1.1f32..1.1f32, -1.1f32..1.1f32, -1.1f32..1.1f32)
+                .map_err(|e| anyhow!("{e}"))?;
+            chart.with_projection(|mut p| {
+                p.yaw = 0.6;
+                p.pitch = 0.4;
+                p.into_matrix()
+            });
+            chart.configure_axes().draw().map_err(|e| anyhow!("{e}"))?;
+            chart
+                .draw_series(features.chunks(3).zip(labels).map(|(p, &l)| {
+                    Circle::new((p[0], p[1], p[2]), 2, class_colour(l).filled())
+                }))
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        Ok(())
+    })
+}
