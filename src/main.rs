@@ -9,7 +9,11 @@ use redunet::data::npy;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "redunet", version, about = "ReduNet and MCR² (maximal coding rate reduction) on Burn")]
+#[command(
+    name = "redunet",
+    version,
+    about = "ReduNet and MCR² (maximal coding rate reduction) on Burn"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -81,7 +85,10 @@ fn real_main() -> Result<()> {
                 .with_context(|| format!("loading model {}", model.display()))?;
             let x = npy::read_npy_f32(&input)?;
             if x.shape.is_empty() {
-                bail!("{}: expected an array [m, …], got a scalar", input.display());
+                bail!(
+                    "{}: expected an array [m, …], got a scalar",
+                    input.display()
+                );
             }
             let m = x.shape[0];
             let d: usize = x.shape[1..].iter().product();
@@ -89,7 +96,11 @@ fn real_main() -> Result<()> {
             let f = net.transform(&z)?;
             let [m, d] = f.dims();
             npy::write_npy_f32(&output, &[m, d], &to_vec(f)?)?;
-            eprintln!("wrote {} features of dimension {d} to {}", m, output.display());
+            eprintln!(
+                "wrote {} features of dimension {d} to {}",
+                m,
+                output.display()
+            );
         }
     }
     Ok(())

@@ -195,7 +195,9 @@ pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, Conf
 }
 
 fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> {
-    let (key, raw) = set.split_once('=').ok_or_else(|| ConfigError::Set(set.into()))?;
+    let (key, raw) = set
+        .split_once('=')
+        .ok_or_else(|| ConfigError::Set(set.into()))?;
     let key = key.trim();
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(ConfigError::Set(set.into()));
@@ -236,8 +238,14 @@ fn validate(cfg: &RunConfig) -> Result<(), ConfigError> {
             if d.train_per_class.is_none() {
                 return bad("data.train_per_class is required".into());
             }
-            if d.train_x.is_some() || d.train_y.is_some() || d.test_x.is_some() || d.test_y.is_some() {
-                return bad("data.train_x/train_y/test_x/test_y are only for source = \"npy\"".into());
+            if d.train_x.is_some()
+                || d.train_y.is_some()
+                || d.test_x.is_some()
+                || d.test_y.is_some()
+            {
+                return bad(
+                    "data.train_x/train_y/test_x/test_y are only for source = \"npy\"".into(),
+                );
             }
         }
     }
@@ -286,7 +294,11 @@ membership = "labels"
     fn parses_and_overrides() {
         let c = parse(
             BASE,
-            &["model.layers=10".into(), "model.membership=soft".into(), "data.classes=[3, 5]".into()],
+            &[
+                "model.layers=10".into(),
+                "model.membership=soft".into(),
+                "data.classes=[3, 5]".into(),
+            ],
             Path::new("."),
         )
         .unwrap();
@@ -298,14 +310,22 @@ membership = "labels"
     #[test]
     fn rejects_unknown_keys_and_bad_values() {
         let unknown = BASE.replace("layers = 20", "layers = 20\nlayer = 3");
-        assert!(matches!(parse(&unknown, &[], Path::new(".")), Err(ConfigError::Invalid(m)) if m.contains("layer")));
+        assert!(
+            matches!(parse(&unknown, &[], Path::new(".")), Err(ConfigError::Invalid(m)) if m.contains("layer"))
+        );
         assert!(matches!(
             parse(BASE, &["model.typo=1".into()], Path::new(".")),
             Err(ConfigError::Invalid(_))
         ));
-        assert!(matches!(parse("[data\n", &[], Path::new(".")), Err(ConfigError::Toml { .. })));
+        assert!(matches!(
+            parse("[data\n", &[], Path::new(".")),
+            Err(ConfigError::Toml { .. })
+        ));
         assert!(parse(BASE, &["model.eta=-1".into()], Path::new(".")).is_err());
         assert!(parse(BASE, &["model.layers=0".into()], Path::new(".")).is_err());
-        assert!(matches!(parse(BASE, &["nokey".into()], Path::new(".")), Err(ConfigError::Set(_))));
+        assert!(matches!(
+            parse(BASE, &["nokey".into()], Path::new(".")),
+            Err(ConfigError::Set(_))
+        ));
     }
 }

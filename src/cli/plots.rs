@@ -22,20 +22,27 @@ fn register_font() {
 fn temp_path(path: &Path) -> std::path::PathBuf {
     path.with_file_name(format!(
         ".{}.tmp-{}.png",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ))
 }
 
 /// Draws with `f` into a temporary PNG, then renames it to `path`.
-fn draw_png(path: &Path, size: (u32, u32), f: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>) -> Result<()> {
+fn draw_png(
+    path: &Path,
+    size: (u32, u32),
+    f: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>,
+) -> Result<()> {
     register_font();
     let tmp = temp_path(path);
     {
         let root = BitMapBackend::new(&tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
         f(&root)?;
-        root.present().map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+        root.present()
+            .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
     }
     std::fs::rename(&tmp, path).map_err(|e| anyhow!("writing {}: {e}", path.display()))
 }
@@ -60,9 +67,11 @@ fn class_colour(j: usize) -> RGBColor {
 pub fn rates(path: &Path, records: &[LayerRecord]) -> Result<()> {
     draw_png(path, (800, 500), |root| {
         let max_l = records.last().map_or(1, |r| r.layer.max(1)) as f64;
-        let (lo, hi) = records.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
-            (lo.min(r.r_c).min(r.delta_r), hi.max(r.r))
-        });
+        let (lo, hi) = records
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+                (lo.min(r.r_c).min(r.delta_r), hi.max(r.r))
+            });
         let pad = ((hi - lo) * 0.05).max(1e-6);
         let mut chart = ChartBuilder::on(root)
             .caption("Coding rates against layer", ("sans-serif", 22))
@@ -90,7 +99,9 @@ pub fn rates(path: &Path, records: &[LayerRecord]) -> Result<()> {
                 ))
                 .map_err(|e| anyhow!("{e}"))?
                 .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -115,7 +126,11 @@ pub fn cosine_heatmap(
     let k = labels.iter().max().map_or(0, |&l| l + 1);
     let mut order = Vec::new();
     for j in 0..k {
-        order.extend((0..labels.len()).filter(|&i| labels[i] == j).take(per_class.max(1)));
+        order.extend(
+            (0..labels.len())
+                .filter(|&i| labels[i] == j)
+                .take(per_class.max(1)),
+        );
     }
     let n = order.len();
     let unit: Vec<Vec<f32>> = order
@@ -133,7 +148,12 @@ pub fn cosine_heatmap(
             .map_err(|e| anyhow!("{e}"))?;
         for a in 0..n {
             for b in 0..n {
-                let c: f32 = unit[a].iter().zip(&unit[b]).map(|(x, y)| x * y).sum::<f32>().abs();
+                let c: f32 = unit[a]
+                    .iter()
+                    .zip(&unit[b])
+                    .map(|(x, y)| x * y)
+                    .sum::<f32>()
+                    .abs();
                 let v = (255.0 * (1.0 - c.clamp(0.0, 1.0))) as u8;
                 let colour = RGBColor(v, v, 255 - (255 - v) / 3);
                 let (x, y) = (20 + b as i32 * cell as i32, 40 + a as i32 * cell as i32);
@@ -149,7 +169,13 @@ pub fn cosine_heatmap(
 }
 
 /// Scatter of 2D or 3D features coloured by class.
-pub fn scatter(path: &Path, features: &[f32], labels: &[usize], dim: usize, title: &str) -> Result<()> {
+pub fn scatter(
+    path: &Path,
+    features: &[f32],
+    labels: &[usize],
+    dim: usize,
+    title: &str,
+) -> Result<()> {
     draw_png(path, (600, 600), |root| {
         let mut builder = ChartBuilder::on(root);
         builder.caption(title, ("sans-serif", 20)).margin(20);
@@ -161,9 +187,12 @@ pub fn scatter(path: &Path, features: &[f32], labels: &[usize], dim: usize, titl
                 .map_err(|e| anyhow!("{e}"))?;
             chart.configure_mesh().draw().map_err(|e| anyhow!("{e}"))?;
             chart
-                .draw_series(features.chunks(2).zip(labels).map(|(p, &l)| {
-                    Circle::new((p[0], p[1]), 2, class_colour(l).filled())
-                }))
+                .draw_series(
+                    features
+                        .chunks(2)
+                        .zip(labels)
+                        .map(|(p, &l)| Circle::new((p[0], p[1]), 2, class_colour(l).filled())),
+                )
                 .map_err(|e| anyhow!("{e}"))?;
         } else {
             let mut chart = builder
@@ -176,9 +205,11 @@ pub fn scatter(path: &Path, features: &[f32], labels: &[usize], dim: usize, titl
             });
             chart.configure_axes().draw().map_err(|e| anyhow!("{e}"))?;
             chart
-                .draw_series(features.chunks(3).zip(labels).map(|(p, &l)| {
-                    Circle::new((p[0], p[1], p[2]), 2, class_colour(l).filled())
-                }))
+                .draw_series(
+                    features.chunks(3).zip(labels).map(|(p, &l)| {
+                        Circle::new((p[0], p[1], p[2]), 2, class_colour(l).filled())
+                    }),
+                )
                 .map_err(|e| anyhow!("{e}"))?;
         }
         Ok(())

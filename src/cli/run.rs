@@ -32,15 +32,19 @@ pub fn load_data(cfg: &RunConfig) -> Result<Split> {
             let data = gaussian::mixture(&centres, train + test, d.noise.unwrap_or(0.1), cfg.seed)?;
             per_class_split(&data, classes, train, test)?
         }
-        Source::Mnist => {
-            per_class_split(&builtin::mnist()?, classes, d.train_per_class.unwrap_or(0), test)?
-        }
+        Source::Mnist => per_class_split(
+            &builtin::mnist()?,
+            classes,
+            d.train_per_class.unwrap_or(0),
+            test,
+        )?,
         Source::FashionMnist => {
             // Train from the 60k set; test from the 10k test set.
             let train = builtin::fashion_mnist(true)?;
             let mut s = per_class_split(&train, classes, d.train_per_class.unwrap_or(0), 0)?;
             if test > 0 {
-                let t = per_class_split(&builtin::fashion_mnist(false)?, Some(&s.classes), test, 0)?;
+                let t =
+                    per_class_split(&builtin::fashion_mnist(false)?, Some(&s.classes), test, 0)?;
                 s.warnings.extend(t.warnings);
                 s.test = t.train;
             }
@@ -55,10 +59,17 @@ fn npy_dataset(x: &Path, y: &Path) -> Result<Dataset> {
     let xs = npy::read_npy_f32(x)?;
     let ys = npy::read_npy_i64(y)?;
     if xs.shape.is_empty() {
-        bail!("{}: features must have shape [m, …], got a scalar", x.display());
+        bail!(
+            "{}: features must have shape [m, …], got a scalar",
+            x.display()
+        );
     }
     if ys.shape.len() != 1 {
-        bail!("{}: labels must have shape [m], got {:?}", y.display(), ys.shape);
+        bail!(
+            "{}: labels must have shape [m], got {:?}",
+            y.display(),
+            ys.shape
+        );
     }
     if xs.shape[0] != ys.shape[0] {
         bail!(
@@ -72,7 +83,10 @@ fn npy_dataset(x: &Path, y: &Path) -> Result<Dataset> {
     let mut labels = Vec::with_capacity(ys.data.len());
     for (i, &l) in ys.data.iter().enumerate() {
         if l < 0 || l > u32::MAX as i64 {
-            bail!("{}: label {l} at index {i} is out of range (labels are 0, 1, …)", y.display());
+            bail!(
+                "{}: label {l} at index {i} is out of range (labels are 0, 1, …)",
+                y.display()
+            );
         }
         labels.push(l as usize);
     }
@@ -100,8 +114,13 @@ fn load_npy(cfg: &RunConfig) -> Result<Split> {
                 train.sample_shape
             );
         }
-        let t = per_class_split(&test, Some(&split.classes), d.test_per_class.unwrap_or(usize::MAX), 0)
-            .context("test set")?;
+        let t = per_class_split(
+            &test,
+            Some(&split.classes),
+            d.test_per_class.unwrap_or(usize::MAX),
+            0,
+        )
+        .context("test set")?;
         split.test = t.train;
     }
     Ok(split)
@@ -169,7 +188,13 @@ fn evaluate(
 }
 
 /// Runs a configuration end to end and writes its outputs into `out`.
-pub fn run(cfg: &RunConfig, device: &Device, device_name: &str, out: &Path, quiet: bool) -> Result<Summary> {
+pub fn run(
+    cfg: &RunConfig,
+    device: &Device,
+    device_name: &str,
+    out: &Path,
+    quiet: bool,
+) -> Result<Summary> {
     let split = load_data(cfg)?;
     for w in &split.warnings {
         eprintln!("warning: {w}");
@@ -199,14 +224,19 @@ pub fn run(cfg: &RunConfig, device: &Device, device_name: &str, out: &Path, quie
         ProgressBar::new(layers as u64)
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} layer {pos}/{len} [{bar:30}] {msg} ({elapsed}, eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} layer {pos}/{len} [{bar:30}] {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     let start = Instant::now();
     let built = VectorReduNet::construct(&z, &pi, layers, &layer_cfg, |rec| {
         bar.set_position(rec.layer as u64);
-        bar.set_message(format!("ΔR {:.4}  R {:.4}  R_c {:.4}", rec.delta_r, rec.r, rec.r_c));
+        bar.set_message(format!(
+            "ΔR {:.4}  R {:.4}  R_c {:.4}",
+            rec.delta_r, rec.r, rec.r_c
+        ));
     })?;
     // Make sure the construction has really finished on an asynchronous device.
     to_vec(built.features.clone().slice([0..1, 0..1]))?;
@@ -226,13 +256,27 @@ pub fn run(cfg: &RunConfig, device: &Device, device_name: &str, out: &Path, quie
     };
     let n_comp = cfg.eval.n_comp.unwrap_or(default_comp);
     let knn_k = cfg.eval.knn_k;
-    let train_acc = evaluate(&train_features, &train.labels, &train_features, &train.labels, knn_k, n_comp)?;
+    let train_acc = evaluate(
+        &train_features,
+        &train.labels,
+        &train_features,
+        &train.labels,
+        knn_k,
+        n_comp,
+    )?;
     let (test_features, test_acc) = if test.is_empty() {
         (None, None)
     } else {
         let zt = as_matrix(test, device);
         let ft = built.network.transform(&zt)?;
-        let acc = evaluate(&train_features, &train.labels, &ft, &test.labels, knn_k, n_comp)?;
+        let acc = evaluate(
+            &train_features,
+            &train.labels,
+            &ft,
+            &test.labels,
+            knn_k,
+            n_comp,
+        )?;
         (Some((zt, ft)), Some(acc))
     };
     let evaluate_s = start.elapsed().as_secs_f64();
@@ -262,7 +306,10 @@ pub fn run(cfg: &RunConfig, device: &Device, device_name: &str, out: &Path, quie
     };
 
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&summary)?)?;
+    write_atomic(
+        &out.join("summary.json"),
+        &serde_json::to_vec_pretty(&summary)?,
+    )?;
     let mut csv = String::from("layer,r,r_c,delta_r\n");
     for r in &built.records {
         csv.push_str(&format!("{},{},{},{}\n", r.layer, r.r, r.r_c, r.delta_r));
@@ -295,7 +342,13 @@ pub fn run(cfg: &RunConfig, device: &Device, device_name: &str, out: &Path, quie
     }
     if dim == 2 || dim == 3 {
         let input = to_vec(redunet_core::layer::vector::normalize_rows(z.clone()))?;
-        super::plots::scatter(&out.join("scatter-input.png"), &input, &train.labels, dim, "input features")?;
+        super::plots::scatter(
+            &out.join("scatter-input.png"),
+            &input,
+            &train.labels,
+            dim,
+            "input features",
+        )?;
         super::plots::scatter(
             &out.join("scatter-output.png"),
             &to_vec(train_features)?,
@@ -309,7 +362,12 @@ pub fn run(cfg: &RunConfig, device: &Device, device_name: &str, out: &Path, quie
 
 /// Prints a readable summary.
 pub fn print_summary(s: &Summary, out: &Path) {
-    println!("ReduNet ({} layers) on {} — device {}", s.layers.len(), s.data.source, s.device);
+    println!(
+        "ReduNet ({} layers) on {} — device {}",
+        s.layers.len(),
+        s.data.source,
+        s.device
+    );
     println!(
         "  rates: input ΔR {:.4} → layer {} ΔR {:.4} (R {:.4}, R_c {:.4})",
         s.input.delta_r,
@@ -327,7 +385,10 @@ pub fn print_summary(s: &Summary, out: &Path) {
         s.accuracy.train.knn, s.accuracy.train.nearest_subspace
     );
     if let Some(t) = &s.accuracy.test {
-        println!("  test accuracy:  kNN {:.4}, nearest subspace {:.4}", t.knn, t.nearest_subspace);
+        println!(
+            "  test accuracy:  kNN {:.4}, nearest subspace {:.4}",
+            t.knn, t.nearest_subspace
+        );
     }
     println!("  results in {}", out.display());
 }

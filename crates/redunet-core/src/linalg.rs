@@ -6,13 +6,13 @@
 //! `A: [b, n, n]` is split into blocks and eliminated by Schur complements,
 //!
 //! ```text
-//! A = [[P, Bᵀ], [B, D]],   S = D − B P⁻¹ Bᵀ,
+//! A = [[P, Bᵀ], [B, D]] = L Lᵀ,   L₂₁ = B L₁₁⁻ᵀ,   S = D − L₂₁ L₂₁ᵀ,
 //! logdet A = logdet P + logdet S,
-//! A⁻¹ = [[P⁻¹ + Wᵀ S⁻¹ W, −Wᵀ S⁻¹], [−S⁻¹ W, S⁻¹]],   W = B P⁻¹,
+//! L⁻¹ = [[L₁₁⁻¹, 0], [−L₂₂⁻¹ L₂₁ L₁₁⁻¹, L₂₂⁻¹]],   A⁻¹ = L⁻ᵀ L⁻¹,
 //! ```
 //!
-//! recursively, which is block Cholesky in disguise (stable for SPD input)
-//! and spends its flops in batched matrix products on the device. Blocks of
+//! recursively (block Cholesky, stable for SPD input), spending its flops in
+//! batched matrix products on the device. Blocks of
 //! at most [`BASE`] rows are factored on the host in f64 (Cholesky), the way
 //! hybrid GPU libraries factor their panels; the logdet is accumulated in f64.
 
@@ -22,7 +22,7 @@ use burn::tensor::{Tensor, s};
 use rayon::prelude::*;
 
 /// Largest block factored directly on the host.
-pub const BASE: usize = 64;
+pub const BASE: usize = 128;
 
 /// Inverse and log-determinant of each matrix of a batch of symmetric
 /// positive-definite matrices `a: [b, n, n]`.
@@ -51,6 +51,16 @@ pub fn spd_logdet(a: Tensor<3>) -> Result<Vec<f64>> {
 }
 
 fn recurse(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
+    let (li, logdets) = inverse_factor(a)?;
+    Ok((li.clone().swap_dims(1, 2).matmul(li), logdets))
+}
+
+/// L⁻¹ (lower triangular) with A = L Lᵀ, and logdet A, by recursive block
+/// Cholesky. The Schur complement is formed as D − L₂₁L₂₁ᵀ from the
+/// triangular factor rather than D − B P⁻¹ Bᵀ: subtracting a product of
+/// well-scaled factors keeps it positive definite in f32 far beyond where
+/// the inverse-based form breaks down.
+fn inverse_factor(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
     let [b, n, _] = a.dims();
     if n <= BASE {
         return host_base(a);
@@ -60,46 +70,70 @@ fn recurse(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
     let p = a.clone().slice(s![.., 0..h, 0..h]);
     let bl = a.clone().slice(s![.., h..n, 0..h]);
     let d = a.slice(s![.., h..n, h..n]);
-    let (p_inv, ld_p) = recurse(p)?;
-    let w = bl.clone().matmul(p_inv.clone());
-    let schur = d - w.clone().matmul(bl.swap_dims(1, 2));
+    let (l11i, ld_p) = inverse_factor(p)?;
+    let l21 = bl.matmul(l11i.clone().swap_dims(1, 2));
+    let schur = d - l21.clone().matmul(l21.clone().swap_dims(1, 2));
     // Rounding breaks the symmetry of the Schur complement; restore it.
     let schur = (schur.clone() + schur.swap_dims(1, 2)).mul_scalar(0.5);
-    let (s_inv, ld_s) = recurse(schur)?;
-    let s_inv_w = s_inv.clone().matmul(w.clone());
-    let top_left = p_inv + w.swap_dims(1, 2).matmul(s_inv_w.clone());
-    let top_left = (top_left.clone() + top_left.swap_dims(1, 2)).mul_scalar(0.5);
-    let off = s_inv_w.neg();
-    let top = Tensor::cat(vec![top_left, off.clone().swap_dims(1, 2)], 2);
-    let bottom = Tensor::cat(vec![off, s_inv], 2);
-    let inv = Tensor::cat(vec![top, bottom], 1);
-    debug_assert_eq!(inv.dims(), [b, n, n]);
-    Ok((inv, ld_p.iter().zip(&ld_s).map(|(x, y)| x + y).collect()))
+    let (l22i, ld_s) = inverse_factor(schur)?;
+    let off = l22i.clone().matmul(l21).matmul(l11i.clone()).neg();
+    let device = off.device();
+    let top = Tensor::cat(vec![l11i, Tensor::zeros([b, h, n - h], &device)], 2);
+    let bottom = Tensor::cat(vec![off, l22i], 2);
+    let li = Tensor::cat(vec![top, bottom], 1);
+    Ok((li, ld_p.iter().zip(&ld_s).map(|(x, y)| x + y).collect()))
 }
 
-/// Cholesky in f64 on the host for each matrix of a small batch.
+/// Cholesky in f64 on the host for each matrix of a small batch: L⁻¹ and
+/// the logdet.
 fn host_base(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
     let device = a.device();
     let [b, n, _] = a.dims();
     let values = to_vec(a)?;
     let mut out = vec![0f32; b * n * n];
-    let logdets = values
-        .par_chunks(n * n)
-        .zip(out.par_chunks_mut(n * n))
-        .enumerate()
-        .map(|(index, (m, o))| {
-            let sym: Vec<f64> = (0..n * n)
-                .map(|k| 0.5 * (m[k] as f64 + m[(k % n) * n + k / n] as f64))
-                .collect();
-            let (inv, ld) = spd_inverse_f64(&sym, n)
-                .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })?;
-            for (dst, src) in o.iter_mut().zip(&inv) {
-                *dst = *src as f32;
-            }
-            Ok(ld)
-        })
-        .collect::<Result<Vec<f64>>>()?;
+    let logdets =
+        values
+            .par_chunks(n * n)
+            .zip(out.par_chunks_mut(n * n))
+            .enumerate()
+            .map(|(index, (m, o))| {
+                let sym: Vec<f64> = (0..n * n)
+                    .map(|k| 0.5 * (m[k] as f64 + m[(k % n) * n + k / n] as f64))
+                    .collect();
+                let l = cholesky_f64(&sym, n)
+                    .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })?;
+                let li = lower_inverse_f64(&l, n);
+                for (dst, src) in o.iter_mut().zip(&li) {
+                    *dst = *src as f32;
+                }
+                Ok(2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>())
+            })
+            .collect::<Result<Vec<f64>>>()?;
     Ok((tensor(out, [b, n, n], &device), logdets))
+}
+
+/// Inverse of a lower-triangular matrix (row-major, f64), row by row:
+/// row i = (e_i − Σ_{k<i} L_ik · row k) / L_ii, with contiguous updates.
+pub fn lower_inverse_f64(l: &[f64], n: usize) -> Vec<f64> {
+    let mut li = vec![0f64; n * n];
+    for i in 0..n {
+        let (done, rest) = li.split_at_mut(i * n);
+        let row = &mut rest[..n];
+        row[i] = 1.0;
+        for k in 0..i {
+            let f = l[i * n + k];
+            if f != 0.0 {
+                for (r, v) in row[..=k].iter_mut().zip(&done[k * n..k * n + k + 1]) {
+                    *r -= f * v;
+                }
+            }
+        }
+        let inv_d = 1.0 / l[i * n + i];
+        for r in row[..=i].iter_mut() {
+            *r *= inv_d;
+        }
+    }
+    li
 }
 
 /// Inverse and logdet of one SPD matrix (row-major, f64) by Cholesky.
@@ -107,28 +141,18 @@ fn host_base(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
 pub fn spd_inverse_f64(a: &[f64], n: usize) -> std::result::Result<(Vec<f64>, f64), (usize, f64)> {
     let l = cholesky_f64(a, n)?;
     let logdet = 2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>();
-    // L⁻¹ by forward substitution, column by column (lower triangular).
-    let mut li = vec![0f64; n * n];
-    for j in 0..n {
-        li[j * n + j] = 1.0 / l[j * n + j];
-        for i in j + 1..n {
-            let mut s = 0.0;
-            for k in j..i {
-                s += l[i * n + k] * li[k * n + j];
-            }
-            li[i * n + j] = -s / l[i * n + i];
-        }
-    }
-    // A⁻¹ = L⁻ᵀ L⁻¹.
+    let li = lower_inverse_f64(&l, n);
+    // A⁻¹ = L⁻ᵀ L⁻¹: (A⁻¹)_ij = Σ_{k ≥ max(i,j)} (L⁻¹)_ki (L⁻¹)_kj, summed as
+    // rank-one updates with the rows of L⁻¹.
     let mut inv = vec![0f64; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let mut s = 0.0;
-            for k in i..n {
-                s += li[k * n + i] * li[k * n + j];
+    for k in 0..n {
+        let row = &li[k * n..k * n + k + 1];
+        for (i, &ri) in row.iter().enumerate() {
+            if ri != 0.0 {
+                for (dst, &rj) in inv[i * n..i * n + k + 1].iter_mut().zip(row) {
+                    *dst += ri * rj;
+                }
             }
-            inv[i * n + j] = s;
-            inv[j * n + i] = s;
         }
     }
     Ok((inv, logdet))

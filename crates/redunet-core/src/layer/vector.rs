@@ -28,6 +28,9 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, IndexingUpdateOp, Tensor};
 use serde::{Deserialize, Serialize};
 
+/// Rows per block of the soft forward pass.
+const FORWARD_BLOCK: usize = 512;
+
 /// Which memberships the update step uses on labelled training samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -372,10 +375,33 @@ impl VectorLayer {
     pub fn forward(&self, z: &Tensor<2>) -> Result<Tensor<2>> {
         self.check_input(z)?;
         let [m, d] = z.dims();
-        let (expd, comp) = self.project(z);
+        // Row blocks keep the [rows, k+1, d] intermediate small enough to
+        // stay in cache between the product and the element-wise passes.
+        let parts: Vec<Tensor<2>> = (0..m)
+            .step_by(FORWARD_BLOCK)
+            .map(|start| {
+                let rows = z
+                    .clone()
+                    .slice([start..(start + FORWARD_BLOCK).min(m), 0..d]);
+                self.forward_block(rows)
+            })
+            .collect();
+        Ok(if parts.len() == 1 {
+            parts.into_iter().next().expect("one block")
+        } else {
+            Tensor::cat(parts, 0)
+        })
+    }
+
+    fn forward_block(&self, z: Tensor<2>) -> Tensor<2> {
+        let [m, d] = z.dims();
+        let k = self.classes.len();
+        let (expd, comp) = self.project(&z);
         let weights = self.estimate(&comp) * self.gamma_row(&z.device());
-        let clus = (comp * weights.unsqueeze_dim(2)).sum_dim(1).reshape([m, d]);
-        Ok(self.step(z, expd - clus))
+        // Σ_j w_ij C_j z_i as a batch of [1, k] @ [k, d] products: one read of
+        // the C_j z_i, no second [m, k, d] temporary.
+        let clus = weights.reshape([m, 1, k]).matmul(comp).reshape([m, d]);
+        self.step(&z, expd - clus)
     }
 
     /// Applies the layer to its labelled training samples with the layer's

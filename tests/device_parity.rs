@@ -1,0 +1,58 @@
+//! The same construction on every compiled backend gives the same rates:
+//! ΔR within 1e-3 relative of flex at every layer. With the `wgpu` feature
+//! this runs on the GPU path (Mesa's software Vulkan in CI); the test fails
+//! if the wgpu device cannot be opened, unless REDUNET_SKIP_WGPU=1.
+
+use redunet::core::host::tensor;
+use redunet::core::{MembershipMode, Memberships, VectorLayerConfig, VectorReduNet};
+use redunet::data::{builtin, split::per_class_split};
+
+fn records(device_name: &str) -> Vec<f64> {
+    let device = redunet::devices::by_name(device_name).unwrap_or_else(|e| panic!("{e}"));
+    let data = builtin::mnist().unwrap();
+    let split = per_class_split(&data, Some(&[0, 1, 2]), 30, 0).unwrap();
+    let m = split.train.len();
+    let z = tensor(split.train.features.clone(), [m, 784], &device);
+    let pi = Memberships::from_labels(&split.train.labels, 3, &device).unwrap();
+    let config = VectorLayerConfig {
+        membership: MembershipMode::Soft,
+        ..Default::default()
+    };
+    VectorReduNet::construct(&z, &pi, 4, &config, |_| {})
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| r.delta_r)
+        .collect()
+}
+
+fn compare(name: &str) {
+    let reference = records("flex");
+    let other = records(name);
+    for (l, (a, b)) in reference.iter().zip(&other).enumerate() {
+        let rel = (a - b).abs() / a.abs();
+        eprintln!("layer {l}: flex ΔR {a:.6}, {name} ΔR {b:.6}, rel {rel:.2e}");
+        assert!(rel < 1e-3, "layer {l}: flex {a} vs {name} {b}");
+    }
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_matches_flex() {
+    if std::env::var("REDUNET_SKIP_WGPU").as_deref() == Ok("1") {
+        eprintln!("REDUNET_SKIP_WGPU=1: wgpu parity skipped");
+        return;
+    }
+    compare("wgpu");
+}
+
+#[cfg(feature = "ndarray")]
+#[test]
+fn ndarray_matches_flex() {
+    compare("ndarray");
+}
+
+#[test]
+fn flex_is_deterministic() {
+    assert_eq!(records("flex"), records("flex"));
+}
