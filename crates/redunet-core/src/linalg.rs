@@ -8,7 +8,7 @@
 //! ```text
 //! A = [[P, Bᵀ], [B, D]] = L Lᵀ,   L₂₁ = B L₁₁⁻ᵀ,   S = D − L₂₁ L₂₁ᵀ,
 //! logdet A = logdet P + logdet S,
-//! L⁻¹ = [[L₁₁⁻¹, 0], [−L₂₂⁻¹ L₂₁ L₁₁⁻¹, L₂₂⁻¹]],   A⁻¹ = L⁻ᵀ L⁻¹,
+//! L⁻¹ = [[L₁₁⁻¹, 0], [−L₂₂⁻¹ L₂₁ L₁₁⁻¹, L₂₂⁻¹]],   A⁻¹ = L⁻ᵀ L⁻¹ (blockwise),
 //! ```
 //!
 //! recursively (block Cholesky, stable for SPD input), spending its flops in
@@ -51,65 +51,132 @@ pub fn spd_logdet(a: Tensor<3>) -> Result<Vec<f64>> {
 }
 
 fn recurse(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
-    let (li, logdets) = inverse_factor(a)?;
-    Ok((li.clone().swap_dims(1, 2).matmul(li), logdets))
+    let f = factor(a, false)?;
+    Ok((f.inverse, f.logdet))
 }
 
-/// L⁻¹ (lower triangular) with A = L Lᵀ, and logdet A, by recursive block
-/// Cholesky. The Schur complement is formed as D − L₂₁L₂₁ᵀ from the
-/// triangular factor rather than D − B P⁻¹ Bᵀ: subtracting a product of
-/// well-scaled factors keeps it positive definite in f32 far beyond where
-/// the inverse-based form breaks down.
-fn inverse_factor(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
+/// What one level of the recursion hands to its parent.
+struct Factor {
+    /// L⁻¹ (lower triangular), only when the parent asks for it.
+    inverse_factor: Option<Tensor<3>>,
+    inverse: Tensor<3>,
+    logdet: Vec<f64>,
+}
+
+/// Recursive block Cholesky with A = L Lᵀ, L⁻¹ = [[P, 0], [Q, R]]:
+///
+/// ```text
+/// L₂₁ = B Pᵀ,  S = D − L₂₁ L₂₁ᵀ = R⁻¹R⁻ᵀ,  Q = −R L₂₁ P,
+/// A⁻¹ = L⁻ᵀ L⁻¹ = [[PᵀP + QᵀQ, QᵀR], [RᵀQ, RᵀR]],
+/// ```
+///
+/// where PᵀP and RᵀR are the inverses of the two diagonal blocks, returned
+/// by the recursion. The Schur complement comes from the triangular factor
+/// rather than as D − B P⁻¹ Bᵀ: subtracting a product of well-scaled factors
+/// keeps it positive definite in f32 far beyond where the inverse-based form
+/// breaks down.
+fn factor(a: Tensor<3>, need_factor: bool) -> Result<Factor> {
     let [b, n, _] = a.dims();
     if n <= BASE {
-        return host_base(a);
+        return host_base(a, need_factor);
     }
     // Split on a multiple of 32 so the products keep friendly sizes.
     let h = (n / 2).div_ceil(32) * 32;
-    let p = a.clone().slice(s![.., 0..h, 0..h]);
+    let top = a.clone().slice(s![.., 0..h, 0..h]);
     let bl = a.clone().slice(s![.., h..n, 0..h]);
     let d = a.slice(s![.., h..n, h..n]);
-    let (l11i, ld_p) = inverse_factor(p)?;
-    let l21 = bl.matmul(l11i.clone().swap_dims(1, 2));
+    let p = factor(top, true)?;
+    let p_li = p.inverse_factor.expect("requested");
+    let l21 = bl.matmul(p_li.clone().swap_dims(1, 2));
     let schur = d - l21.clone().matmul(l21.clone().swap_dims(1, 2));
     // Rounding breaks the symmetry of the Schur complement; restore it.
     let schur = (schur.clone() + schur.swap_dims(1, 2)).mul_scalar(0.5);
-    let (l22i, ld_s) = inverse_factor(schur)?;
-    let off = l22i.clone().matmul(l21).matmul(l11i.clone()).neg();
-    let device = off.device();
-    let top = Tensor::cat(vec![l11i, Tensor::zeros([b, h, n - h], &device)], 2);
-    let bottom = Tensor::cat(vec![off, l22i], 2);
-    let li = Tensor::cat(vec![top, bottom], 1);
-    Ok((li, ld_p.iter().zip(&ld_s).map(|(x, y)| x + y).collect()))
+    let r = factor(schur, true)?;
+    let r_li = r.inverse_factor.expect("requested");
+    let q = r_li.clone().matmul(l21).matmul(p_li.clone()).neg();
+    let top_left = p.inverse + q.clone().swap_dims(1, 2).matmul(q.clone());
+    let bottom_left = r_li.clone().swap_dims(1, 2).matmul(q.clone());
+    let inverse = Tensor::cat(
+        vec![
+            Tensor::cat(vec![top_left, bottom_left.clone().swap_dims(1, 2)], 2),
+            Tensor::cat(vec![bottom_left, r.inverse], 2),
+        ],
+        1,
+    );
+    let inverse_factor = need_factor.then(|| {
+        let zeros = Tensor::zeros([b, h, n - h], &q.device());
+        Tensor::cat(
+            vec![
+                Tensor::cat(vec![p_li, zeros], 2),
+                Tensor::cat(vec![q, r_li], 2),
+            ],
+            1,
+        )
+    });
+    Ok(Factor {
+        inverse_factor,
+        inverse,
+        logdet: p.logdet.iter().zip(&r.logdet).map(|(x, y)| x + y).collect(),
+    })
 }
 
-/// Cholesky in f64 on the host for each matrix of a small batch: L⁻¹ and
-/// the logdet.
-fn host_base(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
+/// Cholesky in f64 on the host for each matrix of a small batch: the
+/// inverse, L⁻¹ when asked, and the logdet.
+fn host_base(a: Tensor<3>, need_factor: bool) -> Result<Factor> {
     let device = a.device();
     let [b, n, _] = a.dims();
     let values = to_vec(a)?;
-    let mut out = vec![0f32; b * n * n];
-    let logdets =
+    let mut inv = vec![0f32; b * n * n];
+    let mut li_all = vec![0f32; if need_factor { b * n * n } else { 0 }];
+    let mut li_chunks: Vec<&mut [f32]> = if need_factor {
+        li_all.chunks_mut(n * n).collect()
+    } else {
+        (0..b).map(|_| &mut [][..]).collect()
+    };
+    let logdet =
         values
             .par_chunks(n * n)
-            .zip(out.par_chunks_mut(n * n))
+            .zip(inv.par_chunks_mut(n * n))
+            .zip(li_chunks.par_iter_mut())
             .enumerate()
-            .map(|(index, (m, o))| {
+            .map(|(index, ((m, o), li_out))| {
                 let sym: Vec<f64> = (0..n * n)
                     .map(|k| 0.5 * (m[k] as f64 + m[(k % n) * n + k / n] as f64))
                     .collect();
                 let l = cholesky_f64(&sym, n)
                     .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })?;
                 let li = lower_inverse_f64(&l, n);
-                for (dst, src) in o.iter_mut().zip(&li) {
+                for (dst, src) in o.iter_mut().zip(&gram_of_rows(&li, n)) {
+                    *dst = *src as f32;
+                }
+                for (dst, src) in li_out.iter_mut().zip(&li) {
                     *dst = *src as f32;
                 }
                 Ok(2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>())
             })
             .collect::<Result<Vec<f64>>>()?;
-    Ok((tensor(out, [b, n, n], &device), logdets))
+    Ok(Factor {
+        inverse_factor: need_factor.then(|| tensor(li_all, [b, n, n], &device)),
+        inverse: tensor(inv, [b, n, n], &device),
+        logdet,
+    })
+}
+
+/// `MᵀM` for a lower-triangular M (row-major): the SPD inverse L⁻ᵀL⁻¹,
+/// summed as rank-one updates with the rows of M.
+fn gram_of_rows(li: &[f64], n: usize) -> Vec<f64> {
+    let mut out = vec![0f64; n * n];
+    for k in 0..n {
+        let row = &li[k * n..k * n + k + 1];
+        for (i, &ri) in row.iter().enumerate() {
+            if ri != 0.0 {
+                for (dst, &rj) in out[i * n..i * n + k + 1].iter_mut().zip(row) {
+                    *dst += ri * rj;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Inverse of a lower-triangular matrix (row-major, f64), row by row:
@@ -141,21 +208,7 @@ pub fn lower_inverse_f64(l: &[f64], n: usize) -> Vec<f64> {
 pub fn spd_inverse_f64(a: &[f64], n: usize) -> std::result::Result<(Vec<f64>, f64), (usize, f64)> {
     let l = cholesky_f64(a, n)?;
     let logdet = 2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>();
-    let li = lower_inverse_f64(&l, n);
-    // A⁻¹ = L⁻ᵀ L⁻¹: (A⁻¹)_ij = Σ_{k ≥ max(i,j)} (L⁻¹)_ki (L⁻¹)_kj, summed as
-    // rank-one updates with the rows of L⁻¹.
-    let mut inv = vec![0f64; n * n];
-    for k in 0..n {
-        let row = &li[k * n..k * n + k + 1];
-        for (i, &ri) in row.iter().enumerate() {
-            if ri != 0.0 {
-                for (dst, &rj) in inv[i * n..i * n + k + 1].iter_mut().zip(row) {
-                    *dst += ri * rj;
-                }
-            }
-        }
-    }
-    Ok((inv, logdet))
+    Ok((gram_of_rows(&lower_inverse_f64(&l, n), n), logdet))
 }
 
 /// Lower Cholesky factor of an SPD matrix (row-major, f64).
