@@ -84,17 +84,18 @@ impl VectorReduNet {
     ) -> Result<Construction> {
         config.validate()?;
         crate::rates::check_features(z, config.eps_sq)?;
+        pi.check_samples(z.dims()[0])?;
         let mut z = normalize_rows(z.clone());
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..layers {
-            let (layer, input_rates) = VectorLayer::construct(&z, pi, config)?;
+            let (layer, input_rates) = VectorLayer::construct_trusted(&z, pi, config)?;
             // The rates of this layer's input are the record of the previous
             // stage: construction computes them for free.
             let rec = LayerRecord::new(l, input_rates);
             on_layer(&rec);
             records.push(rec);
-            z = layer.forward_train(&z, pi)?;
+            z = layer.forward_train_trusted(&z, pi)?;
             built.push(layer);
         }
         let last = LayerRecord::new(layers, rate_reduction(&z, pi, config.eps_sq)?);
@@ -132,7 +133,7 @@ impl VectorReduNet {
         crate::host::check_finite(z, "input features")?;
         let mut z = normalize_rows(z.clone());
         for layer in &self.layers {
-            z = layer.forward(&z)?;
+            z = layer.forward_trusted(&z);
         }
         Ok(z)
     }

@@ -21,7 +21,7 @@
 //! `E z` for all rows is the product `Z E`.
 
 use crate::host::{indices, tensor, to_vec};
-use crate::linalg::spd_inverse_logdet;
+use crate::linalg::spd_inverse_logdet_trusted;
 use crate::rates::{Rates, check_features, weighted_rows};
 use crate::{Error, Memberships, Result};
 use burn::tensor::activation::softmax;
@@ -89,9 +89,11 @@ impl VectorLayerConfig {
 /// members, and their γ_j.
 #[derive(Debug, Clone)]
 pub struct VectorLayer {
-    /// `[d, (k'+1) d]`: E then each C_j side by side, so that one matrix
-    /// product gives `Z E` and every `Z C_j` at once.
-    ops: Tensor<2>,
+    /// The expansion operator E `[d, d]`.
+    e: Tensor<2>,
+    /// `[d, k' d]`: the C_j side by side, so that one matrix product gives
+    /// every `Z C_j` at once, already laid out as `[m, k', d]`.
+    c_cat: Tensor<2>,
     gamma: Vec<f64>,
     /// Original class index of each stored C_j (classes with members).
     classes: Vec<usize>,
@@ -110,6 +112,17 @@ impl VectorLayer {
     ) -> Result<(Self, Rates)> {
         config.validate()?;
         check_features(z, config.eps_sq)?;
+        Self::construct_trusted(z, pi, config)
+    }
+
+    /// [`Self::construct`] on features already known to be finite (the
+    /// network checks its input once, and every layer's output is
+    /// normalised).
+    pub(crate) fn construct_trusted(
+        z: &Tensor<2>,
+        pi: &Memberships,
+        config: &VectorLayerConfig,
+    ) -> Result<(Self, Rates)> {
         let [m, d] = z.dims();
         pi.check_samples(m)?;
         let device = z.device();
@@ -147,10 +160,14 @@ impl VectorLayer {
         );
         let eye = Tensor::<2>::eye(d, &device).unsqueeze_dim::<3>(0);
         let batch = eye + Tensor::cat(vec![gram, class_grams], 0) * scale_t.clone();
-        let (inv, logdets) = spd_inverse_logdet(batch)?;
+        let (inv, logdets) = spd_inverse_logdet_trusted(batch)?;
         let ops = inv * scale_t; // [k'+1, d, d]: E, C_1, …
-        let k1 = classes.len() + 1;
-        let ops = ops.swap_dims(0, 1).reshape([d, k1 * d]);
+        let k = classes.len();
+        let e = ops.clone().slice([0..1, 0..d, 0..d]).reshape([d, d]);
+        let c_cat = ops
+            .slice([1..k + 1, 0..d, 0..d])
+            .swap_dims(0, 1)
+            .reshape([d, k * d]);
 
         let r = 0.5 * logdets[0];
         let r_c: f64 = gamma
@@ -160,7 +177,8 @@ impl VectorLayer {
             .sum();
         Ok((
             Self {
-                ops,
+                e,
+                c_cat,
                 gamma,
                 classes,
                 num_classes: pi.num_classes(),
@@ -196,11 +214,10 @@ impl VectorLayer {
                 "class list {classes:?} exceeds {num_classes} classes"
             )));
         }
-        let ops = Tensor::cat(vec![e.unsqueeze_dim(0), c], 0)
-            .swap_dims(0, 1)
-            .reshape([d, (k + 1) * d]);
+        let c_cat = c.swap_dims(0, 1).reshape([d, k * d]);
         Ok(Self {
-            ops,
+            e,
+            c_cat,
             gamma,
             classes,
             num_classes,
@@ -214,7 +231,7 @@ impl VectorLayer {
 
     /// Feature dimension d.
     pub fn dim(&self) -> usize {
-        self.ops.dims()[0]
+        self.e.dims()[0]
     }
 
     /// Number of classes k the layer was built for (some may be empty).
@@ -234,19 +251,14 @@ impl VectorLayer {
 
     /// The expansion operator E `[d, d]`.
     pub fn e(&self) -> Tensor<2> {
-        let d = self.dim();
-        self.ops.clone().slice([0..d, 0..d])
+        self.e.clone()
     }
 
     /// The compression operators C_j `[k', d, d]` of the classes with members.
     pub fn c(&self) -> Tensor<3> {
         let d = self.dim();
         let k = self.classes.len();
-        self.ops
-            .clone()
-            .slice([0..d, d..(k + 1) * d])
-            .reshape([d, k, d])
-            .swap_dims(0, 1)
+        self.c_cat.clone().reshape([d, k, d]).swap_dims(0, 1)
     }
 
     fn check_input(&self, z: &Tensor<2>) -> Result<()> {
@@ -316,11 +328,7 @@ impl VectorLayer {
             return out;
         }
         let k = self.classes.len();
-        let d_ = self.dim();
-        let comp = z
-            .clone()
-            .matmul(self.ops.clone().slice([0..d_, d_..(k + 1) * d_]))
-            .reshape([m, k, d]);
+        let comp = z.clone().matmul(self.c_cat.clone()).reshape([m, k, d]);
         let weights = w.clone() * self.gamma_row(&device);
         (comp * weights.unsqueeze_dim(2)).sum_dim(1).reshape([m, d])
     }
@@ -350,9 +358,8 @@ impl VectorLayer {
     fn project(&self, z: &Tensor<2>) -> (Tensor<2>, Tensor<3>) {
         let [m, d] = z.dims();
         let k = self.classes.len();
-        let p = z.clone().matmul(self.ops.clone()).reshape([m, k + 1, d]);
-        let expd = p.clone().slice([0..m, 0..1, 0..d]).reshape([m, d]);
-        let comp = p.slice([0..m, 1..k + 1, 0..d]);
+        let expd = z.clone().matmul(self.e.clone());
+        let comp = z.clone().matmul(self.c_cat.clone()).reshape([m, k, d]);
         (expd, comp)
     }
 
@@ -374,6 +381,11 @@ impl VectorLayer {
     /// each output row.
     pub fn forward(&self, z: &Tensor<2>) -> Result<Tensor<2>> {
         self.check_input(z)?;
+        Ok(self.forward_trusted(z))
+    }
+
+    /// [`Self::forward`] on input already checked for shape and finiteness.
+    pub(crate) fn forward_trusted(&self, z: &Tensor<2>) -> Tensor<2> {
         let [m, d] = z.dims();
         // Row blocks keep the [rows, k+1, d] intermediate small enough to
         // stay in cache between the product and the element-wise passes.
@@ -386,11 +398,11 @@ impl VectorLayer {
                 self.forward_block(rows)
             })
             .collect();
-        Ok(if parts.len() == 1 {
+        if parts.len() == 1 {
             parts.into_iter().next().expect("one block")
         } else {
             Tensor::cat(parts, 0)
-        })
+        }
     }
 
     fn forward_block(&self, z: Tensor<2>) -> Tensor<2> {
@@ -407,10 +419,18 @@ impl VectorLayer {
     /// Applies the layer to its labelled training samples with the layer's
     /// [`MembershipMode`]: the true memberships, or the soft estimate.
     pub fn forward_train(&self, z: &Tensor<2>, pi: &Memberships) -> Result<Tensor<2>> {
+        self.check_input(z)?;
+        self.forward_train_trusted(z, pi)
+    }
+
+    pub(crate) fn forward_train_trusted(
+        &self,
+        z: &Tensor<2>,
+        pi: &Memberships,
+    ) -> Result<Tensor<2>> {
         match self.config.membership {
-            MembershipMode::Soft => self.forward(z),
+            MembershipMode::Soft => Ok(self.forward_trusted(z)),
             MembershipMode::Labels => {
-                self.check_input(z)?;
                 pi.check_samples(z.dims()[0])?;
                 let w = self.restrict(pi)?;
                 let g = self.expansion(z) - self.compression(z, &w, pi.labels());
