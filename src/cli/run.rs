@@ -377,8 +377,10 @@ pub fn print_summary(s: &Summary, out: &Path) {
         s.layers.last().map_or(f64::NAN, |l| l.r_c),
     );
     println!(
-        "  time: construct {:.2} s ({:.3} s/layer), evaluate {:.2} s",
-        s.seconds.construct, s.seconds.per_layer, s.seconds.evaluate
+        "  time: construct {:.2} s ({:.2} ms/layer), evaluate {:.2} s",
+        s.seconds.construct,
+        1e3 * s.seconds.per_layer,
+        s.seconds.evaluate
     );
     println!(
         "  train accuracy: kNN {:.4}, nearest subspace {:.4}",
