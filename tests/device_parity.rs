@@ -26,6 +26,7 @@ fn records(device_name: &str) -> Vec<f64> {
         .collect()
 }
 
+#[cfg(any(feature = "wgpu", feature = "ndarray"))]
 fn compare(name: &str) {
     let reference = records("flex");
     let other = records(name);

@@ -86,7 +86,8 @@ pub fn rates(path: &Path, records: &[LayerRecord]) -> Result<()> {
             .y_desc("nats")
             .draw()
             .map_err(|e| anyhow!("{e}"))?;
-        let series: [(&str, RGBColor, fn(&LayerRecord) -> f64); 3] = [
+        type Series = (&'static str, RGBColor, fn(&LayerRecord) -> f64);
+        let series: [Series; 3] = [
             ("R", class_colour(0), |r| r.r),
             ("R_c", class_colour(1), |r| r.r_c),
             ("ΔR", class_colour(2), |r| r.delta_r),

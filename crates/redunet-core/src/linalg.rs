@@ -228,7 +228,7 @@ pub fn cholesky_f64(a: &[f64], n: usize) -> std::result::Result<Vec<f64>, (usize
                 s -= l[i * n + k] * l[j * n + k];
             }
             if i == j {
-                if !(s > 0.0) || !s.is_finite() {
+                if s.is_nan() || s <= 0.0 || s.is_infinite() {
                     return Err((i, s));
                 }
                 l[i * n + i] = s.sqrt();

@@ -104,8 +104,9 @@ pub fn compressed_coding_rate(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> R
     let counts = pi.counts();
     // Group classes by the shape of their weighted rows, so that classes of
     // equal size share one batched factorisation.
-    let mut groups: std::collections::BTreeMap<usize, (Vec<Tensor<2>>, Vec<f64>, Vec<f64>)> =
-        Default::default();
+    // Per row count: the weighted rows, their α_j and their γ_j.
+    type Group = (Vec<Tensor<2>>, Vec<f64>, Vec<f64>);
+    let mut groups: std::collections::BTreeMap<usize, Group> = Default::default();
     for j in pi.present() {
         let x = weighted_rows(z, pi, j);
         let g = groups.entry(x.dims()[0]).or_default();

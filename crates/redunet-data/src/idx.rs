@@ -28,7 +28,7 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 pub fn idx_from_bytes(raw: &[u8], path: &Path) -> Result<IdxArray> {
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
+        flate2::read::GzDecoder::new(raw)
             .read_to_end(&mut out)
             .map_err(|e| corrupt(path, format!("gzip: {e}")))?;
         out
