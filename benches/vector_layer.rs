@@ -11,6 +11,9 @@ use redunet::data::{builtin, split::per_class_split};
 use std::time::Duration;
 
 fn layer(c: &mut Criterion) {
+    if std::env::var_os("REDUNET_DEFAULT_MALLOC").is_none() {
+        redunet::alloc::keep_large_buffers();
+    }
     let data = builtin::mnist().expect("built-in MNIST");
     let split = per_class_split(&data, None, 500, 0).expect("split");
     let device = burn::tensor::Device::default();

@@ -18,7 +18,11 @@ fn bench(device: &Device, name: &str, a: [usize; 3], b: [usize; 3]) {
     }
     let s = start.elapsed().as_secs_f64() / reps as f64;
     let flops = 2.0 * (a[0] * a[1] * a[2] * b[2]) as f64;
-    println!("{name:8} {a:?} @ {b:?}: {:.1} ms, {:.0} GFLOP/s", 1e3 * s, flops / s / 1e9);
+    println!(
+        "{name:8} {a:?} @ {b:?}: {:.1} ms, {:.0} GFLOP/s",
+        1e3 * s,
+        flops / s / 1e9
+    );
 }
 
 fn main() {

@@ -15,5 +15,6 @@ pub use redunet_data as data;
 pub use redunet_train as train;
 pub use redunet_vision as vision;
 
+pub mod alloc;
 pub mod cli;
 pub mod devices;

@@ -58,6 +58,7 @@ fn main() {
 }
 
 fn real_main() -> Result<()> {
+    redunet::alloc::keep_large_buffers();
     match Cli::parse().command {
         Command::Run {
             config,
