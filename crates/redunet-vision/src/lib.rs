@@ -1,18 +1,25 @@
 //! # redunet-vision
 //!
-//! Shift-invariant (convolutional) ReduNet layers computed in the spectral
-//! domain, for multi-channel 1D signals `[m, C, T]` (cyclic shifts, e.g. the
-//! polar transform of an image turns rotation into a shift) and 2D images
-//! `[m, C, H, W]` (cyclic translations).
+//! Shift-invariant (convolutional) ReduNet for multi-channel 1D signals
+//! `[m, C, T]` (cyclic shifts; the polar transform of an image turns rotation
+//! into a shift) and 2D images `[m, C, H, W]` (cyclic translations).
 //!
 //! Augmenting every sample with all of its cyclic shifts makes the layer
 //! operators E and C_j block-circulant; the DFT diagonalises them, so a layer
 //! needs one C×C Hermitian inverse per frequency instead of one CT×CT inverse.
-//! The front ends — lifting by fixed random circular convolutions plus ReLU,
-//! the polar transform, cyclic shifts and translations — live here too.
 //!
-//! Status: this crate is a placeholder in the workspace layout. Its content is
-//! the subject of the "Shift-invariant ReduNet in the spectral domain" issue
-//! and is not implemented yet; nothing here pretends otherwise.
+//! Implemented so far — the front ends, each a composable stage on any device:
+//! - [`polar`]: images to `[radii, angles]` signals by bilinear sampling, so
+//!   that a rotation by 2π/T is a cyclic shift by one;
+//! - [`shift`]: cyclic shifts (1D) and translations (2D);
+//! - [`lift`]: lifting by fixed random multi-channel circular convolutions
+//!   followed by ReLU.
+//!
+//! Not implemented yet: the spectral layers themselves (the open issue
+//! "Shift-invariant ReduNet in the spectral domain").
+
+pub mod lift;
+pub mod polar;
+pub mod shift;
 
 pub use redunet_core;

@@ -1,0 +1,105 @@
+//! Lifting: fixed random multi-channel circular convolutions followed by
+//! ReLU, the sparse-coding front end of the invariant ReduNets.
+//!
+//! Kernels have entries N(0, 1) drawn from a seed. Each input is padded
+//! circularly by `k − 1` on the trailing side and cross-correlated (as a
+//! deep-learning "conv" computes it), so the output keeps the input's length
+//! and a cyclic shift of the input shifts the output by the same amount.
+
+use burn::tensor::module::{conv1d, conv2d};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData, activation::relu};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn normals(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let u1: f64 = 1.0 - rng.random::<f64>();
+            let u2: f64 = rng.random::<f64>();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect()
+}
+
+/// Lifting of 1D signals `[m, in, T]` to `[m, out, T]`.
+#[derive(Debug, Clone)]
+pub struct Lift1d {
+    /// `[out, in, k]`.
+    pub kernels: Tensor<3>,
+}
+
+impl Lift1d {
+    pub fn random(
+        out_channels: usize,
+        in_channels: usize,
+        kernel: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let v = normals(out_channels * in_channels * kernel, seed);
+        Self {
+            kernels: Tensor::from_data(
+                TensorData::new(v, [out_channels, in_channels, kernel]),
+                device,
+            ),
+        }
+    }
+
+    pub fn apply(&self, x: Tensor<3>) -> Tensor<3> {
+        let k = self.kernels.dims()[2];
+        let [m, c, t] = x.dims();
+        // Circular padding of k − 1 on the trailing side; k − 1 may exceed T.
+        let reps = (k - 1).div_ceil(t.max(1)) + 1;
+        let padded = x.repeat_dim(2, reps).slice([0..m, 0..c, 0..t + k - 1]);
+        relu(conv1d(
+            padded,
+            self.kernels.clone(),
+            None,
+            ConvOptions::new([1], [0], [1], 1),
+        ))
+    }
+}
+
+/// Lifting of images `[m, in, H, W]` to `[m, out, H, W]`.
+#[derive(Debug, Clone)]
+pub struct Lift2d {
+    /// `[out, in, k, k]`.
+    pub kernels: Tensor<4>,
+}
+
+impl Lift2d {
+    pub fn random(
+        out_channels: usize,
+        in_channels: usize,
+        kernel: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let v = normals(out_channels * in_channels * kernel * kernel, seed);
+        Self {
+            kernels: Tensor::from_data(
+                TensorData::new(v, [out_channels, in_channels, kernel, kernel]),
+                device,
+            ),
+        }
+    }
+
+    pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
+        let k = self.kernels.dims()[2];
+        let [m, c, h, w] = x.dims();
+        let rh = (k - 1).div_ceil(h.max(1)) + 1;
+        let rw = (k - 1).div_ceil(w.max(1)) + 1;
+        let padded =
+            x.repeat_dim(2, rh)
+                .repeat_dim(3, rw)
+                .slice([0..m, 0..c, 0..h + k - 1, 0..w + k - 1]);
+        relu(conv2d(
+            padded,
+            self.kernels.clone(),
+            None,
+            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        ))
+    }
+}
