@@ -8,18 +8,25 @@
 //! operators E and C_j block-circulant; the DFT diagonalises them, so a layer
 //! needs one C×C Hermitian inverse per frequency instead of one CT×CT inverse.
 //!
-//! Implemented so far — the front ends, each a composable stage on any device:
+//! Implemented so far:
+//! - [`spectral`]: the 1D shift-invariant layer (construct from signals and
+//!   memberships, apply with soft or true memberships, spectral rates), with
+//!   the DFT as device matrix products;
+//!
+//! and the front ends, each a composable stage on any device:
 //! - [`polar`]: images to `[radii, angles]` signals by bilinear sampling, so
 //!   that a rotation by 2π/T is a cyclic shift by one;
 //! - [`shift`]: cyclic shifts (1D) and translations (2D);
 //! - [`lift`]: lifting by fixed random multi-channel circular convolutions
 //!   followed by ReLU.
 //!
-//! Not implemented yet: the spectral layers themselves (the open issue
-//! "Shift-invariant ReduNet in the spectral domain").
+//! Not implemented yet (the open issue "Shift-invariant ReduNet in the
+//! spectral domain"): the 2D layer, networks with save/load, the `conv1d` /
+//! `conv2d` model kinds of the command line and the invariance tables.
 
 pub mod lift;
 pub mod polar;
 pub mod shift;
+pub mod spectral;
 
 pub use redunet_core;

@@ -1,0 +1,311 @@
+//! The shift-invariant ReduNet layer for multi-channel 1D signals, computed
+//! in the spectral domain (REDUNET.md §4).
+//!
+//! With the orthonormal DFT `v_i(p) = DFT(z_i)(p) ∈ ℂ^C`,
+//!
+//! ```text
+//! E(p)   = α   (I + α   Σ_i v_i(p) v_i(p)ᴴ)⁻¹,          α   = C / (m ε²)
+//! C_j(p) = α_j (I + α_j Σ_i π_ij v_i(p) v_i(p)ᴴ)⁻¹,    α_j = C / (m_j ε²)
+//! R      = 1/(2T) Σ_p logdet(I + α Σ_i v_i(p) v_i(p)ᴴ)
+//! ```
+//!
+//! and a sample moves by `g(p) = E(p) v(p) − Σ_j γ_j π̂_j C_j(p) v(p)`, back
+//! through the inverse DFT, real part, normalised. Real input has conjugate
+//! symmetric spectra, so only the `T/2 + 1` non-redundant frequencies are
+//! worked on, each counted with its multiplicity. A Hermitian matrix
+//! `A + iB` is inverted through its real symmetric positive-definite
+//! embedding `[[A, −B], [B, A]]` with the batched SPD routine of
+//! `redunet-core`; the DFT is a matrix product, so the data never leave the
+//! device.
+//!
+//! Conventions match the official code (`torch.fft` with `norm='ortho'`).
+//! Note what that means spatially: `Σ_i v_i(p) v_i(p)ᴴ` is the spectrum of
+//! `(1/T) Σ_i circ(z_i) circ(z_i)ᵀ`, the Gram matrix of all cyclic shifts
+//! divided by T.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use redunet_core::linalg::spd_inverse_logdet;
+use redunet_core::{Error, MembershipMode, Memberships, Rates, Result, VectorLayerConfig};
+
+/// The orthonormal real DFT of length T as matrix products.
+#[derive(Debug, Clone)]
+pub struct Dft1d {
+    pub len: usize,
+    /// `[T, P]`: cos(2πtp/T)/√T and sin(2πtp/T)/√T.
+    cos: Tensor<2>,
+    sin: Tensor<2>,
+    /// `[P, T]`: the inverse, each frequency weighted by its multiplicity.
+    icos: Tensor<2>,
+    isin: Tensor<2>,
+    /// Multiplicity of each kept frequency (1 for p = 0 and p = T/2, else 2).
+    pub weights: Vec<f64>,
+}
+
+impl Dft1d {
+    pub fn new(len: usize, device: &Device) -> Self {
+        let p_count = len / 2 + 1;
+        let scale = 1.0 / (len as f64).sqrt();
+        let weights: Vec<f64> = (0..p_count)
+            .map(|p| if p == 0 || 2 * p == len { 1.0 } else { 2.0 })
+            .collect();
+        let mut c = vec![0f32; len * p_count];
+        let mut s = vec![0f32; len * p_count];
+        let mut ic = vec![0f32; p_count * len];
+        let mut is = vec![0f32; p_count * len];
+        for t in 0..len {
+            for p in 0..p_count {
+                // Reduce tp mod T first so the angle stays exact for long signals.
+                let theta = std::f64::consts::TAU * ((t * p) % len) as f64 / len as f64;
+                c[t * p_count + p] = (theta.cos() * scale) as f32;
+                s[t * p_count + p] = (theta.sin() * scale) as f32;
+                ic[p * len + t] = (weights[p] * theta.cos() * scale) as f32;
+                is[p * len + t] = (weights[p] * theta.sin() * scale) as f32;
+            }
+        }
+        let t2 = |v, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), device);
+        Self {
+            len,
+            cos: t2(c, [len, p_count]),
+            sin: t2(s, [len, p_count]),
+            icos: t2(ic, [p_count, len]),
+            isin: t2(is, [p_count, len]),
+            weights,
+        }
+    }
+
+    pub fn frequencies(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Signals `[m, C, T]` to spectra (real, imaginary) `[P, C, m]`.
+    pub fn forward(&self, z: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let [m, c, t] = z.dims();
+        let p = self.frequencies();
+        let flat = z.clone().reshape([m * c, t]);
+        let re = flat.clone().matmul(self.cos.clone()).reshape([m, c, p]);
+        let im = flat.matmul(self.sin.clone()).neg().reshape([m, c, p]);
+        (re.permute([2, 1, 0]), im.permute([2, 1, 0]))
+    }
+
+    /// Spectra `[P, C, m]` of real signals back to signals `[m, C, T]`.
+    pub fn inverse(&self, re: Tensor<3>, im: Tensor<3>) -> Tensor<3> {
+        let [p, c, m] = re.dims();
+        let re = re.permute([2, 1, 0]).reshape([m * c, p]);
+        let im = im.permute([2, 1, 0]).reshape([m * c, p]);
+        (re.matmul(self.icos.clone()) - im.matmul(self.isin.clone())).reshape([m, c, self.len])
+    }
+}
+
+/// A constructed 1D shift-invariant ReduNet layer.
+#[derive(Debug, Clone)]
+pub struct SpectralLayer1d {
+    dft: Dft1d,
+    /// E(p), real and imaginary parts, `[P, C, C]`.
+    e: (Tensor<3>, Tensor<3>),
+    /// C_j(p) stacked along rows, `[P, k'·C, C]`.
+    c: (Tensor<3>, Tensor<3>),
+    gamma: Vec<f64>,
+    classes: Vec<usize>,
+    num_classes: usize,
+    channels: usize,
+    config: VectorLayerConfig,
+}
+
+fn normalize_signals(z: Tensor<3>) -> Tensor<3> {
+    let norms = z
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(2)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(1e-8);
+    z / norms
+}
+
+impl SpectralLayer1d {
+    /// Builds E(p), C_j(p), γ from signals `z: [m, C, T]` and memberships;
+    /// also returns R, R_c, ΔR of `z` in the spectral form.
+    pub fn construct(
+        z: &Tensor<3>,
+        pi: &Memberships,
+        config: &VectorLayerConfig,
+    ) -> Result<(Self, Rates)> {
+        config.validate()?;
+        let [m, ch, t] = z.dims();
+        if m == 0 || ch == 0 || t == 0 {
+            return Err(Error::Empty(format!("signals of shape [{m}, {ch}, {t}]")));
+        }
+        if pi.num_samples() != m {
+            return Err(Error::LabelCount {
+                expected: m,
+                got: pi.num_samples(),
+            });
+        }
+        let device = z.device();
+        let dft = Dft1d::new(t, &device);
+        let p = dft.frequencies();
+        let (vr, vi) = dft.forward(z);
+        let classes = pi.present();
+        let counts = pi.counts();
+        let eps = config.eps_sq;
+        let mut scales = vec![ch as f64 / (m as f64 * eps)];
+        scales.extend(classes.iter().map(|&j| ch as f64 / (counts[j] * eps)));
+        let gamma: Vec<f64> = classes.iter().map(|&j| counts[j] / m as f64).collect();
+
+        // Per-frequency covariance A + iB of (weighted) samples.
+        let cov = |w: Option<Tensor<1>>| {
+            let (xr, xi) = match w {
+                Some(w) => {
+                    let w = w.sqrt().reshape([1, 1, m]);
+                    (vr.clone() * w.clone(), vi.clone() * w)
+                }
+                None => (vr.clone(), vi.clone()),
+            };
+            let a = xr.clone().matmul(xr.clone().swap_dims(1, 2))
+                + xi.clone().matmul(xi.clone().swap_dims(1, 2));
+            let b = xi.clone().matmul(xr.clone().swap_dims(1, 2)) - xr.matmul(xi.swap_dims(1, 2));
+            (a, b)
+        };
+        let mut embeds = Vec::with_capacity(classes.len() + 1);
+        for (slot, scale) in scales.iter().enumerate() {
+            let (a, b) = if slot == 0 {
+                cov(None)
+            } else {
+                let j = classes[slot - 1];
+                cov(Some(pi.pi().clone().slice([0..m, j..j + 1]).reshape([m])))
+            };
+            let (a, b) = (a.mul_scalar(*scale), b.mul_scalar(*scale));
+            let top = Tensor::cat(vec![a.clone(), b.clone().neg()], 2);
+            let bottom = Tensor::cat(vec![b, a], 2);
+            let eye = Tensor::<2>::eye(2 * ch, &device).unsqueeze_dim::<3>(0);
+            embeds.push(Tensor::cat(vec![top, bottom], 1) + eye);
+        }
+        let (inv, logdets) = spd_inverse_logdet(Tensor::cat(embeds, 0))?;
+        // Complex logdet = ½ logdet of the embedding; each kept frequency
+        // counts with its multiplicity.
+        let rate = |slot: usize| -> f64 {
+            (0..p)
+                .map(|q| dft.weights[q] * 0.5 * logdets[slot * p + q])
+                .sum::<f64>()
+                / (2.0 * t as f64)
+        };
+        let r = rate(0);
+        let r_c: f64 = gamma.iter().enumerate().map(|(s, g)| g * rate(s + 1)).sum();
+        let k1 = classes.len() + 1;
+        let inv = inv.reshape([k1, p, 2 * ch, 2 * ch]);
+        let scale_t = Tensor::<1>::from_data(
+            TensorData::new(scales.iter().map(|&s| s as f32).collect(), [k1]),
+            &device,
+        )
+        .reshape([k1, 1, 1, 1]);
+        let inv = inv * scale_t;
+        let re = inv.clone().slice([0..k1, 0..p, 0..ch, 0..ch]);
+        let im = inv.slice([0..k1, 0..p, ch..2 * ch, 0..ch]);
+        let e = (
+            re.clone()
+                .slice([0..1, 0..p, 0..ch, 0..ch])
+                .reshape([p, ch, ch]),
+            im.clone()
+                .slice([0..1, 0..p, 0..ch, 0..ch])
+                .reshape([p, ch, ch]),
+        );
+        let k = classes.len();
+        let stack = |x: Tensor<4>| {
+            x.slice([1..k1, 0..p, 0..ch, 0..ch])
+                .swap_dims(0, 1)
+                .reshape([p, k * ch, ch])
+        };
+        let c = (stack(re), stack(im));
+        Ok((
+            Self {
+                dft,
+                e,
+                c,
+                gamma,
+                classes,
+                num_classes: pi.num_classes(),
+                channels: ch,
+                config: *config,
+            },
+            Rates::new(r, r_c),
+        ))
+    }
+
+    /// Complex `[P, rows, C] @ [P, C, m]`.
+    fn cmul(a: &(Tensor<3>, Tensor<3>), vr: &Tensor<3>, vi: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let re = a.0.clone().matmul(vr.clone()) - a.1.clone().matmul(vi.clone());
+        let im = a.0.clone().matmul(vi.clone()) + a.1.clone().matmul(vr.clone());
+        (re, im)
+    }
+
+    /// `IDFT(E(p) DFT(u))`: the expansion operator applied to signals.
+    pub fn apply_expansion(&self, u: &Tensor<3>) -> Tensor<3> {
+        let (vr, vi) = self.dft.forward(u);
+        let (re, im) = Self::cmul(&self.e, &vr, &vi);
+        self.dft.inverse(re, im)
+    }
+
+    /// Applies the layer with soft membership (or the true memberships for
+    /// [`MembershipMode::Labels`] when `pi` is given), normalising each
+    /// output signal over channels and time.
+    pub fn forward(&self, z: &Tensor<3>, pi: Option<&Memberships>) -> Result<Tensor<3>> {
+        let [m, ch, t] = z.dims();
+        if ch != self.channels || t != self.dft.len {
+            return Err(Error::Shape(format!(
+                "layer expects signals [m, {}, {}], got {:?}",
+                self.channels,
+                self.dft.len,
+                z.dims()
+            )));
+        }
+        let device = z.device();
+        let p = self.dft.frequencies();
+        let k = self.classes.len();
+        let (vr, vi) = self.dft.forward(z);
+        let (er, ei) = Self::cmul(&self.e, &vr, &vi);
+        let (cr, ci) = Self::cmul(&self.c, &vr, &vi);
+        let (cr, ci) = (cr.reshape([p, k, ch, m]), ci.reshape([p, k, ch, m]));
+        let weights = match (self.config.membership, pi) {
+            (MembershipMode::Labels, Some(pi)) => pi
+                .pi()
+                .clone()
+                .select(1, redunet_core::host::indices(&self.classes, &device))
+                .transpose(),
+            _ => {
+                // ‖C_j z‖² by Parseval over the kept frequencies.
+                let w = Tensor::<1>::from_data(
+                    TensorData::new(self.dft.weights.iter().map(|&x| x as f32).collect(), [p]),
+                    &device,
+                )
+                .reshape([p, 1, 1, 1]);
+                let sq = (cr.clone().powi_scalar(2) + ci.clone().powi_scalar(2)) * w;
+                let norms = sq
+                    .sum_dim(2)
+                    .sum_dim(0)
+                    .reshape([k, m])
+                    .sqrt()
+                    .clamp_min(1e-8);
+                softmax(norms.mul_scalar(-self.config.lambda), 0)
+            }
+        };
+        let gamma = Tensor::<1>::from_data(
+            TensorData::new(self.gamma.iter().map(|&g| g as f32).collect(), [k]),
+            &device,
+        )
+        .reshape([k, 1]);
+        let w = (weights * gamma).reshape([1, k, 1, m]);
+        let clus_r = (cr * w.clone()).sum_dim(1).reshape([p, ch, m]);
+        let clus_i = (ci * w).sum_dim(1).reshape([p, ch, m]);
+        let g = self.dft.inverse(er - clus_r, ei - clus_i);
+        Ok(normalize_signals(z.clone() + g.mul_scalar(self.config.eta)))
+    }
+
+    pub fn classes(&self) -> &[usize] {
+        &self.classes
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+}

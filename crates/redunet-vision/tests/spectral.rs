@@ -1,0 +1,129 @@
+//! The spectral 1D layer against its spatial meaning.
+
+use burn::tensor::{Device, Distribution, Tensor};
+use redunet_core::linalg::spd_inverse_f64;
+use redunet_core::{MembershipMode, Memberships, VectorLayerConfig};
+use redunet_vision::shift::cyclic_shift;
+use redunet_vision::spectral::SpectralLayer1d;
+
+fn normalized(m: usize, c: usize, t: usize, device: &Device) -> Tensor<3> {
+    let z = Tensor::<3>::random([m, c, t], Distribution::Normal(0.0, 1.0), device);
+    let n = z.clone().powi_scalar(2).sum_dim(2).sum_dim(1).sqrt();
+    z / n
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Rows: every cyclic shift of every sample, flattened channel-major.
+fn augmented(z: &[f32], m: usize, c: usize, t: usize) -> Vec<Vec<f64>> {
+    let mut rows = Vec::new();
+    for i in 0..m {
+        for s in 0..t {
+            let mut row = vec![0f64; c * t];
+            for ch in 0..c {
+                for tt in 0..t {
+                    row[ch * t + (tt + s) % t] = z[(i * c + ch) * t + tt] as f64;
+                }
+            }
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+fn identity_plus_gram(rows: &[Vec<f64>], n: usize, a: f64) -> Vec<f64> {
+    let mut g = vec![0f64; n * n];
+    for r in rows {
+        for p in 0..n {
+            for q in 0..n {
+                g[p * n + q] += a * r[p] * r[q];
+            }
+        }
+    }
+    for p in 0..n {
+        g[p * n + p] += 1.0;
+    }
+    g
+}
+
+#[test]
+fn spectral_expansion_equals_the_block_circulant_operator() {
+    let device = Device::default();
+    let (m, c, t) = (4, 2, 6);
+    let eps = 0.1;
+    let z = normalized(m, c, t, &device);
+    let pi = Memberships::from_labels(&[0, 1, 0, 1], 2, &device).unwrap();
+    let (layer, rates) =
+        SpectralLayer1d::construct(&z, &pi, &VectorLayerConfig::default()).unwrap();
+    let zs = values(z);
+    let rows = augmented(&zs, m, c, t);
+    let n = c * t;
+    let alpha = c as f64 / (m as f64 * eps);
+    // Orthonormal DFT: Σ v vᴴ is the spectrum of (1/T) Σ circ(z) circ(z)ᵀ.
+    let (inv, logdet) =
+        spd_inverse_f64(&identity_plus_gram(&rows, n, alpha / t as f64), n).unwrap();
+    let u = normalized(1, c, t, &device);
+    let us = values(u.clone());
+    let spectral = values(layer.apply_expansion(&u));
+    for row in 0..n {
+        let spatial: f64 = (0..n)
+            .map(|col| alpha * inv[row * n + col] * us[col] as f64)
+            .sum();
+        assert!(
+            (spectral[row] as f64 - spatial).abs() < 1e-4 * (1.0 + spatial.abs()),
+            "entry {row}: spectral {} vs spatial {spatial}",
+            spectral[row]
+        );
+    }
+    // R = 1/(2T) Σ_p logdet(I + α Σ v vᴴ) = 1/(2T) logdet(I + α/T Σ circ circᵀ).
+    let r_ref = logdet / (2.0 * t as f64);
+    assert!(
+        (rates.r - r_ref).abs() < 1e-4 * r_ref,
+        "R {} vs {r_ref}",
+        rates.r
+    );
+    assert!(rates.delta_r >= 0.0);
+}
+
+#[test]
+fn shifting_the_input_shifts_the_output() {
+    let device = Device::default();
+    let (m, c, t) = (12, 3, 10);
+    let z = normalized(m, c, t, &device);
+    let labels: Vec<usize> = (0..m).map(|i| i % 3).collect();
+    let pi = Memberships::from_labels(&labels, 3, &device).unwrap();
+    for mode in [MembershipMode::Soft, MembershipMode::Labels] {
+        let cfg = VectorLayerConfig {
+            membership: mode,
+            ..Default::default()
+        };
+        let (layer, _) = SpectralLayer1d::construct(&z, &pi, &cfg).unwrap();
+        let out = layer.forward(&z, Some(&pi)).unwrap();
+        for s in [1, 4, 7] {
+            let shifted = layer
+                .forward(&cyclic_shift(z.clone(), s), Some(&pi))
+                .unwrap();
+            let d: f32 = (shifted - cyclic_shift(out.clone(), s))
+                .abs()
+                .max()
+                .into_scalar();
+            assert!(d < 1e-4, "{mode:?}, shift {s}: {d}");
+        }
+        // Outputs are normalised over channels and time.
+        for n in values(out.powi_scalar(2).sum_dim(2).sum_dim(1)) {
+            assert!((n - 1.0).abs() < 1e-4);
+        }
+    }
+    // An odd length exercises the frequencies without a Nyquist term.
+    let z = normalized(6, 2, 7, &device);
+    let pi = Memberships::from_labels(&[0, 1, 0, 1, 0, 1], 2, &device).unwrap();
+    let (layer, rates) =
+        SpectralLayer1d::construct(&z, &pi, &VectorLayerConfig::default()).unwrap();
+    assert!(rates.delta_r.is_finite() && rates.delta_r >= 0.0);
+    let out = layer.forward(&z, None).unwrap();
+    let shifted = layer.forward(&cyclic_shift(z, 3), None).unwrap();
+    let d: f32 = (shifted - cyclic_shift(out, 3)).abs().max().into_scalar();
+    assert!(d < 1e-4);
+}
