@@ -47,7 +47,28 @@ pub struct DataConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
+    /// Samples flattened to vectors.
     Vector,
+    /// Shift-invariant layers on multi-channel 1D signals `[C, T]`.
+    Conv1d,
+}
+
+/// Images to `[radii, angles]` signals (rotation becomes a cyclic shift).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolarConfig {
+    pub radii: usize,
+    pub angles: usize,
+}
+
+/// Lifting by fixed random circular convolutions + ReLU.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiftConfig {
+    pub out_channels: usize,
+    pub kernel_size: usize,
+    #[serde(default)]
+    pub seed: u64,
 }
 
 fn default_eta() -> f64 {
@@ -103,6 +124,12 @@ pub struct EvalConfig {
     /// At most this many samples per class in the cosine heat maps.
     #[serde(default = "default_heatmap")]
     pub heatmap_per_class: usize,
+    /// "All shifts": every cyclic shift on this stride grid (signals only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_stride: Option<usize>,
+    /// Test samples per class evaluated under all shifts (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_test_per_class: Option<usize>,
 }
 
 fn default_heatmap() -> usize {
@@ -115,6 +142,8 @@ impl Default for EvalConfig {
             knn_k: default_knn_k(),
             n_comp: None,
             heatmap_per_class: default_heatmap(),
+            shift_stride: None,
+            shift_test_per_class: None,
         }
     }
 }
@@ -128,6 +157,17 @@ pub struct RunConfig {
     pub model: ModelConfig,
     #[serde(default)]
     pub eval: EvalConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polar: Option<PolarConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lift: Option<LiftConfig>,
+}
+
+impl RunConfig {
+    /// Whether samples are handled as multi-channel 1D signals.
+    pub fn uses_signals(&self) -> bool {
+        self.polar.is_some() || self.lift.is_some() || self.model.kind == ModelKind::Conv1d
+    }
 }
 
 /// Errors in reading or checking a configuration.
@@ -264,6 +304,24 @@ fn validate(cfg: &RunConfig) -> Result<(), ConfigError> {
         .layer_config()
         .validate()
         .map_err(|e| ConfigError::Invalid(format!("model: {e}")))?;
+    if let Some(p) = &cfg.polar
+        && (p.radii == 0 || p.angles == 0)
+    {
+        return bad("polar.radii and polar.angles must be at least 1".into());
+    }
+    if let Some(l) = &cfg.lift
+        && (l.out_channels == 0 || l.kernel_size == 0)
+    {
+        return bad("lift.out_channels and lift.kernel_size must be at least 1".into());
+    }
+    if cfg.eval.shift_stride == Some(0) {
+        return bad("eval.shift_stride must be at least 1".into());
+    }
+    if cfg.eval.shift_stride.is_some() && !cfg.uses_signals() {
+        return bad(
+            "eval.shift_stride needs signals: a [polar] section or model.kind = \"conv1d\"".into(),
+        );
+    }
     if cfg.eval.knn_k == 0 {
         return bad("eval.knn_k must be at least 1".into());
     }

@@ -3,3 +3,4 @@
 pub mod config;
 pub mod plots;
 pub mod run;
+pub mod signals;

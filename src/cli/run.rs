@@ -143,6 +143,9 @@ pub struct Seconds {
 pub struct AccuracyBlock {
     pub train: Accuracies,
     pub test: Option<Accuracies>,
+    /// The test samples under every cyclic shift of the stride grid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_all_shifts: Option<Accuracies>,
 }
 
 #[derive(Serialize)]
@@ -170,7 +173,7 @@ fn as_matrix(ds: &Dataset, device: &Device) -> Tensor<2> {
     tensor(ds.features.clone(), [ds.len(), ds.dim()], device)
 }
 
-fn evaluate(
+pub(crate) fn evaluate(
     train: &Tensor<2>,
     train_labels: &[usize],
     test: &Tensor<2>,
@@ -195,6 +198,9 @@ pub fn run(
     out: &Path,
     quiet: bool,
 ) -> Result<Summary> {
+    if cfg.uses_signals() {
+        return super::signals::run(cfg, device, device_name, out, quiet);
+    }
     let split = load_data(cfg)?;
     for w in &split.warnings {
         eprintln!("warning: {w}");
@@ -293,6 +299,7 @@ pub fn run(
         accuracy: AccuracyBlock {
             train: train_acc,
             test: test_acc,
+            test_all_shifts: None,
         },
         data: DataSummary {
             source: format!("{:?}", cfg.data.source),
@@ -389,6 +396,12 @@ pub fn print_summary(s: &Summary, out: &Path) {
     if let Some(t) = &s.accuracy.test {
         println!(
             "  test accuracy:  kNN {:.4}, nearest subspace {:.4}",
+            t.knn, t.nearest_subspace
+        );
+    }
+    if let Some(t) = &s.accuracy.test_all_shifts {
+        println!(
+            "  all shifts:     kNN {:.4}, nearest subspace {:.4}",
             t.knn, t.nearest_subspace
         );
     }

@@ -309,3 +309,71 @@ impl SpectralLayer1d {
         self.num_classes
     }
 }
+
+/// A stack of 1D spectral layers built forward, with the rates of every
+/// stage (0 = the normalised input) under the construction memberships.
+#[derive(Debug, Clone)]
+pub struct SpectralNet1d {
+    pub layers: Vec<SpectralLayer1d>,
+}
+
+/// Network, rate record and the training features after the last layer.
+pub struct Construction1d {
+    pub network: SpectralNet1d,
+    pub records: Vec<redunet_core::LayerRecord>,
+    pub features: Tensor<3>,
+}
+
+fn record(layer: usize, r: Rates) -> redunet_core::LayerRecord {
+    redunet_core::LayerRecord {
+        layer,
+        r: r.r,
+        r_c: r.r_c,
+        delta_r: r.delta_r,
+    }
+}
+
+impl SpectralNet1d {
+    /// Builds `layers` layers from signals `z: [m, C, T]` (normalised first).
+    pub fn construct(
+        z: &Tensor<3>,
+        pi: &Memberships,
+        layers: usize,
+        config: &VectorLayerConfig,
+        mut on_layer: impl FnMut(&redunet_core::LayerRecord),
+    ) -> Result<Construction1d> {
+        redunet_core::host::check_finite(z, "input signals")?;
+        let mut z = normalize_signals(z.clone());
+        let mut built = Vec::with_capacity(layers);
+        let mut records = Vec::with_capacity(layers + 1);
+        for l in 0..=layers {
+            let (layer, rates) = SpectralLayer1d::construct(&z, pi, config)?;
+            if !rates.delta_r.is_finite() {
+                return Err(Error::NonFinite(format!("ΔR after layer {l}")));
+            }
+            let rec = record(l, rates);
+            on_layer(&rec);
+            records.push(rec);
+            if l == layers {
+                break;
+            }
+            z = layer.forward(&z, Some(pi))?;
+            built.push(layer);
+        }
+        Ok(Construction1d {
+            network: Self { layers: built },
+            records,
+            features: z,
+        })
+    }
+
+    /// Features of new signals (soft membership in every layer).
+    pub fn transform(&self, z: &Tensor<3>) -> Result<Tensor<3>> {
+        redunet_core::host::check_finite(z, "input signals")?;
+        let mut z = normalize_signals(z.clone());
+        for layer in &self.layers {
+            z = layer.forward(&z, None)?;
+        }
+        Ok(z)
+    }
+}

@@ -1,0 +1,318 @@
+//! `redunet run` for multi-channel 1D signals: images through the polar
+//! transform (rotation becomes a cyclic shift) and/or lifting, then either
+//! the shift-invariant spectral network (`model.kind = "conv1d"`) or its
+//! vector counterpart on the flattened signals, evaluated on the test set and
+//! on the test set under every cyclic shift of a stride grid.
+
+use super::config::{ModelKind, RunConfig};
+use super::run::{AccuracyBlock, DataSummary, Seconds, Summary, evaluate, load_data};
+use anyhow::{Result, bail};
+use burn::tensor::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use redunet_core::host::{tensor, to_vec};
+use redunet_core::network::LayerRecord;
+use redunet_core::{Memberships, VectorReduNet};
+use redunet_data::Dataset;
+use redunet_data::npy::write_atomic;
+use redunet_vision::lift::Lift1d;
+use redunet_vision::polar::Polar;
+use redunet_vision::shift::{cyclic_shift, stride_grid};
+use redunet_vision::spectral::SpectralNet1d;
+use std::path::Path;
+use std::time::Instant;
+
+enum Model {
+    Vector(VectorReduNet),
+    Conv1d(SpectralNet1d),
+}
+
+struct FrontEnd {
+    polar: Option<Polar>,
+    lift: Option<Lift1d>,
+}
+
+impl FrontEnd {
+    /// Samples `[m, …]` to signals `[m, C, T]` before lifting.
+    fn signals(&self, ds: &Dataset, device: &Device) -> Result<Tensor<3>> {
+        let m = ds.len();
+        match (&self.polar, ds.sample_shape.as_slice()) {
+            (Some(p), [h, w]) if *h == p.height && *w == p.width => {
+                Ok(p.apply(tensor(ds.features.clone(), [m, h * w], device)))
+            }
+            (Some(_), shape) => {
+                bail!("[polar] needs images [H, W], got samples of shape {shape:?}")
+            }
+            (None, [c, t]) => Ok(tensor(ds.features.clone(), [m, *c, *t], device)),
+            (None, [t]) => Ok(tensor(ds.features.clone(), [m, 1, *t], device)),
+            (None, shape) => bail!(
+                "signals need samples [C, T] or [T], got {shape:?} (add a [polar] section for images)"
+            ),
+        }
+    }
+
+    fn lift(&self, x: Tensor<3>) -> Tensor<3> {
+        match &self.lift {
+            Some(l) => l.apply(x),
+            None => x,
+        }
+    }
+}
+
+fn flatten(x: Tensor<3>) -> Tensor<2> {
+    let [m, c, t] = x.dims();
+    x.reshape([m, c * t])
+}
+
+impl Model {
+    /// Flattened features of (unlifted) signals.
+    fn features(&self, front: &FrontEnd, x: &Tensor<3>) -> Result<Tensor<2>> {
+        let x = front.lift(x.clone());
+        Ok(match self {
+            Model::Vector(n) => n.transform(&flatten(x))?,
+            Model::Conv1d(n) => flatten(n.transform(&x)?),
+        })
+    }
+}
+
+/// The first `per_class` test samples of each class (all when `None`).
+fn first_per_class(labels: &[usize], per_class: Option<usize>) -> Vec<usize> {
+    let mut seen = std::collections::HashMap::new();
+    (0..labels.len())
+        .filter(|&i| {
+            let n = seen.entry(labels[i]).or_insert(0usize);
+            *n += 1;
+            per_class.is_none_or(|p| *n <= p)
+        })
+        .collect()
+}
+
+pub fn run(
+    cfg: &RunConfig,
+    device: &Device,
+    device_name: &str,
+    out: &Path,
+    quiet: bool,
+) -> Result<Summary> {
+    let split = load_data(cfg)?;
+    for w in &split.warnings {
+        eprintln!("warning: {w}");
+    }
+    let (train, test) = (&split.train, &split.test);
+    let k = split.classes.len();
+    let polar = match (&cfg.polar, train.sample_shape.as_slice()) {
+        (Some(p), [h, w]) => Some(Polar::new(*h, *w, p.radii, p.angles, device)),
+        (Some(_), shape) => bail!("[polar] needs images [H, W], got samples of shape {shape:?}"),
+        (None, _) => None,
+    };
+    let mut front = FrontEnd { polar, lift: None };
+    let train_sig = front.signals(train, device)?;
+    let [m, c_in, t] = train_sig.dims();
+    if let Some(l) = &cfg.lift {
+        front.lift = Some(Lift1d::random(
+            l.out_channels,
+            c_in,
+            l.kernel_size,
+            l.seed,
+            device,
+        ));
+    }
+    let train_in = front.lift(train_sig.clone());
+    let [_, c, _] = train_in.dims();
+    if !quiet {
+        eprintln!(
+            "data: {:?}, {k} classes {:?}, {m} train / {} test signals [{c}, {t}], model {:?}, device {device_name}",
+            cfg.data.source,
+            split.classes,
+            test.len(),
+            cfg.model.kind
+        );
+    }
+    let pi = Memberships::from_labels(&train.labels, k, device)?;
+    let layer_cfg = cfg.model.layer_config();
+    let layers = cfg.model.layers;
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(layers as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} layer {pos}/{len} [{bar:30}] {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let on_layer = |rec: &LayerRecord| {
+        bar.set_position(rec.layer as u64);
+        bar.set_message(format!(
+            "ΔR {:.4}  R {:.4}  R_c {:.4}",
+            rec.delta_r, rec.r, rec.r_c
+        ));
+    };
+    let start = Instant::now();
+    let (model, records, built_features) = match cfg.model.kind {
+        ModelKind::Vector => {
+            let b = VectorReduNet::construct(
+                &flatten(train_in.clone()),
+                &pi,
+                layers,
+                &layer_cfg,
+                on_layer,
+            )?;
+            (Model::Vector(b.network), b.records, b.features)
+        }
+        ModelKind::Conv1d => {
+            let b = SpectralNet1d::construct(&train_in, &pi, layers, &layer_cfg, on_layer)?;
+            (Model::Conv1d(b.network), b.records, flatten(b.features))
+        }
+    };
+    to_vec(built_features.clone().slice([0..1, 0..1]))?;
+    let construct = start.elapsed().as_secs_f64();
+    bar.finish();
+
+    let start = Instant::now();
+    let train_features = match layer_cfg.membership {
+        redunet_core::MembershipMode::Soft => built_features,
+        redunet_core::MembershipMode::Labels => model.features(&front, &train_sig)?,
+    };
+    let n_comp = cfg.eval.n_comp.unwrap_or(10);
+    let knn_k = cfg.eval.knn_k;
+    let train_acc = evaluate(
+        &train_features,
+        &train.labels,
+        &train_features,
+        &train.labels,
+        knn_k,
+        n_comp,
+    )?;
+    let mut test_acc = None;
+    let mut shift_acc = None;
+    let mut shift_maps = None;
+    if !test.is_empty() {
+        let test_sig = front.signals(test, device)?;
+        let ft = model.features(&front, &test_sig)?;
+        test_acc = Some(evaluate(
+            &train_features,
+            &train.labels,
+            &ft,
+            &test.labels,
+            knn_k,
+            n_comp,
+        )?);
+        if let Some(stride) = cfg.eval.shift_stride {
+            let chosen = first_per_class(&test.labels, cfg.eval.shift_test_per_class);
+            let idx = redunet_core::host::indices(&chosen, device);
+            let base = test_sig.clone().select(0, idx);
+            let grid = stride_grid(t, stride);
+            let shifted: Vec<Tensor<3>> = grid
+                .iter()
+                .map(|&s| cyclic_shift(base.clone(), s))
+                .collect();
+            let all = Tensor::cat(shifted, 0);
+            let labels: Vec<usize> = grid
+                .iter()
+                .flat_map(|_| chosen.iter().map(|&i| test.labels[i]))
+                .collect();
+            let fs = model.features(&front, &all)?;
+            shift_acc = Some(evaluate(
+                &train_features,
+                &train.labels,
+                &fs,
+                &labels,
+                knn_k,
+                n_comp,
+            )?);
+            // Heat maps of a few samples' shifted copies, before and after.
+            let few: Vec<usize> = (0..chosen.len())
+                .step_by((chosen.len() / 5).max(1))
+                .take(5)
+                .collect();
+            let n_chosen = chosen.len();
+            let rows: Vec<usize> = few
+                .iter()
+                .flat_map(|&i| (0..grid.len()).map(move |g| g * n_chosen + i))
+                .collect();
+            let owner: Vec<usize> = few
+                .iter()
+                .flat_map(|&i| std::iter::repeat_n(i, grid.len()))
+                .collect();
+            let pick = redunet_core::host::indices(&rows, device);
+            let before = to_vec(flatten(front.lift(all.clone().select(0, pick.clone()))))?;
+            let after = to_vec(fs.select(0, pick))?;
+            let rank: Vec<usize> = owner
+                .iter()
+                .map(|o| few.iter().position(|f| f == o).unwrap_or(0))
+                .collect();
+            shift_maps = Some((before, after, rank, grid.len()));
+        }
+    }
+    let evaluate_s = start.elapsed().as_secs_f64();
+
+    let summary = Summary {
+        device: device_name.to_string(),
+        seconds: Seconds {
+            construct,
+            per_layer: construct / layers as f64,
+            evaluate: evaluate_s,
+        },
+        input: records[0],
+        layers: records[1..].to_vec(),
+        accuracy: AccuracyBlock {
+            train: train_acc,
+            test: test_acc,
+            test_all_shifts: shift_acc,
+        },
+        data: DataSummary {
+            source: format!("{:?}", cfg.data.source),
+            classes: split.classes.clone(),
+            train: train.len(),
+            test: test.len(),
+            dim: c * t,
+        },
+        warnings: split.warnings.clone(),
+        config: cfg.clone(),
+    };
+    std::fs::create_dir_all(out)?;
+    write_atomic(
+        &out.join("summary.json"),
+        &serde_json::to_vec_pretty(&summary)?,
+    )?;
+    let mut csv = String::from("layer,r,r_c,delta_r\n");
+    for r in &records {
+        csv.push_str(&format!("{},{},{},{}\n", r.layer, r.r, r.r_c, r.delta_r));
+    }
+    write_atomic(&out.join("rates.csv"), csv.as_bytes())?;
+    if let Model::Vector(n) = &model
+        && cfg.polar.is_none()
+        && cfg.lift.is_none()
+    {
+        n.save(&out.join("model"), serde_json::to_value(cfg)?)?;
+    }
+    super::plots::rates(&out.join("rates.png"), &records)?;
+    let dim = c * t;
+    super::plots::cosine_heatmap(
+        &out.join("heatmap-train.png"),
+        &to_vec(train_features)?,
+        &train.labels,
+        dim,
+        cfg.eval.heatmap_per_class,
+        "|cos| between train features (sorted by class)",
+    )?;
+    if let Some((before, after, owner, per)) = shift_maps {
+        for (name, v, title) in [
+            (
+                "heatmap-shifts-input.png",
+                before,
+                "|cos| among shifted copies: input",
+            ),
+            (
+                "heatmap-shifts-output.png",
+                after,
+                "|cos| among shifted copies: output",
+            ),
+        ] {
+            super::plots::cosine_heatmap(&out.join(name), &v, &owner, dim, per, title)?;
+        }
+    }
+    Ok(summary)
+}
