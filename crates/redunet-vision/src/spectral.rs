@@ -97,14 +97,61 @@ impl Dft1d {
     }
 }
 
+/// The half spectrum of a batch of real signals: real and imaginary parts,
+/// each `[P, C, m]` (frequency-major, so per-frequency products batch).
+#[derive(Debug, Clone)]
+pub struct Spectrum {
+    pub re: Tensor<3>,
+    pub im: Tensor<3>,
+}
+
+impl Dft1d {
+    /// Signals `[m, C, T]` to their half spectrum.
+    pub fn spectrum(&self, z: &Tensor<3>) -> Spectrum {
+        let (re, im) = self.forward(z);
+        Spectrum { re, im }
+    }
+
+    /// Back to signals `[m, C, T]`.
+    pub fn signals(&self, s: Spectrum) -> Tensor<3> {
+        self.inverse(s.re, s.im)
+    }
+
+    fn weight_column(&self, device: &Device) -> Tensor<3> {
+        let p = self.frequencies();
+        Tensor::<1>::from_data(
+            TensorData::new(self.weights.iter().map(|&x| x as f32).collect(), [p]),
+            device,
+        )
+        .reshape([p, 1, 1])
+    }
+
+    /// Scales each sample to unit norm over channels and time (by Parseval,
+    /// the multiplicity-weighted norm of its half spectrum).
+    pub fn normalize(&self, s: Spectrum) -> Spectrum {
+        let [p, c, m] = s.re.dims();
+        let sq = (s.re.clone().powi_scalar(2) + s.im.clone().powi_scalar(2))
+            * self.weight_column(&s.re.device());
+        let norms = sq
+            .reshape([p * c, m])
+            .sum_dim(0)
+            .sqrt()
+            .clamp_min(1e-8)
+            .reshape([1, 1, m]);
+        Spectrum {
+            re: s.re / norms.clone(),
+            im: s.im / norms,
+        }
+    }
+}
+
 /// A constructed 1D shift-invariant ReduNet layer.
 #[derive(Debug, Clone)]
 pub struct SpectralLayer1d {
     dft: Dft1d,
-    /// E(p), real and imaginary parts, `[P, C, C]`.
-    e: (Tensor<3>, Tensor<3>),
-    /// C_j(p) stacked along rows, `[P, k'·C, C]`.
-    c: (Tensor<3>, Tensor<3>),
+    /// E(p) then each C_j(p), stacked along rows: real and imaginary parts,
+    /// `[P, (k'+1)·C, C]`, so that one batch of products applies them all.
+    ops: (Tensor<3>, Tensor<3>),
     gamma: Vec<f64>,
     classes: Vec<usize>,
     num_classes: usize,
@@ -123,6 +170,29 @@ fn normalize_signals(z: Tensor<3>) -> Tensor<3> {
     z / norms
 }
 
+/// The samples of class `j` along the last axis, scaled by `sqrt(π_ij)`;
+/// hard labels grouped by class (as our splits are) need only a slice.
+fn class_columns(x: &Tensor<3>, pi: &Memberships, j: usize) -> Tensor<3> {
+    let [p, c, m] = x.dims();
+    match pi.members(j) {
+        Some(rows) if rows.last().is_some_and(|&l| l + 1 - rows[0] == rows.len()) => {
+            x.clone().slice([0..p, 0..c, rows[0]..rows[0] + rows.len()])
+        }
+        Some(rows) => x
+            .clone()
+            .select(2, redunet_core::host::indices(&rows, &x.device())),
+        None => {
+            let w = pi
+                .pi()
+                .clone()
+                .slice([0..m, j..j + 1])
+                .reshape([1, 1, m])
+                .sqrt();
+            x.clone() * w
+        }
+    }
+}
+
 impl SpectralLayer1d {
     /// Builds E(p), C_j(p), γ from signals `z: [m, C, T]` and memberships;
     /// also returns R, R_c, ΔR of `z` in the spectral form.
@@ -131,21 +201,33 @@ impl SpectralLayer1d {
         pi: &Memberships,
         config: &VectorLayerConfig,
     ) -> Result<(Self, Rates)> {
-        config.validate()?;
         let [m, ch, t] = z.dims();
         if m == 0 || ch == 0 || t == 0 {
             return Err(Error::Empty(format!("signals of shape [{m}, {ch}, {t}]")));
         }
+        redunet_core::host::check_finite(z, "input signals")?;
+        let dft = Dft1d::new(t, &z.device());
+        let s = dft.spectrum(z);
+        Self::construct_spectral(&s, pi, config, &dft)
+    }
+
+    /// [`Self::construct`] from the half spectrum of the layer input.
+    pub fn construct_spectral(
+        s: &Spectrum,
+        pi: &Memberships,
+        config: &VectorLayerConfig,
+        dft: &Dft1d,
+    ) -> Result<(Self, Rates)> {
+        config.validate()?;
+        let [p, ch, m] = s.re.dims();
         if pi.num_samples() != m {
             return Err(Error::LabelCount {
                 expected: m,
                 got: pi.num_samples(),
             });
         }
-        let device = z.device();
-        let dft = Dft1d::new(t, &device);
-        let p = dft.frequencies();
-        let (vr, vi) = dft.forward(z);
+        let t = dft.len;
+        let device = s.re.device();
         let classes = pi.present();
         let counts = pi.counts();
         let eps = config.eps_sq;
@@ -153,35 +235,26 @@ impl SpectralLayer1d {
         scales.extend(classes.iter().map(|&j| ch as f64 / (counts[j] * eps)));
         let gamma: Vec<f64> = classes.iter().map(|&j| counts[j] / m as f64).collect();
 
-        // Per-frequency covariance A + iB of (weighted) samples.
-        let cov = |w: Option<Tensor<1>>| {
-            let (xr, xi) = match w {
-                Some(w) => {
-                    let w = w.sqrt().reshape([1, 1, m]);
-                    (vr.clone() * w.clone(), vi.clone() * w)
-                }
-                None => (vr.clone(), vi.clone()),
-            };
-            let a = xr.clone().matmul(xr.clone().swap_dims(1, 2))
+        // Σ v vᴴ = A + iB per frequency, embedded as [[I + aA, −aB], [aB, I + aA]].
+        let embed = |xr: Tensor<3>, xi: Tensor<3>, a: f64| {
+            let a_ = xr.clone().matmul(xr.clone().swap_dims(1, 2))
                 + xi.clone().matmul(xi.clone().swap_dims(1, 2));
-            let b = xi.clone().matmul(xr.clone().swap_dims(1, 2)) - xr.matmul(xi.swap_dims(1, 2));
-            (a, b)
+            let b_ = xi.clone().matmul(xr.clone().swap_dims(1, 2)) - xr.matmul(xi.swap_dims(1, 2));
+            let (a_, b_) = (a_.mul_scalar(a), b_.mul_scalar(a));
+            let top = Tensor::cat(vec![a_.clone(), b_.clone().neg()], 2);
+            let bottom = Tensor::cat(vec![b_, a_], 2);
+            Tensor::cat(vec![top, bottom], 1)
         };
-        let mut embeds = Vec::with_capacity(classes.len() + 1);
-        for (slot, scale) in scales.iter().enumerate() {
-            let (a, b) = if slot == 0 {
-                cov(None)
-            } else {
-                let j = classes[slot - 1];
-                cov(Some(pi.pi().clone().slice([0..m, j..j + 1]).reshape([m])))
-            };
-            let (a, b) = (a.mul_scalar(*scale), b.mul_scalar(*scale));
-            let top = Tensor::cat(vec![a.clone(), b.clone().neg()], 2);
-            let bottom = Tensor::cat(vec![b, a], 2);
-            let eye = Tensor::<2>::eye(2 * ch, &device).unsqueeze_dim::<3>(0);
-            embeds.push(Tensor::cat(vec![top, bottom], 1) + eye);
+        let mut embeds = vec![embed(s.re.clone(), s.im.clone(), scales[0])];
+        for (slot, &j) in classes.iter().enumerate() {
+            embeds.push(embed(
+                class_columns(&s.re, pi, j),
+                class_columns(&s.im, pi, j),
+                scales[slot + 1],
+            ));
         }
-        let (inv, logdets) = spd_inverse_logdet(Tensor::cat(embeds, 0))?;
+        let eye = Tensor::<2>::eye(2 * ch, &device).unsqueeze_dim::<3>(0);
+        let (inv, logdets) = spd_inverse_logdet(Tensor::cat(embeds, 0) + eye)?;
         // Complex logdet = ½ logdet of the embedding; each kept frequency
         // counts with its multiplicity.
         let rate = |slot: usize| -> f64 {
@@ -191,37 +264,23 @@ impl SpectralLayer1d {
                 / (2.0 * t as f64)
         };
         let r = rate(0);
-        let r_c: f64 = gamma.iter().enumerate().map(|(s, g)| g * rate(s + 1)).sum();
+        let r_c: f64 = gamma.iter().enumerate().map(|(i, g)| g * rate(i + 1)).sum();
         let k1 = classes.len() + 1;
-        let inv = inv.reshape([k1, p, 2 * ch, 2 * ch]);
         let scale_t = Tensor::<1>::from_data(
-            TensorData::new(scales.iter().map(|&s| s as f32).collect(), [k1]),
+            TensorData::new(scales.iter().map(|&x| x as f32).collect(), [k1]),
             &device,
         )
         .reshape([k1, 1, 1, 1]);
-        let inv = inv * scale_t;
-        let re = inv.clone().slice([0..k1, 0..p, 0..ch, 0..ch]);
-        let im = inv.slice([0..k1, 0..p, ch..2 * ch, 0..ch]);
-        let e = (
-            re.clone()
-                .slice([0..1, 0..p, 0..ch, 0..ch])
-                .reshape([p, ch, ch]),
-            im.clone()
-                .slice([0..1, 0..p, 0..ch, 0..ch])
-                .reshape([p, ch, ch]),
+        let inv = inv.reshape([k1, p, 2 * ch, 2 * ch]) * scale_t;
+        let stack = |x: Tensor<4>| x.swap_dims(0, 1).reshape([p, k1 * ch, ch]);
+        let ops = (
+            stack(inv.clone().slice([0..k1, 0..p, 0..ch, 0..ch])),
+            stack(inv.slice([0..k1, 0..p, ch..2 * ch, 0..ch])),
         );
-        let k = classes.len();
-        let stack = |x: Tensor<4>| {
-            x.slice([1..k1, 0..p, 0..ch, 0..ch])
-                .swap_dims(0, 1)
-                .reshape([p, k * ch, ch])
-        };
-        let c = (stack(re), stack(im));
         Ok((
             Self {
-                dft,
-                e,
-                c,
+                dft: dft.clone(),
+                ops,
                 gamma,
                 classes,
                 num_classes: pi.num_classes(),
@@ -233,39 +292,44 @@ impl SpectralLayer1d {
     }
 
     /// Complex `[P, rows, C] @ [P, C, m]`.
-    fn cmul(a: &(Tensor<3>, Tensor<3>), vr: &Tensor<3>, vi: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
-        let re = a.0.clone().matmul(vr.clone()) - a.1.clone().matmul(vi.clone());
-        let im = a.0.clone().matmul(vi.clone()) + a.1.clone().matmul(vr.clone());
+    fn cmul(a: &(Tensor<3>, Tensor<3>), s: &Spectrum) -> (Tensor<3>, Tensor<3>) {
+        let re = a.0.clone().matmul(s.re.clone()) - a.1.clone().matmul(s.im.clone());
+        let im = a.0.clone().matmul(s.im.clone()) + a.1.clone().matmul(s.re.clone());
         (re, im)
     }
 
     /// `IDFT(E(p) DFT(u))`: the expansion operator applied to signals.
     pub fn apply_expansion(&self, u: &Tensor<3>) -> Tensor<3> {
-        let (vr, vi) = self.dft.forward(u);
-        let (re, im) = Self::cmul(&self.e, &vr, &vi);
+        let p = self.dft.frequencies();
+        let ch = self.channels;
+        let e = (
+            self.ops.0.clone().slice([0..p, 0..ch, 0..ch]),
+            self.ops.1.clone().slice([0..p, 0..ch, 0..ch]),
+        );
+        let (re, im) = Self::cmul(&e, &self.dft.spectrum(u));
         self.dft.inverse(re, im)
     }
 
-    /// Applies the layer with soft membership (or the true memberships for
-    /// [`MembershipMode::Labels`] when `pi` is given), normalising each
-    /// output signal over channels and time.
-    pub fn forward(&self, z: &Tensor<3>, pi: Option<&Memberships>) -> Result<Tensor<3>> {
-        let [m, ch, t] = z.dims();
-        if ch != self.channels || t != self.dft.len {
-            return Err(Error::Shape(format!(
-                "layer expects signals [m, {}, {}], got {:?}",
-                self.channels,
-                self.dft.len,
-                z.dims()
-            )));
-        }
-        let device = z.device();
-        let p = self.dft.frequencies();
+    /// One layer step on a half spectrum: `normalize(v + η g)`, with the
+    /// true memberships for [`MembershipMode::Labels`] when `pi` is given,
+    /// the soft estimate otherwise.
+    pub fn step(&self, s: &Spectrum, pi: Option<&Memberships>) -> Spectrum {
+        let [p, ch, m] = s.re.dims();
+        let device = s.re.device();
         let k = self.classes.len();
-        let (vr, vi) = self.dft.forward(z);
-        let (er, ei) = Self::cmul(&self.e, &vr, &vi);
-        let (cr, ci) = Self::cmul(&self.c, &vr, &vi);
-        let (cr, ci) = (cr.reshape([p, k, ch, m]), ci.reshape([p, k, ch, m]));
+        let (all_r, all_i) = Self::cmul(&self.ops, s);
+        let all_r = all_r.reshape([p, k + 1, ch, m]);
+        let all_i = all_i.reshape([p, k + 1, ch, m]);
+        let er = all_r
+            .clone()
+            .slice([0..p, 0..1, 0..ch, 0..m])
+            .reshape([p, ch, m]);
+        let ei = all_i
+            .clone()
+            .slice([0..p, 0..1, 0..ch, 0..m])
+            .reshape([p, ch, m]);
+        let cr = all_r.slice([0..p, 1..k + 1, 0..ch, 0..m]);
+        let ci = all_i.slice([0..p, 1..k + 1, 0..ch, 0..m]);
         let weights = match (self.config.membership, pi) {
             (MembershipMode::Labels, Some(pi)) => pi
                 .pi()
@@ -274,15 +338,12 @@ impl SpectralLayer1d {
                 .transpose(),
             _ => {
                 // ‖C_j z‖² by Parseval over the kept frequencies.
-                let w = Tensor::<1>::from_data(
-                    TensorData::new(self.dft.weights.iter().map(|&x| x as f32).collect(), [p]),
-                    &device,
-                )
-                .reshape([p, 1, 1, 1]);
+                let w = self.dft.weight_column(&device).reshape([p, 1, 1, 1]);
                 let sq = (cr.clone().powi_scalar(2) + ci.clone().powi_scalar(2)) * w;
                 let norms = sq
-                    .sum_dim(2)
-                    .sum_dim(0)
+                    .swap_dims(0, 1)
+                    .reshape([k, p * ch, m])
+                    .sum_dim(1)
                     .reshape([k, m])
                     .sqrt()
                     .clamp_min(1e-8);
@@ -297,8 +358,27 @@ impl SpectralLayer1d {
         let w = (weights * gamma).reshape([1, k, 1, m]);
         let clus_r = (cr * w.clone()).sum_dim(1).reshape([p, ch, m]);
         let clus_i = (ci * w).sum_dim(1).reshape([p, ch, m]);
-        let g = self.dft.inverse(er - clus_r, ei - clus_i);
-        Ok(normalize_signals(z.clone() + g.mul_scalar(self.config.eta)))
+        let eta = self.config.eta;
+        self.dft.normalize(Spectrum {
+            re: s.re.clone() + (er - clus_r).mul_scalar(eta),
+            im: s.im.clone() + (ei - clus_i).mul_scalar(eta),
+        })
+    }
+
+    /// Applies the layer to signals `[m, C, T]` (see [`Self::step`]),
+    /// normalising each output signal over channels and time.
+    pub fn forward(&self, z: &Tensor<3>, pi: Option<&Memberships>) -> Result<Tensor<3>> {
+        let [_, ch, t] = z.dims();
+        if ch != self.channels || t != self.dft.len {
+            return Err(Error::Shape(format!(
+                "layer expects signals [m, {}, {}], got {:?}",
+                self.channels,
+                self.dft.len,
+                z.dims()
+            )));
+        }
+        redunet_core::host::check_finite(z, "input signals")?;
+        Ok(self.dft.signals(self.step(&self.dft.spectrum(z), pi)))
     }
 
     pub fn classes(&self) -> &[usize] {
@@ -334,7 +414,10 @@ fn record(layer: usize, r: Rates) -> redunet_core::LayerRecord {
 }
 
 impl SpectralNet1d {
-    /// Builds `layers` layers from signals `z: [m, C, T]` (normalised first).
+    /// Builds `layers` layers from signals `z: [m, C, T]` (normalised
+    /// first). Between layers the features stay in the spectral domain: the
+    /// update, the normalisation (Parseval) and the next construction all
+    /// work on the half spectrum, so the DFT is taken once.
     pub fn construct(
         z: &Tensor<3>,
         pi: &Memberships,
@@ -343,11 +426,12 @@ impl SpectralNet1d {
         mut on_layer: impl FnMut(&redunet_core::LayerRecord),
     ) -> Result<Construction1d> {
         redunet_core::host::check_finite(z, "input signals")?;
-        let mut z = normalize_signals(z.clone());
+        let dft = Dft1d::new(z.dims()[2], &z.device());
+        let mut s = dft.spectrum(&normalize_signals(z.clone()));
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..=layers {
-            let (layer, rates) = SpectralLayer1d::construct(&z, pi, config)?;
+            let (layer, rates) = SpectralLayer1d::construct_spectral(&s, pi, config, &dft)?;
             if !rates.delta_r.is_finite() {
                 return Err(Error::NonFinite(format!("ΔR after layer {l}")));
             }
@@ -357,23 +441,35 @@ impl SpectralNet1d {
             if l == layers {
                 break;
             }
-            z = layer.forward(&z, Some(pi))?;
+            s = layer.step(&s, Some(pi));
             built.push(layer);
         }
         Ok(Construction1d {
             network: Self { layers: built },
             records,
-            features: z,
+            features: dft.signals(s),
         })
     }
 
     /// Features of new signals (soft membership in every layer).
     pub fn transform(&self, z: &Tensor<3>) -> Result<Tensor<3>> {
         redunet_core::host::check_finite(z, "input signals")?;
-        let mut z = normalize_signals(z.clone());
-        for layer in &self.layers {
-            z = layer.forward(&z, None)?;
+        let Some(first) = self.layers.first() else {
+            return Ok(normalize_signals(z.clone()));
+        };
+        let [_, ch, t] = z.dims();
+        if ch != first.channels || t != first.dft.len {
+            return Err(Error::Shape(format!(
+                "network expects signals [m, {}, {}], got {:?}",
+                first.channels,
+                first.dft.len,
+                z.dims()
+            )));
         }
-        Ok(z)
+        let mut s = first.dft.spectrum(&normalize_signals(z.clone()));
+        for layer in &self.layers {
+            s = layer.step(&s, None);
+        }
+        Ok(first.dft.signals(s))
     }
 }
