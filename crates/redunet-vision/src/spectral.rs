@@ -28,72 +28,143 @@ use burn::tensor::{Device, Tensor, TensorData};
 use redunet_core::linalg::spd_inverse_logdet;
 use redunet_core::{Error, MembershipMode, Memberships, Rates, Result, VectorLayerConfig};
 
-/// The orthonormal real DFT of length T as matrix products.
+/// The orthonormal DFT of real signals of length T, or of real images
+/// `H × W` stored as signals of length `H·W` (row-major), as matrix
+/// products on the device. Only the half spectrum along the last axis is
+/// kept (`W/2 + 1` columns, all `H` rows); `weights` gives each kept
+/// frequency's multiplicity in the full spectrum.
 #[derive(Debug, Clone)]
-pub struct Dft1d {
-    pub len: usize,
-    /// `[T, P]`: cos(2πtp/T)/√T and sin(2πtp/T)/√T.
+pub struct Dft {
+    pub height: usize,
+    pub width: usize,
+    /// `[W, Pw]`: cos(2πwq/W)/√W and sin(2πwq/W)/√W.
     cos: Tensor<2>,
     sin: Tensor<2>,
-    /// `[P, T]`: the inverse, each frequency weighted by its multiplicity.
+    /// `[Pw, W]`: the inverse, each column frequency weighted by its multiplicity.
     icos: Tensor<2>,
     isin: Tensor<2>,
-    /// Multiplicity of each kept frequency (1 for p = 0 and p = T/2, else 2).
+    /// `[H, H]`: cos(2πhp/H)/√H and sin(2πhp/H)/√H (2D only; symmetric).
+    hcos: Option<Tensor<2>>,
+    hsin: Option<Tensor<2>>,
+    /// Multiplicity of each kept frequency (row-major over `[H, Pw]`).
     pub weights: Vec<f64>,
 }
 
-impl Dft1d {
+/// The 1D case.
+pub type Dft1d = Dft;
+
+fn trig_tables(n: usize, cols: usize, scale: f64) -> (Vec<f32>, Vec<f32>) {
+    let mut c = vec![0f32; n * cols];
+    let mut s = vec![0f32; n * cols];
+    for t in 0..n {
+        for p in 0..cols {
+            // Reduce tp mod n first so the angle stays exact.
+            let theta = std::f64::consts::TAU * ((t * p) % n) as f64 / n as f64;
+            c[t * cols + p] = (theta.cos() * scale) as f32;
+            s[t * cols + p] = (theta.sin() * scale) as f32;
+        }
+    }
+    (c, s)
+}
+
+impl Dft {
+    /// The DFT of 1D signals of length `len`.
     pub fn new(len: usize, device: &Device) -> Self {
-        let p_count = len / 2 + 1;
-        let scale = 1.0 / (len as f64).sqrt();
-        let weights: Vec<f64> = (0..p_count)
-            .map(|p| if p == 0 || 2 * p == len { 1.0 } else { 2.0 })
+        Self::new_2d(1, len, device)
+    }
+
+    /// The 2D DFT of `height × width` images.
+    pub fn new_2d(height: usize, width: usize, device: &Device) -> Self {
+        let pw = width / 2 + 1;
+        let mult: Vec<f64> = (0..pw)
+            .map(|q| if q == 0 || 2 * q == width { 1.0 } else { 2.0 })
             .collect();
-        let mut c = vec![0f32; len * p_count];
-        let mut s = vec![0f32; len * p_count];
-        let mut ic = vec![0f32; p_count * len];
-        let mut is = vec![0f32; p_count * len];
-        for t in 0..len {
-            for p in 0..p_count {
-                // Reduce tp mod T first so the angle stays exact for long signals.
-                let theta = std::f64::consts::TAU * ((t * p) % len) as f64 / len as f64;
-                c[t * p_count + p] = (theta.cos() * scale) as f32;
-                s[t * p_count + p] = (theta.sin() * scale) as f32;
-                ic[p * len + t] = (weights[p] * theta.cos() * scale) as f32;
-                is[p * len + t] = (weights[p] * theta.sin() * scale) as f32;
+        let t2 = |v, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), device);
+        let scale = 1.0 / (width as f64).sqrt();
+        let (c, s) = trig_tables(width, pw, scale);
+        let mut ic = vec![0f32; pw * width];
+        let mut is = vec![0f32; pw * width];
+        for w in 0..width {
+            for q in 0..pw {
+                ic[q * width + w] = (mult[q] as f32) * c[w * pw + q];
+                is[q * width + w] = (mult[q] as f32) * s[w * pw + q];
             }
         }
-        let t2 = |v, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), device);
+        let (hcos, hsin) = if height > 1 {
+            let (hc, hs) = trig_tables(height, height, 1.0 / (height as f64).sqrt());
+            (Some(t2(hc, [height, height])), Some(t2(hs, [height, height])))
+        } else {
+            (None, None)
+        };
         Self {
-            len,
-            cos: t2(c, [len, p_count]),
-            sin: t2(s, [len, p_count]),
-            icos: t2(ic, [p_count, len]),
-            isin: t2(is, [p_count, len]),
-            weights,
+            height,
+            width,
+            cos: t2(c, [width, pw]),
+            sin: t2(s, [width, pw]),
+            icos: t2(ic, [pw, width]),
+            isin: t2(is, [pw, width]),
+            hcos,
+            hsin,
+            weights: (0..height).flat_map(|_| mult.iter().copied()).collect(),
         }
+    }
+
+    /// Number of samples per channel (T, or H·W).
+    pub fn len(&self) -> usize {
+        self.height * self.width
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn frequencies(&self) -> usize {
         self.weights.len()
     }
 
-    /// Signals `[m, C, T]` to spectra (real, imaginary) `[P, C, m]`.
+    /// Signals `[m, C, H·W]` to spectra (real, imaginary) `[P, C, m]`.
     pub fn forward(&self, z: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
-        let [m, c, t] = z.dims();
-        let p = self.frequencies();
-        let flat = z.clone().reshape([m * c, t]);
-        let re = flat.clone().matmul(self.cos.clone()).reshape([m, c, p]);
-        let im = flat.matmul(self.sin.clone()).neg().reshape([m, c, p]);
+        let [m, c, _] = z.dims();
+        let (h, w) = (self.height, self.width);
+        let pw = w / 2 + 1;
+        let flat = z.clone().reshape([m * c * h, w]);
+        let ar = flat.clone().matmul(self.cos.clone());
+        let ai = flat.matmul(self.sin.clone()).neg();
+        let (re, im) = match (&self.hcos, &self.hsin) {
+            (Some(hc), Some(hs)) => {
+                // Along H: (a_r + i a_i)(cos − i sin), a full complex DFT.
+                let cols = |x: Tensor<2>| x.reshape([m * c, h, pw]).swap_dims(1, 2).reshape([m * c * pw, h]);
+                let (ar, ai) = (cols(ar), cols(ai));
+                let vr = ar.clone().matmul(hc.clone()) + ai.clone().matmul(hs.clone());
+                let vi = ai.matmul(hc.clone()) - ar.matmul(hs.clone());
+                let back = |x: Tensor<2>| x.reshape([m * c, pw, h]).swap_dims(1, 2).reshape([m, c, h * pw]);
+                (back(vr), back(vi))
+            }
+            _ => (ar.reshape([m, c, pw]), ai.reshape([m, c, pw])),
+        };
         (re.permute([2, 1, 0]), im.permute([2, 1, 0]))
     }
 
-    /// Spectra `[P, C, m]` of real signals back to signals `[m, C, T]`.
+    /// Spectra `[P, C, m]` of real signals back to signals `[m, C, H·W]`.
     pub fn inverse(&self, re: Tensor<3>, im: Tensor<3>) -> Tensor<3> {
-        let [p, c, m] = re.dims();
-        let re = re.permute([2, 1, 0]).reshape([m * c, p]);
-        let im = im.permute([2, 1, 0]).reshape([m * c, p]);
-        (re.matmul(self.icos.clone()) - im.matmul(self.isin.clone())).reshape([m, c, self.len])
+        let [_, c, m] = re.dims();
+        let (h, w) = (self.height, self.width);
+        let pw = w / 2 + 1;
+        let re = re.permute([2, 1, 0]);
+        let im = im.permute([2, 1, 0]);
+        let (br, bi) = match (&self.hcos, &self.hsin) {
+            (Some(hc), Some(hs)) => {
+                // Along H: (v_r + i v_i)(cos + i sin).
+                let cols = |x: Tensor<3>| x.reshape([m * c, h, pw]).swap_dims(1, 2).reshape([m * c * pw, h]);
+                let (vr, vi) = (cols(re), cols(im));
+                let br = vr.clone().matmul(hc.clone()) - vi.clone().matmul(hs.clone());
+                let bi = vi.matmul(hc.clone()) + vr.matmul(hs.clone());
+                let back = |x: Tensor<2>| x.reshape([m * c, pw, h]).swap_dims(1, 2).reshape([m * c * h, pw]);
+                (back(br), back(bi))
+            }
+            _ => (re.reshape([m * c, pw]), im.reshape([m * c, pw])),
+        };
+        (br.matmul(self.icos.clone()) - bi.matmul(self.isin.clone())).reshape([m, c, h * w])
     }
 }
 
@@ -105,7 +176,7 @@ pub struct Spectrum {
     pub im: Tensor<3>,
 }
 
-impl Dft1d {
+impl Dft {
     /// Signals `[m, C, T]` to their half spectrum.
     pub fn spectrum(&self, z: &Tensor<3>) -> Spectrum {
         let (re, im) = self.forward(z);
@@ -148,7 +219,7 @@ impl Dft1d {
 /// A constructed 1D shift-invariant ReduNet layer.
 #[derive(Debug, Clone)]
 pub struct SpectralLayer1d {
-    dft: Dft1d,
+    dft: Dft,
     /// E(p) then each C_j(p), stacked along rows: real and imaginary parts,
     /// `[P, (k'+1)·C, C]`, so that one batch of products applies them all.
     ops: (Tensor<3>, Tensor<3>),
@@ -216,7 +287,7 @@ impl SpectralLayer1d {
         s: &Spectrum,
         pi: &Memberships,
         config: &VectorLayerConfig,
-        dft: &Dft1d,
+        dft: &Dft,
     ) -> Result<(Self, Rates)> {
         config.validate()?;
         let [p, ch, m] = s.re.dims();
@@ -226,7 +297,7 @@ impl SpectralLayer1d {
                 got: pi.num_samples(),
             });
         }
-        let t = dft.len;
+        let t = dft.len();
         let device = s.re.device();
         let classes = pi.present();
         let counts = pi.counts();
@@ -369,11 +440,11 @@ impl SpectralLayer1d {
     /// normalising each output signal over channels and time.
     pub fn forward(&self, z: &Tensor<3>, pi: Option<&Memberships>) -> Result<Tensor<3>> {
         let [_, ch, t] = z.dims();
-        if ch != self.channels || t != self.dft.len {
+        if ch != self.channels || t != self.dft.len() {
             return Err(Error::Shape(format!(
                 "layer expects signals [m, {}, {}], got {:?}",
                 self.channels,
-                self.dft.len,
+                self.dft.len(),
                 z.dims()
             )));
         }
@@ -423,15 +494,36 @@ impl SpectralNet1d {
         pi: &Memberships,
         layers: usize,
         config: &VectorLayerConfig,
+        on_layer: impl FnMut(&redunet_core::LayerRecord),
+    ) -> Result<Construction1d> {
+        let dft = Dft::new(z.dims()[2], &z.device());
+        Self::construct_with(z, &dft, pi, layers, config, on_layer)
+    }
+
+    /// [`Self::construct`] with an explicit transform, e.g. the 2D DFT of
+    /// images stored as `[m, C, H·W]` signals (`Dft::new_2d`): the same
+    /// layers are then translation-invariant networks on images.
+    pub fn construct_with(
+        z: &Tensor<3>,
+        dft: &Dft,
+        pi: &Memberships,
+        layers: usize,
+        config: &VectorLayerConfig,
         mut on_layer: impl FnMut(&redunet_core::LayerRecord),
     ) -> Result<Construction1d> {
         redunet_core::host::check_finite(z, "input signals")?;
-        let dft = Dft1d::new(z.dims()[2], &z.device());
+        if z.dims()[2] != dft.len() {
+            return Err(Error::Shape(format!(
+                "signals {:?} do not fit a transform of length {}",
+                z.dims(),
+                dft.len()
+            )));
+        }
         let mut s = dft.spectrum(&normalize_signals(z.clone()));
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..=layers {
-            let (layer, rates) = SpectralLayer1d::construct_spectral(&s, pi, config, &dft)?;
+            let (layer, rates) = SpectralLayer1d::construct_spectral(&s, pi, config, dft)?;
             if !rates.delta_r.is_finite() {
                 return Err(Error::NonFinite(format!("ΔR after layer {l}")));
             }
@@ -458,11 +550,11 @@ impl SpectralNet1d {
             return Ok(normalize_signals(z.clone()));
         };
         let [_, ch, t] = z.dims();
-        if ch != first.channels || t != first.dft.len {
+        if ch != first.channels || t != first.dft.len() {
             return Err(Error::Shape(format!(
                 "network expects signals [m, {}, {}], got {:?}",
                 first.channels,
-                first.dft.len,
+                first.dft.len(),
                 z.dims()
             )));
         }

@@ -127,3 +127,43 @@ fn shifting_the_input_shifts_the_output() {
     let d: f32 = (shifted - cyclic_shift(out, 3)).abs().max().into_scalar();
     assert!(d < 1e-4);
 }
+
+#[test]
+fn dft_round_trips_and_keeps_norms_in_1d_and_2d() {
+    use redunet_vision::spectral::Dft;
+    let device = Device::default();
+    for (h, w) in [(1, 7), (1, 10), (5, 6), (6, 7)] {
+        let dft = Dft::new_2d(h, w, &device);
+        let z = normalized(3, 2, h * w, &device);
+        let s = dft.spectrum(&z);
+        let back = dft.signals(s.clone());
+        let d: f32 = (back - z.clone()).abs().max().into_scalar();
+        assert!(d < 1e-5, "{h}x{w}: round trip {d}");
+        // Normalising the spectrum of unit signals changes nothing (Parseval).
+        let n = dft.normalize(s.clone());
+        let d: f32 = (n.re - s.re).abs().max().into_scalar();
+        assert!(d < 1e-5, "{h}x{w}: Parseval {d}");
+    }
+}
+
+#[test]
+fn translating_an_image_translates_the_2d_network_output() {
+    use redunet_vision::shift::translate;
+    use redunet_vision::spectral::{Dft, SpectralNet1d};
+    let device = Device::default();
+    let (m, c, h, w) = (10, 2, 6, 7);
+    let z = normalized(m, c, h * w, &device);
+    let labels: Vec<usize> = (0..m).map(|i| i % 2).collect();
+    let pi = Memberships::from_labels(&labels, 2, &device).unwrap();
+    let dft = Dft::new_2d(h, w, &device);
+    let built = SpectralNet1d::construct_with(&z, &dft, &pi, 3, &VectorLayerConfig::default(), |_| {}).unwrap();
+    assert!(built.records.last().unwrap().delta_r > built.records[0].delta_r);
+    let as_img = |x: Tensor<3>| x.reshape([m, c, h, w]);
+    let out = as_img(built.network.transform(&z).unwrap());
+    for (dy, dx) in [(1, 0), (0, 3), (4, 5)] {
+        let moved = translate(as_img(z.clone()), dy, dx).reshape([m, c, h * w]);
+        let got = as_img(built.network.transform(&moved).unwrap());
+        let d: f32 = (got - translate(out.clone(), dy, dx)).abs().max().into_scalar();
+        assert!(d < 1e-4, "translation ({dy}, {dx}): {d}");
+    }
+}

@@ -1,0 +1,42 @@
+//! One 1D shift-invariant (spectral) ReduNet layer at the size of the
+//! rotation experiment: m = 2000 polar signals of digits 0 and 1
+//! (C = 5 radii, T = 200 angles), k = 2, soft membership. Construction (per
+//! frequency Hermitian inverses) plus the update of all training samples.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use redunet::core::host::{tensor, to_vec};
+use redunet::core::{MembershipMode, Memberships, VectorLayerConfig};
+use redunet::data::{builtin, split::per_class_split};
+use redunet::vision::polar::Polar;
+use redunet::vision::spectral::{Dft1d, SpectralLayer1d};
+use std::time::Duration;
+
+fn layer(c: &mut Criterion) {
+    redunet::alloc::keep_large_buffers();
+    let data = builtin::mnist().expect("built-in MNIST");
+    let split = per_class_split(&data, Some(&[0, 1]), 1000, 0).expect("split");
+    let device = burn::tensor::Device::default();
+    let m = split.train.len();
+    let images = tensor(split.train.features.clone(), [m, 784], &device);
+    let signals = Polar::new(28, 28, 5, 200, &device).apply(images);
+    let dft = Dft1d::new(200, &device);
+    let s = dft.normalize(dft.spectrum(&signals));
+    let pi = Memberships::from_labels(&split.train.labels, 2, &device).unwrap();
+    let config = VectorLayerConfig {
+        membership: MembershipMode::Soft,
+        ..Default::default()
+    };
+    let mut g = c.benchmark_group("spectral_layer");
+    g.sample_size(20).measurement_time(Duration::from_secs(10));
+    g.bench_function("conv1d construct+step m2000 C5 T200 k2 soft", |b| {
+        b.iter(|| {
+            let (layer, _) = SpectralLayer1d::construct_spectral(&s, &pi, &config, &dft).unwrap();
+            let out = layer.step(&s, Some(&pi));
+            to_vec(out.re.slice([0..1, 0..1, 0..1])).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, layer);
+criterion_main!(benches);
