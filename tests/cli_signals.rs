@@ -60,6 +60,29 @@ fn conv1d_and_vector_on_polar_signals_report_all_shifts() {
         let dim = s["data"]["dim"].as_u64().unwrap();
         assert_eq!(dim, if lift { 4 * 24 } else { 5 * 24 });
     }
+    // 2D: lifted images, translation-invariant network, 16 translations.
+    let cfg2 = env!("CARGO_MANIFEST_DIR").to_string() + "/configs/translation-01.toml";
+    let out = dir.path().join("conv2d");
+    let (ok, err) = run(&[
+        "run",
+        &cfg2,
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "data.train_per_class=8",
+        "--set",
+        "data.test_per_class=3",
+        "--set",
+        "model.layers=2",
+        "--set",
+        "lift.out_channels=2",
+    ]);
+    assert!(ok, "conv2d: {err}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["data"]["dim"].as_u64().unwrap(), 2 * 28 * 28);
+    assert!(s["accuracy"]["test_all_shifts"]["knn"].as_f64().is_some());
     // Signals options are validated.
     let (ok, err) = run(&["run", &cfg, "--set", "polar.radius=3"]);
     assert!(!ok && err.contains("radius"), "{err}");

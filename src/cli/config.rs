@@ -51,6 +51,8 @@ pub enum ModelKind {
     Vector,
     /// Shift-invariant layers on multi-channel 1D signals `[C, T]`.
     Conv1d,
+    /// Translation-invariant layers on multi-channel images `[C, H, W]`.
+    Conv2d,
 }
 
 /// Images to `[radii, angles]` signals (rotation becomes a cyclic shift).
@@ -166,7 +168,7 @@ pub struct RunConfig {
 impl RunConfig {
     /// Whether samples are handled as multi-channel 1D signals.
     pub fn uses_signals(&self) -> bool {
-        self.polar.is_some() || self.lift.is_some() || self.model.kind == ModelKind::Conv1d
+        self.polar.is_some() || self.lift.is_some() || self.model.kind != ModelKind::Vector
     }
 }
 
@@ -313,6 +315,11 @@ fn validate(cfg: &RunConfig) -> Result<(), ConfigError> {
         && (l.out_channels == 0 || l.kernel_size == 0)
     {
         return bad("lift.out_channels and lift.kernel_size must be at least 1".into());
+    }
+    if cfg.model.kind == ModelKind::Conv2d && cfg.polar.is_some() {
+        return bad(
+            "model.kind = \"conv2d\" works on images; [polar] makes 1D signals (use conv1d)".into(),
+        );
     }
     if cfg.eval.shift_stride == Some(0) {
         return bad("eval.shift_stride must be at least 1".into());

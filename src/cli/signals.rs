@@ -14,10 +14,10 @@ use redunet_core::network::LayerRecord;
 use redunet_core::{Memberships, VectorReduNet};
 use redunet_data::Dataset;
 use redunet_data::npy::write_atomic;
-use redunet_vision::lift::Lift1d;
+use redunet_vision::lift::{Lift1d, Lift2d};
 use redunet_vision::polar::Polar;
-use redunet_vision::shift::{cyclic_shift, stride_grid};
-use redunet_vision::spectral::SpectralNet1d;
+use redunet_vision::shift::{cyclic_shift, stride_grid, translate};
+use redunet_vision::spectral::{Dft, SpectralNet1d};
 use std::path::Path;
 use std::time::Instant;
 
@@ -26,15 +26,33 @@ enum Model {
     Conv1d(SpectralNet1d),
 }
 
+enum Lift {
+    OneD(Lift1d),
+    TwoD(Lift2d, usize, usize),
+}
+
 struct FrontEnd {
     polar: Option<Polar>,
-    lift: Option<Lift1d>,
+    /// `(H, W)` when images are kept as images (conv2d).
+    image: Option<(usize, usize)>,
+    lift: Option<Lift>,
 }
 
 impl FrontEnd {
     /// Samples `[m, …]` to signals `[m, C, T]` before lifting.
     fn signals(&self, ds: &Dataset, device: &Device) -> Result<Tensor<3>> {
         let m = ds.len();
+        if let Some((h, w)) = self.image {
+            return match ds.sample_shape.as_slice() {
+                [hh, ww] if (*hh, *ww) == (h, w) => {
+                    Ok(tensor(ds.features.clone(), [m, 1, h * w], device))
+                }
+                [c, hh, ww] if (*hh, *ww) == (h, w) => {
+                    Ok(tensor(ds.features.clone(), [m, *c, h * w], device))
+                }
+                shape => bail!("conv2d needs images [H, W] or [C, H, W], got {shape:?}"),
+            };
+        }
         match (&self.polar, ds.sample_shape.as_slice()) {
             (Some(p), [h, w]) if *h == p.height && *w == p.width => {
                 Ok(p.apply(tensor(ds.features.clone(), [m, h * w], device)))
@@ -52,8 +70,40 @@ impl FrontEnd {
 
     fn lift(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.lift {
-            Some(l) => l.apply(x),
+            Some(Lift::OneD(l)) => l.apply(x),
+            Some(Lift::TwoD(l, h, w)) => {
+                let [m, c, _] = x.dims();
+                let y = l.apply(x.reshape([m, c, *h, *w]));
+                let [_, c2, _, _] = y.dims();
+                y.reshape([m, c2, h * w])
+            }
             None => x,
+        }
+    }
+
+    /// The signals shifted by one element of the "all shifts" grid: a cyclic
+    /// shift in 1D, a translation (dy, dx) of images in 2D.
+    fn shifted(&self, x: &Tensor<3>, shift: (i64, i64)) -> Tensor<3> {
+        match self.image {
+            Some((h, w)) => {
+                let [m, c, _] = x.dims();
+                translate(x.clone().reshape([m, c, h, w]), shift.0, shift.1).reshape([m, c, h * w])
+            }
+            None => cyclic_shift(x.clone(), shift.1),
+        }
+    }
+
+    /// The grid of shifts evaluated as "all shifts".
+    fn grid(&self, len: usize, stride: usize) -> Vec<(i64, i64)> {
+        match self.image {
+            Some((h, w)) => stride_grid(h, stride)
+                .into_iter()
+                .flat_map(|dy| stride_grid(w, stride).into_iter().map(move |dx| (dy, dx)))
+                .collect(),
+            None => stride_grid(len, stride)
+                .into_iter()
+                .map(|s| (0, s))
+                .collect(),
         }
     }
 }
@@ -104,17 +154,35 @@ pub fn run(
         (Some(_), shape) => bail!("[polar] needs images [H, W], got samples of shape {shape:?}"),
         (None, _) => None,
     };
-    let mut front = FrontEnd { polar, lift: None };
+    let image = match (cfg.model.kind, train.sample_shape.as_slice()) {
+        (ModelKind::Conv2d, [h, w]) | (ModelKind::Conv2d, [_, h, w]) => Some((*h, *w)),
+        (ModelKind::Conv2d, shape) => {
+            bail!("conv2d needs images [H, W] or [C, H, W], got {shape:?}")
+        }
+        _ => None,
+    };
+    let mut front = FrontEnd {
+        polar,
+        image,
+        lift: None,
+    };
     let train_sig = front.signals(train, device)?;
     let [m, c_in, t] = train_sig.dims();
     if let Some(l) = &cfg.lift {
-        front.lift = Some(Lift1d::random(
-            l.out_channels,
-            c_in,
-            l.kernel_size,
-            l.seed,
-            device,
-        ));
+        front.lift = Some(match image {
+            Some((h, w)) => Lift::TwoD(
+                Lift2d::random(l.out_channels, c_in, l.kernel_size, l.seed, device),
+                h,
+                w,
+            ),
+            None => Lift::OneD(Lift1d::random(
+                l.out_channels,
+                c_in,
+                l.kernel_size,
+                l.seed,
+                device,
+            )),
+        });
     }
     let train_in = front.lift(train_sig.clone());
     let [_, c, _] = train_in.dims();
@@ -161,8 +229,13 @@ pub fn run(
             )?;
             (Model::Vector(b.network), b.records, b.features)
         }
-        ModelKind::Conv1d => {
-            let b = SpectralNet1d::construct(&train_in, &pi, layers, &layer_cfg, on_layer)?;
+        ModelKind::Conv1d | ModelKind::Conv2d => {
+            let dft = match image {
+                Some((h, w)) => Dft::new_2d(h, w, device),
+                None => Dft::new(t, device),
+            };
+            let b =
+                SpectralNet1d::construct_with(&train_in, &dft, &pi, layers, &layer_cfg, on_layer)?;
             (Model::Conv1d(b.network), b.records, flatten(b.features))
         }
     };
@@ -203,11 +276,8 @@ pub fn run(
             let chosen = first_per_class(&test.labels, cfg.eval.shift_test_per_class);
             let idx = redunet_core::host::indices(&chosen, device);
             let base = test_sig.clone().select(0, idx);
-            let grid = stride_grid(t, stride);
-            let shifted: Vec<Tensor<3>> = grid
-                .iter()
-                .map(|&s| cyclic_shift(base.clone(), s))
-                .collect();
+            let grid = front.grid(t, stride);
+            let shifted: Vec<Tensor<3>> = grid.iter().map(|&s| front.shifted(&base, s)).collect();
             let all = Tensor::cat(shifted, 0);
             let labels: Vec<usize> = grid
                 .iter()

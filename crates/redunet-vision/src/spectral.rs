@@ -92,7 +92,10 @@ impl Dft {
         }
         let (hcos, hsin) = if height > 1 {
             let (hc, hs) = trig_tables(height, height, 1.0 / (height as f64).sqrt());
-            (Some(t2(hc, [height, height])), Some(t2(hs, [height, height])))
+            (
+                Some(t2(hc, [height, height])),
+                Some(t2(hs, [height, height])),
+            )
         } else {
             (None, None)
         };
@@ -133,11 +136,19 @@ impl Dft {
         let (re, im) = match (&self.hcos, &self.hsin) {
             (Some(hc), Some(hs)) => {
                 // Along H: (a_r + i a_i)(cos − i sin), a full complex DFT.
-                let cols = |x: Tensor<2>| x.reshape([m * c, h, pw]).swap_dims(1, 2).reshape([m * c * pw, h]);
+                let cols = |x: Tensor<2>| {
+                    x.reshape([m * c, h, pw])
+                        .swap_dims(1, 2)
+                        .reshape([m * c * pw, h])
+                };
                 let (ar, ai) = (cols(ar), cols(ai));
                 let vr = ar.clone().matmul(hc.clone()) + ai.clone().matmul(hs.clone());
                 let vi = ai.matmul(hc.clone()) - ar.matmul(hs.clone());
-                let back = |x: Tensor<2>| x.reshape([m * c, pw, h]).swap_dims(1, 2).reshape([m, c, h * pw]);
+                let back = |x: Tensor<2>| {
+                    x.reshape([m * c, pw, h])
+                        .swap_dims(1, 2)
+                        .reshape([m, c, h * pw])
+                };
                 (back(vr), back(vi))
             }
             _ => (ar.reshape([m, c, pw]), ai.reshape([m, c, pw])),
@@ -155,11 +166,19 @@ impl Dft {
         let (br, bi) = match (&self.hcos, &self.hsin) {
             (Some(hc), Some(hs)) => {
                 // Along H: (v_r + i v_i)(cos + i sin).
-                let cols = |x: Tensor<3>| x.reshape([m * c, h, pw]).swap_dims(1, 2).reshape([m * c * pw, h]);
+                let cols = |x: Tensor<3>| {
+                    x.reshape([m * c, h, pw])
+                        .swap_dims(1, 2)
+                        .reshape([m * c * pw, h])
+                };
                 let (vr, vi) = (cols(re), cols(im));
                 let br = vr.clone().matmul(hc.clone()) - vi.clone().matmul(hs.clone());
                 let bi = vi.matmul(hc.clone()) + vr.matmul(hs.clone());
-                let back = |x: Tensor<2>| x.reshape([m * c, pw, h]).swap_dims(1, 2).reshape([m * c * h, pw]);
+                let back = |x: Tensor<2>| {
+                    x.reshape([m * c, pw, h])
+                        .swap_dims(1, 2)
+                        .reshape([m * c * h, pw])
+                };
                 (back(br), back(bi))
             }
             _ => (re.reshape([m * c, pw]), im.reshape([m * c, pw])),

@@ -156,14 +156,19 @@ fn translating_an_image_translates_the_2d_network_output() {
     let labels: Vec<usize> = (0..m).map(|i| i % 2).collect();
     let pi = Memberships::from_labels(&labels, 2, &device).unwrap();
     let dft = Dft::new_2d(h, w, &device);
-    let built = SpectralNet1d::construct_with(&z, &dft, &pi, 3, &VectorLayerConfig::default(), |_| {}).unwrap();
+    let built =
+        SpectralNet1d::construct_with(&z, &dft, &pi, 3, &VectorLayerConfig::default(), |_| {})
+            .unwrap();
     assert!(built.records.last().unwrap().delta_r > built.records[0].delta_r);
     let as_img = |x: Tensor<3>| x.reshape([m, c, h, w]);
     let out = as_img(built.network.transform(&z).unwrap());
     for (dy, dx) in [(1, 0), (0, 3), (4, 5)] {
         let moved = translate(as_img(z.clone()), dy, dx).reshape([m, c, h * w]);
         let got = as_img(built.network.transform(&moved).unwrap());
-        let d: f32 = (got - translate(out.clone(), dy, dx)).abs().max().into_scalar();
+        let d: f32 = (got - translate(out.clone(), dy, dx))
+            .abs()
+            .max()
+            .into_scalar();
         assert!(d < 1e-4, "translation ({dy}, {dx}): {d}");
     }
 }
