@@ -168,7 +168,10 @@ pub struct RunConfig {
 impl RunConfig {
     /// Whether samples are handled as multi-channel 1D signals.
     pub fn uses_signals(&self) -> bool {
-        self.polar.is_some() || self.lift.is_some() || self.model.kind != ModelKind::Vector
+        self.polar.is_some()
+            || self.lift.is_some()
+            || self.model.kind != ModelKind::Vector
+            || self.eval.shift_stride.is_some()
     }
 }
 
@@ -323,11 +326,6 @@ fn validate(cfg: &RunConfig) -> Result<(), ConfigError> {
     }
     if cfg.eval.shift_stride == Some(0) {
         return bad("eval.shift_stride must be at least 1".into());
-    }
-    if cfg.eval.shift_stride.is_some() && !cfg.uses_signals() {
-        return bad(
-            "eval.shift_stride needs signals: a [polar] section or model.kind = \"conv1d\"".into(),
-        );
     }
     if cfg.eval.knn_k == 0 {
         return bad("eval.knn_k must be at least 1".into());

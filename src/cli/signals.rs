@@ -159,6 +159,8 @@ pub fn run(
         (ModelKind::Conv2d, shape) => {
             bail!("conv2d needs images [H, W] or [C, H, W], got {shape:?}")
         }
+        // The vector baseline on images (flattened after any lifting).
+        (ModelKind::Vector, [h, w]) if cfg.polar.is_none() => Some((*h, *w)),
         _ => None,
     };
     let mut front = FrontEnd {
