@@ -10,21 +10,18 @@ use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use redunet_core::host::{tensor, to_vec};
+use redunet_core::layer::vector::normalize_rows;
 use redunet_core::network::LayerRecord;
-use redunet_core::{Memberships, VectorReduNet};
+use redunet_core::rates::rate_reduction;
+use redunet_core::{Memberships, VectorLayer};
 use redunet_data::Dataset;
 use redunet_data::npy::write_atomic;
 use redunet_vision::lift::{Lift1d, Lift2d};
 use redunet_vision::polar::Polar;
 use redunet_vision::shift::{cyclic_shift, stride_grid, translate};
-use redunet_vision::spectral::{Dft, SpectralNet1d};
+use redunet_vision::spectral::{Dft, SpectralLayer1d};
 use std::path::Path;
 use std::time::Instant;
-
-enum Model {
-    Vector(VectorReduNet),
-    Conv1d(SpectralNet1d),
-}
 
 enum Lift {
     OneD(Lift1d),
@@ -113,14 +110,83 @@ fn flatten(x: Tensor<3>) -> Tensor<2> {
     x.reshape([m, c * t])
 }
 
-impl Model {
-    /// Flattened features of (unlifted) signals.
-    fn features(&self, front: &FrontEnd, x: &Tensor<3>) -> Result<Tensor<2>> {
-        let x = front.lift(x.clone());
-        Ok(match self {
-            Model::Vector(n) => n.transform(&flatten(x))?,
-            Model::Conv1d(n) => flatten(n.transform(&x)?),
-        })
+type Streamed = (Vec<LayerRecord>, Tensor<2>, Vec<Tensor<2>>);
+
+/// Builds a vector ReduNet layer by layer on the flattened signals, moving
+/// the evaluation sets through each layer (soft membership) as it is built.
+fn stream_vector(
+    train: &Tensor<3>,
+    pi: &Memberships,
+    layers: usize,
+    cfg: &redunet_core::VectorLayerConfig,
+    evals: Vec<Tensor<3>>,
+    mut on_layer: impl FnMut(&LayerRecord),
+) -> Result<Streamed> {
+    let flat = |x: Tensor<3>| normalize_rows(flatten(x));
+    let mut z = flat(train.clone());
+    let mut ev: Vec<Tensor<2>> = evals.into_iter().map(flat).collect();
+    let mut records = Vec::with_capacity(layers + 1);
+    for l in 0..layers {
+        let (layer, rates) = VectorLayer::construct(&z, pi, cfg)?;
+        let rec = as_record(l, rates);
+        on_layer(&rec);
+        records.push(rec);
+        z = layer.forward_train(&z, pi)?;
+        for e in ev.iter_mut() {
+            *e = layer.forward(e)?;
+        }
+    }
+    let rec = as_record(layers, rate_reduction(&z, pi, cfg.eps_sq)?);
+    on_layer(&rec);
+    records.push(rec);
+    Ok((records, z, ev))
+}
+
+/// The same for the spectral (shift-invariant) network: everything stays in
+/// the spectral domain until the end.
+fn stream_spectral(
+    train: &Tensor<3>,
+    dft: &Dft,
+    pi: &Memberships,
+    layers: usize,
+    cfg: &redunet_core::VectorLayerConfig,
+    evals: Vec<Tensor<3>>,
+    mut on_layer: impl FnMut(&LayerRecord),
+) -> Result<Streamed> {
+    redunet_core::host::check_finite(train, "input signals")?;
+    let spec = |x: &Tensor<3>| dft.normalize(dft.spectrum(x));
+    let mut s = spec(train);
+    let mut ev: Vec<_> = evals.iter().map(spec).collect();
+    let mut records = Vec::with_capacity(layers + 1);
+    for l in 0..=layers {
+        let (layer, rates) = SpectralLayer1d::construct_spectral(&s, pi, cfg, dft)?;
+        if !rates.delta_r.is_finite() {
+            bail!("ΔR is not finite after layer {l}");
+        }
+        let rec = as_record(l, rates);
+        on_layer(&rec);
+        records.push(rec);
+        if l == layers {
+            break;
+        }
+        s = layer.step(&s, Some(pi));
+        for e in ev.iter_mut() {
+            *e = layer.step(e, None);
+        }
+    }
+    Ok((
+        records,
+        flatten(dft.signals(s)),
+        ev.into_iter().map(|e| flatten(dft.signals(e))).collect(),
+    ))
+}
+
+fn as_record(layer: usize, r: redunet_core::Rates) -> LayerRecord {
+    LayerRecord {
+        layer,
+        r: r.r,
+        r_c: r.r_c,
+        delta_r: r.delta_r,
     }
 }
 
@@ -219,26 +285,49 @@ pub fn run(
             rec.delta_r, rec.r, rec.r_c
         ));
     };
+    // Evaluation inputs are prepared first and move through each layer as
+    // it is built, so no layer has to be kept: a 3500-layer vector network
+    // on 1000-d signals would otherwise hold 42 GB of operators.
+    let soft_train_pass = layer_cfg.membership == redunet_core::MembershipMode::Labels;
+    let test_sig = if test.is_empty() {
+        None
+    } else {
+        Some(front.signals(test, device)?)
+    };
+    let mut shift_setup = None;
+    if let (Some(ts), Some(stride)) = (&test_sig, cfg.eval.shift_stride) {
+        let chosen = first_per_class(&test.labels, cfg.eval.shift_test_per_class);
+        let base = ts
+            .clone()
+            .select(0, redunet_core::host::indices(&chosen, device));
+        let grid = front.grid(t, stride);
+        let shifted: Vec<Tensor<3>> = grid.iter().map(|&s| front.shifted(&base, s)).collect();
+        let labels: Vec<usize> = grid
+            .iter()
+            .flat_map(|_| chosen.iter().map(|&i| test.labels[i]))
+            .collect();
+        shift_setup = Some((chosen.len(), grid.len(), labels, Tensor::cat(shifted, 0)));
+    }
+    let mut evals: Vec<Tensor<3>> = Vec::new();
+    if soft_train_pass {
+        evals.push(train_in.clone());
+    }
+    if let Some(ts) = &test_sig {
+        evals.push(front.lift(ts.clone()));
+    }
+    if let Some((_, _, _, all)) = &shift_setup {
+        evals.push(front.lift(all.clone()));
+    }
+
     let start = Instant::now();
-    let (model, records, built_features) = match cfg.model.kind {
-        ModelKind::Vector => {
-            let b = VectorReduNet::construct(
-                &flatten(train_in.clone()),
-                &pi,
-                layers,
-                &layer_cfg,
-                on_layer,
-            )?;
-            (Model::Vector(b.network), b.records, b.features)
-        }
+    let (records, built_features, mut eval_features) = match cfg.model.kind {
+        ModelKind::Vector => stream_vector(&train_in, &pi, layers, &layer_cfg, evals, on_layer)?,
         ModelKind::Conv1d | ModelKind::Conv2d => {
             let dft = match image {
                 Some((h, w)) => Dft::new_2d(h, w, device),
                 None => Dft::new(t, device),
             };
-            let b =
-                SpectralNet1d::construct_with(&train_in, &dft, &pi, layers, &layer_cfg, on_layer)?;
-            (Model::Conv1d(b.network), b.records, flatten(b.features))
+            stream_spectral(&train_in, &dft, &pi, layers, &layer_cfg, evals, on_layer)?
         }
     };
     to_vec(built_features.clone().slice([0..1, 0..1]))?;
@@ -246,9 +335,11 @@ pub fn run(
     bar.finish();
 
     let start = Instant::now();
-    let train_features = match layer_cfg.membership {
-        redunet_core::MembershipMode::Soft => built_features,
-        redunet_core::MembershipMode::Labels => model.features(&front, &train_sig)?,
+    let mut eval_features = eval_features.drain(..);
+    let train_features = if soft_train_pass {
+        eval_features.next().expect("soft train pass")
+    } else {
+        built_features
     };
     let n_comp = cfg.eval.n_comp.unwrap_or(10);
     let knn_k = cfg.eval.knn_k;
@@ -263,9 +354,8 @@ pub fn run(
     let mut test_acc = None;
     let mut shift_acc = None;
     let mut shift_maps = None;
-    if !test.is_empty() {
-        let test_sig = front.signals(test, device)?;
-        let ft = model.features(&front, &test_sig)?;
+    if test_sig.is_some() {
+        let ft = eval_features.next().expect("test features");
         test_acc = Some(evaluate(
             &train_features,
             &train.labels,
@@ -274,49 +364,33 @@ pub fn run(
             knn_k,
             n_comp,
         )?);
-        if let Some(stride) = cfg.eval.shift_stride {
-            let chosen = first_per_class(&test.labels, cfg.eval.shift_test_per_class);
-            let idx = redunet_core::host::indices(&chosen, device);
-            let base = test_sig.clone().select(0, idx);
-            let grid = front.grid(t, stride);
-            let shifted: Vec<Tensor<3>> = grid.iter().map(|&s| front.shifted(&base, s)).collect();
-            let all = Tensor::cat(shifted, 0);
-            let labels: Vec<usize> = grid
-                .iter()
-                .flat_map(|_| chosen.iter().map(|&i| test.labels[i]))
-                .collect();
-            let fs = model.features(&front, &all)?;
-            shift_acc = Some(evaluate(
-                &train_features,
-                &train.labels,
-                &fs,
-                &labels,
-                knn_k,
-                n_comp,
-            )?);
-            // Heat maps of a few samples' shifted copies, before and after.
-            let few: Vec<usize> = (0..chosen.len())
-                .step_by((chosen.len() / 5).max(1))
-                .take(5)
-                .collect();
-            let n_chosen = chosen.len();
-            let rows: Vec<usize> = few
-                .iter()
-                .flat_map(|&i| (0..grid.len()).map(move |g| g * n_chosen + i))
-                .collect();
-            let owner: Vec<usize> = few
-                .iter()
-                .flat_map(|&i| std::iter::repeat_n(i, grid.len()))
-                .collect();
-            let pick = redunet_core::host::indices(&rows, device);
-            let before = to_vec(flatten(front.lift(all.clone().select(0, pick.clone()))))?;
-            let after = to_vec(fs.select(0, pick))?;
-            let rank: Vec<usize> = owner
-                .iter()
-                .map(|o| few.iter().position(|f| f == o).unwrap_or(0))
-                .collect();
-            shift_maps = Some((before, after, rank, grid.len()));
-        }
+    }
+    if let Some((n_chosen, n_grid, labels, all)) = shift_setup {
+        let fs = eval_features.next().expect("shifted features");
+        shift_acc = Some(evaluate(
+            &train_features,
+            &train.labels,
+            &fs,
+            &labels,
+            knn_k,
+            n_comp,
+        )?);
+        // Heat maps of a few samples' shifted copies, before and after.
+        let few: Vec<usize> = (0..n_chosen)
+            .step_by((n_chosen / 5).max(1))
+            .take(5)
+            .collect();
+        let rows: Vec<usize> = few
+            .iter()
+            .flat_map(|&i| (0..n_grid).map(move |g| g * n_chosen + i))
+            .collect();
+        let rank: Vec<usize> = (0..few.len())
+            .flat_map(|r| std::iter::repeat_n(r, n_grid))
+            .collect();
+        let pick = redunet_core::host::indices(&rows, device);
+        let before = to_vec(flatten(front.lift(all.select(0, pick.clone()))))?;
+        let after = to_vec(fs.select(0, pick))?;
+        shift_maps = Some((before, after, rank, n_grid));
     }
     let evaluate_s = start.elapsed().as_secs_f64();
 
@@ -354,12 +428,6 @@ pub fn run(
         csv.push_str(&format!("{},{},{},{}\n", r.layer, r.r, r.r_c, r.delta_r));
     }
     write_atomic(&out.join("rates.csv"), csv.as_bytes())?;
-    if let Model::Vector(n) = &model
-        && cfg.polar.is_none()
-        && cfg.lift.is_none()
-    {
-        n.save(&out.join("model"), serde_json::to_value(cfg)?)?;
-    }
     super::plots::rates(&out.join("rates.png"), &records)?;
     let dim = c * t;
     super::plots::cosine_heatmap(

@@ -94,18 +94,62 @@ pub fn class_subspaces(
         let x = train
             .clone()
             .select(0, crate::host::indices(&rows, &device));
-        let gram = x.clone().transpose().matmul(x);
-        let basis = top_eigenvectors(&gram, n_comp)?;
-        out.push(Some(tensor(basis, [d, n_comp], &device)));
+        let basis = if rows.len() < d {
+            // The class spans at most m_j dimensions: work with the small
+            // m_j × m_j Gram XXᵀ = U Σ² Uᵀ and map back, V = Xᵀ U Σ⁻¹.
+            let mj = rows.len();
+            let r = n_comp.min(mj);
+            let (u, sigma) = top_eigenpairs(&x.clone().matmul(x.clone().transpose()), r)?;
+            let scaled: Vec<f32> = (0..mj * r)
+                .map(|i| {
+                    let s = sigma[i % r];
+                    if s > 1e-12 {
+                        (u[i] as f64 / s) as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let v = x.transpose().matmul(tensor(scaled, [mj, r], &device));
+            if r < n_comp {
+                // Fewer samples than components: pad with zero columns.
+                Tensor::cat(vec![v, Tensor::zeros([d, n_comp - r], &device)], 1)
+            } else {
+                v
+            }
+        } else {
+            let gram = x.clone().transpose().matmul(x);
+            tensor(top_eigenpairs(&gram, n_comp)?.0, [d, n_comp], &device)
+        };
+        out.push(Some(basis));
     }
     Ok(out)
 }
 
-/// Top `r` eigenvectors of a symmetric PSD matrix `g: [d, d]`, as `[d, r]`
-/// row-major, by block subspace iteration (products on the device,
-/// orthonormalisation on the host) and a final Rayleigh–Ritz step.
-fn top_eigenvectors(g: &Tensor<2>, r: usize) -> Result<Vec<f32>> {
+/// Top `r` eigenvectors of a symmetric PSD matrix `g: [d, d]` (as `[d, r]`
+/// row-major) and the square roots of their eigenvalues: exactly by Jacobi
+/// rotations up to 64×64, otherwise by block subspace iteration (products on
+/// the device, orthonormalisation on the host) and a Rayleigh–Ritz step.
+fn top_eigenpairs(g: &Tensor<2>, r: usize) -> Result<(Vec<f32>, Vec<f64>)> {
     let [d, _] = g.dims();
+    if d <= 64 {
+        let a: Vec<f64> = to_vec(g.clone())?.iter().map(|&x| x as f64).collect();
+        let (vals, vecs) = jacobi_eigen(&a, d);
+        let mut order: Vec<usize> = (0..d).collect();
+        order.sort_by(|&x, &y| vals[y].total_cmp(&vals[x]));
+        let mut basis = vec![0f32; d * r];
+        for (c, &o) in order.iter().take(r).enumerate() {
+            for i in 0..d {
+                basis[i * r + c] = vecs[i * d + o] as f32;
+            }
+        }
+        let sigma = order
+            .iter()
+            .take(r)
+            .map(|&o| vals[o].max(0.0).sqrt())
+            .collect();
+        return Ok((basis, sigma));
+    }
     let device = g.device();
     let q = (2 * r + 4).min(d);
     // A fixed, well-spread start: deterministic results run to run.
@@ -133,7 +177,12 @@ fn top_eigenvectors(g: &Tensor<2>, r: usize) -> Result<Vec<f32>> {
             basis[i * r + c] = s as f32;
         }
     }
-    Ok(basis)
+    let sigma = order
+        .iter()
+        .take(r)
+        .map(|&o| vals[o].max(0.0).sqrt())
+        .collect();
+    Ok((basis, sigma))
 }
 
 /// Modified Gram–Schmidt on the columns of a row-major `[d, q]` matrix; a
