@@ -190,6 +190,47 @@ pub(crate) fn evaluate(
     })
 }
 
+/// A progress bar over the layers of a construction (hidden when quiet).
+pub(crate) fn progress_bar(quiet: bool, layers: usize) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(layers as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} layer {pos}/{len} [{bar:30}] {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Shows a rate record on the progress bar.
+pub(crate) fn show_record(bar: &ProgressBar, rec: &LayerRecord) {
+    bar.set_position(rec.layer as u64);
+    bar.set_message(format!(
+        "ΔR {:.4}  R {:.4}  R_c {:.4}",
+        rec.delta_r, rec.r, rec.r_c
+    ));
+}
+
+/// Writes `summary.json` and `rates.csv` into `out` (created if needed).
+pub(crate) fn write_summary(out: &Path, summary: &Summary, records: &[LayerRecord]) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write_atomic(
+        &out.join("summary.json"),
+        &serde_json::to_vec_pretty(summary)?,
+    )?;
+    let mut csv = String::from("layer,r,r_c,delta_r\n");
+    for r in records {
+        csv.push_str(&format!("{},{},{},{}\n", r.layer, r.r, r.r_c, r.delta_r));
+    }
+    write_atomic(&out.join("rates.csv"), csv.as_bytes())?;
+    Ok(())
+}
+
 /// Runs a configuration end to end and writes its outputs into `out`.
 pub fn run(
     cfg: &RunConfig,
@@ -224,26 +265,10 @@ pub fn run(
     let layer_cfg = cfg.model.layer_config();
     let layers = cfg.model.layers;
 
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(layers as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} layer {pos}/{len} [{bar:30}] {msg} ({elapsed}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(quiet, layers);
     let start = Instant::now();
-    let built = VectorReduNet::construct(&z, &pi, layers, &layer_cfg, |rec| {
-        bar.set_position(rec.layer as u64);
-        bar.set_message(format!(
-            "ΔR {:.4}  R {:.4}  R_c {:.4}",
-            rec.delta_r, rec.r, rec.r_c
-        ));
-    })?;
+    let built =
+        VectorReduNet::construct(&z, &pi, layers, &layer_cfg, |rec| show_record(&bar, rec))?;
     // Make sure the construction has really finished on an asynchronous device.
     to_vec(built.features.clone().slice([0..1, 0..1]))?;
     let construct = start.elapsed().as_secs_f64();
@@ -312,16 +337,7 @@ pub fn run(
         config: cfg.clone(),
     };
 
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write_atomic(
-        &out.join("summary.json"),
-        &serde_json::to_vec_pretty(&summary)?,
-    )?;
-    let mut csv = String::from("layer,r,r_c,delta_r\n");
-    for r in &built.records {
-        csv.push_str(&format!("{},{},{},{}\n", r.layer, r.r, r.r_c, r.delta_r));
-    }
-    write_atomic(&out.join("rates.csv"), csv.as_bytes())?;
+    write_summary(out, &summary, &built.records)?;
     built
         .network
         .save(&out.join("model"), serde_json::to_value(cfg)?)?;

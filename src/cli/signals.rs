@@ -5,17 +5,18 @@
 //! on the test set under every cyclic shift of a stride grid.
 
 use super::config::{ModelKind, RunConfig};
-use super::run::{AccuracyBlock, DataSummary, Seconds, Summary, evaluate, load_data};
+use super::run::{
+    AccuracyBlock, DataSummary, Seconds, Summary, evaluate, load_data, progress_bar, show_record,
+    write_summary,
+};
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use redunet_core::host::{tensor, to_vec};
 use redunet_core::layer::vector::normalize_rows;
 use redunet_core::network::LayerRecord;
 use redunet_core::rates::rate_reduction;
 use redunet_core::{Memberships, VectorLayer};
 use redunet_data::Dataset;
-use redunet_data::npy::write_atomic;
 use redunet_vision::lift::{Lift1d, Lift2d};
 use redunet_vision::polar::Polar;
 use redunet_vision::shift::{cyclic_shift, stride_grid, translate};
@@ -266,25 +267,8 @@ pub fn run(
     let pi = Memberships::from_labels(&train.labels, k, device)?;
     let layer_cfg = cfg.model.layer_config();
     let layers = cfg.model.layers;
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(layers as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} layer {pos}/{len} [{bar:30}] {msg} ({elapsed}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    let on_layer = |rec: &LayerRecord| {
-        bar.set_position(rec.layer as u64);
-        bar.set_message(format!(
-            "ΔR {:.4}  R {:.4}  R_c {:.4}",
-            rec.delta_r, rec.r, rec.r_c
-        ));
-    };
+    let bar = progress_bar(quiet, layers);
+    let on_layer = |rec: &LayerRecord| show_record(&bar, rec);
     // Evaluation inputs are prepared first and move through each layer as
     // it is built, so no layer has to be kept: a 3500-layer vector network
     // on 1000-d signals would otherwise hold 42 GB of operators.
@@ -418,16 +402,7 @@ pub fn run(
         warnings: split.warnings.clone(),
         config: cfg.clone(),
     };
-    std::fs::create_dir_all(out)?;
-    write_atomic(
-        &out.join("summary.json"),
-        &serde_json::to_vec_pretty(&summary)?,
-    )?;
-    let mut csv = String::from("layer,r,r_c,delta_r\n");
-    for r in &records {
-        csv.push_str(&format!("{},{},{},{}\n", r.layer, r.r, r.r_c, r.delta_r));
-    }
-    write_atomic(&out.join("rates.csv"), csv.as_bytes())?;
+    write_summary(out, &summary, &records)?;
     super::plots::rates(&out.join("rates.png"), &records)?;
     let dim = c * t;
     super::plots::cosine_heatmap(
