@@ -129,7 +129,7 @@ fn stream_vector(
     let mut records = Vec::with_capacity(layers + 1);
     for l in 0..layers {
         let (layer, rates) = VectorLayer::construct(&z, pi, cfg)?;
-        let rec = as_record(l, rates);
+        let rec = LayerRecord::new(l, rates);
         on_layer(&rec);
         records.push(rec);
         z = layer.forward_train(&z, pi)?;
@@ -137,7 +137,7 @@ fn stream_vector(
             *e = layer.forward(e)?;
         }
     }
-    let rec = as_record(layers, rate_reduction(&z, pi, cfg.eps_sq)?);
+    let rec = LayerRecord::new(layers, rate_reduction(&z, pi, cfg.eps_sq)?);
     on_layer(&rec);
     records.push(rec);
     Ok((records, z, ev))
@@ -164,7 +164,7 @@ fn stream_spectral(
         if !rates.delta_r.is_finite() {
             bail!("ΔR is not finite after layer {l}");
         }
-        let rec = as_record(l, rates);
+        let rec = LayerRecord::new(l, rates);
         on_layer(&rec);
         records.push(rec);
         if l == layers {
@@ -180,15 +180,6 @@ fn stream_spectral(
         flatten(dft.signals(s)),
         ev.into_iter().map(|e| flatten(dft.signals(e))).collect(),
     ))
-}
-
-fn as_record(layer: usize, r: redunet_core::Rates) -> LayerRecord {
-    LayerRecord {
-        layer,
-        r: r.r,
-        r_c: r.r_c,
-        delta_r: r.delta_r,
-    }
 }
 
 /// The first `per_class` test samples of each class (all when `None`).

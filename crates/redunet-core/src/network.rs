@@ -1,7 +1,7 @@
 //! A vector ReduNet: L layers, each constructed forward on the output of the
 //! previous one, with the rates of every stage on record.
 
-use crate::host::{tensor, to_vec};
+use crate::host::tensor;
 use crate::layer::vector::normalize_rows;
 use crate::rates::{Rates, rate_reduction};
 use crate::{Error, Memberships, Result, VectorLayer, VectorLayerConfig};
@@ -21,7 +21,8 @@ pub struct LayerRecord {
 }
 
 impl LayerRecord {
-    fn new(layer: usize, rates: Rates) -> Self {
+    /// The record of stage `layer` with the given rates.
+    pub fn new(layer: usize, rates: Rates) -> Self {
         Self {
             layer,
             r: rates.r,
@@ -258,9 +259,4 @@ fn sibling(dir: &Path, tag: &str) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
     dir.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
-}
-
-/// Reads features back to the host as `[m][d]` row-major values.
-pub fn features_to_host(z: &Tensor<2>) -> Result<Vec<f32>> {
-    to_vec(z.clone())
 }

@@ -494,15 +494,6 @@ pub struct Construction1d {
     pub features: Tensor<3>,
 }
 
-fn record(layer: usize, r: Rates) -> redunet_core::LayerRecord {
-    redunet_core::LayerRecord {
-        layer,
-        r: r.r,
-        r_c: r.r_c,
-        delta_r: r.delta_r,
-    }
-}
-
 impl SpectralNet1d {
     /// Builds `layers` layers from signals `z: [m, C, T]` (normalised
     /// first). Between layers the features stay in the spectral domain: the
@@ -546,7 +537,7 @@ impl SpectralNet1d {
             if !rates.delta_r.is_finite() {
                 return Err(Error::NonFinite(format!("ΔR after layer {l}")));
             }
-            let rec = record(l, rates);
+            let rec = redunet_core::LayerRecord::new(l, rates);
             on_layer(&rec);
             records.push(rec);
             if l == layers {
