@@ -1,14 +1,18 @@
-//! One 1D shift-invariant (spectral) ReduNet layer at the size of the
-//! rotation experiment: m = 2000 polar signals of digits 0 and 1
-//! (C = 5 radii, T = 200 angles), k = 2, soft membership. Construction (per
-//! frequency Hermitian inverses) plus the update of all training samples.
+//! One shift-invariant (spectral) ReduNet layer, construction (per frequency
+//! Hermitian inverses) plus the update of all training samples, soft
+//! membership:
+//! - conv1d at the size of the rotation experiment: m = 2000 polar signals
+//!   of digits 0 and 1 (C = 5 radii, T = 200 angles), k = 2;
+//! - conv2d: m = 500 digits (50 per class), 28×28, lifted to C = 16 by
+//!   random 9×9 circular convolutions, k = 10.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use redunet::core::host::{tensor, to_vec};
 use redunet::core::{MembershipMode, Memberships, VectorLayerConfig};
 use redunet::data::{builtin, split::per_class_split};
+use redunet::vision::lift::Lift2d;
 use redunet::vision::polar::Polar;
-use redunet::vision::spectral::{Dft1d, SpectralLayer1d};
+use redunet::vision::spectral::{Dft, Dft1d, SpectralLayer1d};
 use std::time::Duration;
 
 fn layer(c: &mut Criterion) {
@@ -32,7 +36,22 @@ fn layer(c: &mut Criterion) {
         b.iter(|| {
             let (layer, _) = SpectralLayer1d::construct_spectral(&s, &pi, &config, &dft).unwrap();
             let out = layer.step(&s, Some(&pi));
-            to_vec(out.re.slice([0..1, 0..1, 0..1])).unwrap()
+            to_vec(out.x.slice([0..1, 0..1, 0..1])).unwrap()
+        })
+    });
+
+    let split = per_class_split(&data, None, 50, 0).expect("split");
+    let m = split.train.len();
+    let images = tensor(split.train.features.clone(), [m, 1, 28, 28], &device);
+    let lifted = Lift2d::random(16, 1, 9, 0, &device).apply(images);
+    let dft = Dft::new_2d(28, 28, &device);
+    let s = dft.normalize(dft.spectrum(&lifted.reshape([m, 16, 784])));
+    let pi = Memberships::from_labels(&split.train.labels, 10, &device).unwrap();
+    g.bench_function("conv2d construct+step m500 28x28 C16 k10 soft", |b| {
+        b.iter(|| {
+            let (layer, _) = SpectralLayer1d::construct_spectral(&s, &pi, &config, &dft).unwrap();
+            let out = layer.step(&s, Some(&pi));
+            to_vec(out.x.slice([0..1, 0..1, 0..1])).unwrap()
         })
     });
     g.finish();

@@ -24,6 +24,7 @@
 //! spectral domain"): the 2D layer, networks with save/load, the `conv1d` /
 //! `conv2d` model kinds of the command line and the invariance tables.
 
+mod fused;
 pub mod lift;
 pub mod polar;
 pub mod shift;

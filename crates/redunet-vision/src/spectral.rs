@@ -27,6 +27,22 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use redunet_core::linalg::spd_inverse_logdet;
 use redunet_core::{Error, MembershipMode, Memberships, Rates, Result, VectorLayerConfig};
+use std::sync::Arc;
+
+use crate::fused::{self, HostOps};
+
+/// Whether tensors on `device` live in host memory (the fused CPU step).
+fn host_cpu(device: &Device) -> bool {
+    use burn::backend::DispatchDevice;
+    #[allow(unreachable_patterns)]
+    match device.as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => true,
+        #[cfg(feature = "ndarray")]
+        DispatchDevice::NdArray(_) => true,
+        _ => false,
+    }
+}
 
 /// The orthonormal DFT of real signals of length T, or of real images
 /// `H × W` stored as signals of length `H·W` (row-major), as matrix
@@ -48,6 +64,9 @@ pub struct Dft {
     hsin: Option<Tensor<2>>,
     /// Multiplicity of each kept frequency (row-major over `[H, Pw]`).
     pub weights: Vec<f64>,
+    /// The same multiplicities as a `[1, P]` row on the device: Parseval
+    /// sums over frequencies become one matrix–vector product.
+    weight_row: Tensor<2>,
 }
 
 /// The 1D case.
@@ -108,6 +127,12 @@ impl Dft {
             isin: t2(is, [pw, width]),
             hcos,
             hsin,
+            weight_row: t2(
+                (0..height)
+                    .flat_map(|_| mult.iter().map(|&x| x as f32))
+                    .collect(),
+                [1, height * pw],
+            ),
             weights: (0..height).flat_map(|_| mult.iter().copied()).collect(),
         }
     }
@@ -187,51 +212,72 @@ impl Dft {
     }
 }
 
-/// The half spectrum of a batch of real signals: real and imaginary parts,
-/// each `[P, C, m]` (frequency-major, so per-frequency products batch).
+/// The half spectrum of a batch of real signals, `[P, 2C, m]`: the real
+/// parts of the C channels in rows `0..C`, the imaginary parts in rows
+/// `C..2C`. Frequency-major, so per-frequency products batch; real and
+/// imaginary parts stacked, so a complex product is one real product with
+/// the embedding `[[A, −B], [B, A]]`.
 #[derive(Debug, Clone)]
 pub struct Spectrum {
-    pub re: Tensor<3>,
-    pub im: Tensor<3>,
+    pub x: Tensor<3>,
+}
+
+impl Spectrum {
+    /// From real and imaginary parts, each `[P, C, m]`.
+    pub fn from_parts(re: Tensor<3>, im: Tensor<3>) -> Self {
+        Self {
+            x: Tensor::cat(vec![re, im], 1),
+        }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.x.dims()[1] / 2
+    }
+
+    pub fn re(&self) -> Tensor<3> {
+        let [p, c2, m] = self.x.dims();
+        self.x.clone().slice([0..p, 0..c2 / 2, 0..m])
+    }
+
+    pub fn im(&self) -> Tensor<3> {
+        let [p, c2, m] = self.x.dims();
+        self.x.clone().slice([0..p, c2 / 2..c2, 0..m])
+    }
 }
 
 impl Dft {
     /// Signals `[m, C, T]` to their half spectrum.
     pub fn spectrum(&self, z: &Tensor<3>) -> Spectrum {
         let (re, im) = self.forward(z);
-        Spectrum { re, im }
+        Spectrum::from_parts(re, im)
     }
 
     /// Back to signals `[m, C, T]`.
     pub fn signals(&self, s: Spectrum) -> Tensor<3> {
-        self.inverse(s.re, s.im)
+        self.inverse(s.re(), s.im())
     }
 
-    fn weight_column(&self, device: &Device) -> Tensor<3> {
-        let p = self.frequencies();
-        Tensor::<1>::from_data(
-            TensorData::new(self.weights.iter().map(|&x| x as f32).collect(), [p]),
-            device,
-        )
-        .reshape([p, 1, 1])
+    /// `Σ_p w_p Σ_r x[p, r, i]²` for `x: [P, R, m]`: squared norms of the
+    /// samples by Parseval, as `[1, m]`.
+    fn parseval_sq(&self, x: Tensor<3>) -> Tensor<2> {
+        let [p, r, m] = x.dims();
+        self.weight_row
+            .clone()
+            .matmul(x.powi_scalar(2).reshape([p, r * m]))
+            .reshape([r, m])
+            .sum_dim(0)
     }
 
     /// Scales each sample to unit norm over channels and time (by Parseval,
     /// the multiplicity-weighted norm of its half spectrum).
     pub fn normalize(&self, s: Spectrum) -> Spectrum {
-        let [p, c, m] = s.re.dims();
-        let sq = (s.re.clone().powi_scalar(2) + s.im.clone().powi_scalar(2))
-            * self.weight_column(&s.re.device());
-        let norms = sq
-            .reshape([p * c, m])
-            .sum_dim(0)
+        let [_, _, m] = s.x.dims();
+        let norms = self
+            .parseval_sq(s.x.clone())
             .sqrt()
             .clamp_min(1e-8)
             .reshape([1, 1, m]);
-        Spectrum {
-            re: s.re / norms.clone(),
-            im: s.im / norms,
-        }
+        Spectrum { x: s.x / norms }
     }
 }
 
@@ -239,9 +285,12 @@ impl Dft {
 #[derive(Debug, Clone)]
 pub struct SpectralLayer1d {
     dft: Dft,
-    /// E(p) then each C_j(p), stacked along rows: real and imaginary parts,
-    /// `[P, (k'+1)·C, C]`, so that one batch of products applies them all.
-    ops: (Tensor<3>, Tensor<3>),
+    /// E(p) then each C_j(p) in their real embeddings `[[A, −B], [B, A]]`,
+    /// scaled by α and α_j, stacked along rows: `[P, (k'+1)·2C, 2C]`, so
+    /// that one batched product applies them all to a [`Spectrum`].
+    ops: Tensor<3>,
+    /// The same operators on the host, when the layer lives on a CPU device.
+    host: Option<Arc<HostOps>>,
     gamma: Vec<f64>,
     classes: Vec<usize>,
     num_classes: usize,
@@ -309,7 +358,8 @@ impl SpectralLayer1d {
         dft: &Dft,
     ) -> Result<(Self, Rates)> {
         config.validate()?;
-        let [p, ch, m] = s.re.dims();
+        let [p, ch2, m] = s.x.dims();
+        let ch = ch2 / 2;
         if pi.num_samples() != m {
             return Err(Error::LabelCount {
                 expected: m,
@@ -317,7 +367,7 @@ impl SpectralLayer1d {
             });
         }
         let t = dft.len();
-        let device = s.re.device();
+        let device = s.x.device();
         let classes = pi.present();
         let counts = pi.counts();
         let eps = config.eps_sq;
@@ -335,11 +385,12 @@ impl SpectralLayer1d {
             let bottom = Tensor::cat(vec![b_, a_], 2);
             Tensor::cat(vec![top, bottom], 1)
         };
-        let mut embeds = vec![embed(s.re.clone(), s.im.clone(), scales[0])];
+        let (re, im) = (s.re(), s.im());
+        let mut embeds = vec![embed(re.clone(), im.clone(), scales[0])];
         for (slot, &j) in classes.iter().enumerate() {
             embeds.push(embed(
-                class_columns(&s.re, pi, j),
-                class_columns(&s.im, pi, j),
+                class_columns(&re, pi, j),
+                class_columns(&im, pi, j),
                 scales[slot + 1],
             ));
         }
@@ -361,16 +412,21 @@ impl SpectralLayer1d {
             &device,
         )
         .reshape([k1, 1, 1, 1]);
-        let inv = inv.reshape([k1, p, 2 * ch, 2 * ch]) * scale_t;
-        let stack = |x: Tensor<4>| x.swap_dims(0, 1).reshape([p, k1 * ch, ch]);
-        let ops = (
-            stack(inv.clone().slice([0..k1, 0..p, 0..ch, 0..ch])),
-            stack(inv.slice([0..k1, 0..p, ch..2 * ch, 0..ch])),
-        );
+        // The inverse of an embedding is the embedding of the inverse.
+        let ops = (inv.reshape([k1, p, 2 * ch, 2 * ch]) * scale_t)
+            .swap_dims(0, 1)
+            .reshape([p, k1 * 2 * ch, 2 * ch]);
+        let host = if host_cpu(&device) {
+            let v = redunet_core::host::to_vec(ops.clone())?;
+            Some(Arc::new(HostOps::new(v, p, 2 * ch, k1)))
+        } else {
+            None
+        };
         Ok((
             Self {
                 dft: dft.clone(),
                 ops,
+                host,
                 gamma,
                 classes,
                 num_classes: pi.num_classes(),
@@ -381,77 +437,149 @@ impl SpectralLayer1d {
         ))
     }
 
-    /// Complex `[P, rows, C] @ [P, C, m]`.
-    fn cmul(a: &(Tensor<3>, Tensor<3>), s: &Spectrum) -> (Tensor<3>, Tensor<3>) {
-        let re = a.0.clone().matmul(s.re.clone()) - a.1.clone().matmul(s.im.clone());
-        let im = a.0.clone().matmul(s.im.clone()) + a.1.clone().matmul(s.re.clone());
-        (re, im)
-    }
-
     /// `IDFT(E(p) DFT(u))`: the expansion operator applied to signals.
     pub fn apply_expansion(&self, u: &Tensor<3>) -> Tensor<3> {
         let p = self.dft.frequencies();
-        let ch = self.channels;
-        let e = (
-            self.ops.0.clone().slice([0..p, 0..ch, 0..ch]),
-            self.ops.1.clone().slice([0..p, 0..ch, 0..ch]),
-        );
-        let (re, im) = Self::cmul(&e, &self.dft.spectrum(u));
-        self.dft.inverse(re, im)
+        let c2 = 2 * self.channels;
+        let e = self.ops.clone().slice([0..p, 0..c2, 0..c2]);
+        let x = e.matmul(self.dft.spectrum(u).x);
+        self.dft.signals(Spectrum { x })
     }
 
     /// One layer step on a half spectrum: `normalize(v + η g)`, with the
     /// true memberships for [`MembershipMode::Labels`] when `pi` is given,
     /// the soft estimate otherwise.
+    ///
+    /// On CPU devices the step runs fused on the host (see `fused.rs`); on
+    /// other devices as tensor operations, in sample blocks that bound the
+    /// size of the intermediate `[E; C_1; …]·v`.
     pub fn step(&self, s: &Spectrum, pi: Option<&Memberships>) -> Spectrum {
-        let [p, ch, m] = s.re.dims();
-        let device = s.re.device();
+        let hard = self.hard_weights(pi);
+        if let Some(ops) = self.host.as_deref()
+            && host_cpu(&s.x.device())
+            && let Some(out) = self.step_host(ops, s, hard.clone())
+        {
+            return out;
+        }
+        self.step_tensor(s, hard)
+    }
+
+    fn step_host(&self, ops: &HostOps, s: &Spectrum, hard: Option<Tensor<2>>) -> Option<Spectrum> {
+        let [p, c2, m] = s.x.dims();
+        let device = s.x.device();
+        let x = redunet_core::host::to_vec(s.x.clone()).ok()?;
+        let hard = match hard {
+            Some(h) => Some(redunet_core::host::to_vec(h).ok()?),
+            None => None,
+        };
+        let out = fused::step(
+            ops,
+            &x,
+            m,
+            &fused::StepLaw {
+                weights: &self.dft.weights,
+                gamma: &self.gamma,
+                eta: self.config.eta,
+                lambda: self.config.lambda,
+            },
+            hard.as_deref(),
+        );
+        Some(Spectrum {
+            x: Tensor::from_data(TensorData::new(out, [p, c2, m]), &device),
+        })
+    }
+
+    /// [`Self::step`] as tensor operations on any device (the path of wgpu
+    /// and of autodiff devices).
+    pub fn step_tensor(&self, s: &Spectrum, hard: Option<Tensor<2>>) -> Spectrum {
+        let [p, c2, m] = s.x.dims();
+        let k1 = self.classes.len() + 1;
+        // Keep `[E; C_1; …]·v` under 256 MiB per block.
+        let cols = ((256usize << 20) / (4 * p * k1 * c2)).max(1);
+        if m <= cols {
+            return self.step_block(s, hard);
+        }
+        let parts = (0..m)
+            .step_by(cols)
+            .map(|a| {
+                let b = (a + cols).min(m);
+                let sub = Spectrum {
+                    x: s.x.clone().slice([0..p, 0..c2, a..b]),
+                };
+                let h = hard.clone().map(|w| {
+                    let k = w.dims()[0];
+                    w.slice([0..k, a..b])
+                });
+                self.step_block(&sub, h).x
+            })
+            .collect();
+        Spectrum {
+            x: Tensor::cat(parts, 2),
+        }
+    }
+
+    /// `[k', m]`: the true memberships of the layer's classes, when the
+    /// layer uses them.
+    fn hard_weights(&self, pi: Option<&Memberships>) -> Option<Tensor<2>> {
+        match (self.config.membership, pi) {
+            (MembershipMode::Labels, Some(pi)) => Some(
+                pi.pi()
+                    .clone()
+                    .select(
+                        1,
+                        redunet_core::host::indices(&self.classes, &pi.pi().device()),
+                    )
+                    .transpose(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// `Y = [E; C_1; …]·v` is formed by one batched product, read once for
+    /// the Parseval norms `‖C_j v‖` (squares and a product with the
+    /// multiplicity row) and once for the weighted sum.
+    fn step_block(&self, s: &Spectrum, hard: Option<Tensor<2>>) -> Spectrum {
+        let [p, c2, m] = s.x.dims();
+        let device = s.x.device();
         let k = self.classes.len();
-        let (all_r, all_i) = Self::cmul(&self.ops, s);
-        let all_r = all_r.reshape([p, k + 1, ch, m]);
-        let all_i = all_i.reshape([p, k + 1, ch, m]);
-        let er = all_r
-            .clone()
-            .slice([0..p, 0..1, 0..ch, 0..m])
-            .reshape([p, ch, m]);
-        let ei = all_i
-            .clone()
-            .slice([0..p, 0..1, 0..ch, 0..m])
-            .reshape([p, ch, m]);
-        let cr = all_r.slice([0..p, 1..k + 1, 0..ch, 0..m]);
-        let ci = all_i.slice([0..p, 1..k + 1, 0..ch, 0..m]);
-        let weights = match (self.config.membership, pi) {
-            (MembershipMode::Labels, Some(pi)) => pi
-                .pi()
-                .clone()
-                .select(1, redunet_core::host::indices(&self.classes, &device))
-                .transpose(),
-            _ => {
-                // ‖C_j z‖² by Parseval over the kept frequencies.
-                let w = self.dft.weight_column(&device).reshape([p, 1, 1, 1]);
-                let sq = (cr.clone().powi_scalar(2) + ci.clone().powi_scalar(2)) * w;
-                let norms = sq
-                    .swap_dims(0, 1)
-                    .reshape([k, p * ch, m])
+        let k1 = k + 1;
+        let y = self.ops.clone().matmul(s.x.clone());
+        let weights = match hard {
+            Some(w) => w,
+            None => {
+                let norms = self
+                    .dft
+                    .weight_row
+                    .clone()
+                    .matmul(y.clone().powi_scalar(2).reshape([p, k1 * c2 * m]))
+                    .reshape([k1, c2, m])
                     .sum_dim(1)
+                    .slice([1..k1, 0..1, 0..m])
                     .reshape([k, m])
                     .sqrt()
                     .clamp_min(1e-8);
                 softmax(norms.mul_scalar(-self.config.lambda), 0)
             }
         };
+        let eta = self.config.eta;
+        // Coefficients of [E v, C_1 v, …]: η, then −η γ_j π̂_j per sample.
         let gamma = Tensor::<1>::from_data(
-            TensorData::new(self.gamma.iter().map(|&g| g as f32).collect(), [k]),
+            TensorData::new(self.gamma.iter().map(|&g| (-eta * g) as f32).collect(), [k]),
             &device,
         )
         .reshape([k, 1]);
-        let w = (weights * gamma).reshape([1, k, 1, m]);
-        let clus_r = (cr * w.clone()).sum_dim(1).reshape([p, ch, m]);
-        let clus_i = (ci * w).sum_dim(1).reshape([p, ch, m]);
-        let eta = self.config.eta;
+        let coef = Tensor::cat(
+            vec![
+                Tensor::<2>::full([1, m], eta as f32, &device),
+                weights * gamma,
+            ],
+            0,
+        );
+        let update = (y.reshape([p, k1, c2, m]) * coef.reshape([1, k1, 1, m]))
+            .sum_dim(1)
+            .reshape([p, c2, m]);
         self.dft.normalize(Spectrum {
-            re: s.re.clone() + (er - clus_r).mul_scalar(eta),
-            im: s.im.clone() + (ei - clus_i).mul_scalar(eta),
+            x: s.x.clone() + update,
         })
     }
 

@@ -141,7 +141,7 @@ fn dft_round_trips_and_keeps_norms_in_1d_and_2d() {
         assert!(d < 1e-5, "{h}x{w}: round trip {d}");
         // Normalising the spectrum of unit signals changes nothing (Parseval).
         let n = dft.normalize(s.clone());
-        let d: f32 = (n.re - s.re).abs().max().into_scalar();
+        let d: f32 = (n.x - s.x).abs().max().into_scalar();
         assert!(d < 1e-5, "{h}x{w}: Parseval {d}");
     }
 }
@@ -170,5 +170,42 @@ fn translating_an_image_translates_the_2d_network_output() {
             .max()
             .into_scalar();
         assert!(d < 1e-4, "translation ({dy}, {dx}): {d}");
+    }
+}
+
+/// The fused CPU step and the tensor-operation step (wgpu's path) agree,
+/// for both membership modes, on a 2D case with several classes.
+#[test]
+fn fused_cpu_step_equals_the_tensor_step() {
+    use redunet_vision::spectral::Dft;
+    let device = Device::default();
+    let (h, w, c, m) = (6, 5, 3, 12);
+    let labels: Vec<usize> = (0..m).map(|i| i % 3).collect();
+    let pi = Memberships::from_labels(&labels, 3, &device).unwrap();
+    let dft = Dft::new_2d(h, w, &device);
+    let s = dft.normalize(dft.spectrum(&normalized(m, c, h * w, &device)));
+    for membership in [MembershipMode::Soft, MembershipMode::Labels] {
+        let config = VectorLayerConfig {
+            membership,
+            lambda: 50.0,
+            ..Default::default()
+        };
+        let (layer, _) = SpectralLayer1d::construct_spectral(&s, &pi, &config, &dft).unwrap();
+        let fused = values(layer.step(&s, Some(&pi)).x);
+        let hard = (membership == MembershipMode::Labels).then(|| pi.pi().clone().transpose());
+        let tensor = values(layer.step_tensor(&s, hard).x);
+        let diff = fused
+            .iter()
+            .zip(&tensor)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-5, "{membership:?}: max difference {diff}");
+        // The update moved the features: the comparison is not vacuous.
+        let moved = fused
+            .iter()
+            .zip(values(s.x.clone()))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(moved > 1e-3, "{membership:?}: step did not move ({moved})");
     }
 }
