@@ -6,6 +6,7 @@ use redunet::cli::{config, run};
 use redunet::core::VectorReduNet;
 use redunet::core::host::{tensor, to_vec};
 use redunet::data::npy;
+use redunet::vision::spectral::SpectralNet1d;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -82,8 +83,6 @@ fn real_main() -> Result<()> {
             device,
         } => {
             let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
-            let (net, _) = VectorReduNet::load(&model, &dev)
-                .with_context(|| format!("loading model {}", model.display()))?;
             let x = npy::read_npy_f32(&input)?;
             if x.shape.is_empty() {
                 bail!(
@@ -91,10 +90,16 @@ fn real_main() -> Result<()> {
                     input.display()
                 );
             }
-            let m = x.shape[0];
-            let d: usize = x.shape[1..].iter().product();
-            let z = tensor(x.data, [m, d.max(1)], &dev);
-            let f = net.transform(&z)?;
+            let f = if SpectralNet1d::is_saved_in(&model) {
+                redunet::cli::signals::transform_spectral(&model, x, &dev)
+                    .with_context(|| format!("transforming with model {}", model.display()))?
+            } else {
+                let (net, _) = VectorReduNet::load(&model, &dev)
+                    .with_context(|| format!("loading model {}", model.display()))?;
+                let m = x.shape[0];
+                let d: usize = x.shape[1..].iter().product();
+                net.transform(&tensor(x.data, [m, d.max(1)], &dev))?
+            };
             let [m, d] = f.dims();
             npy::write_npy_f32(&output, &[m, d], &to_vec(f)?)?;
             eprintln!(

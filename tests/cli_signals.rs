@@ -83,6 +83,52 @@ fn conv1d_and_vector_on_polar_signals_report_all_shifts() {
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["data"]["dim"].as_u64().unwrap(), 2 * 28 * 28);
     assert!(s["accuracy"]["test_all_shifts"]["knn"].as_f64().is_some());
+    // The saved network with its front end (lifting kernels from their
+    // seed) reloads in `redunet transform`, and the whole pipeline is
+    // translation-equivariant: a translated image gives translated features.
+    let (h, w, m) = (28usize, 28usize, 3usize);
+    let img: Vec<f32> = (0..m * h * w)
+        .map(|i| ((i * 7919) % 251) as f32 / 251.0)
+        .collect();
+    let (dy, dx) = (2, 5);
+    let mut moved = vec![0f32; img.len()];
+    for i in 0..m {
+        for y in 0..h {
+            for x in 0..w {
+                moved[(i * h + (y + dy) % h) * w + (x + dx) % w] = img[(i * h + y) * w + x];
+            }
+        }
+    }
+    let mut feats = Vec::new();
+    for (name, data) in [("a", &img), ("b", &moved)] {
+        let input = dir.path().join(format!("{name}.npy"));
+        let output = dir.path().join(format!("{name}-features.npy"));
+        redunet::data::npy::write_npy_f32(&input, &[m, h, w], data).unwrap();
+        let (ok, err) = run(&[
+            "transform",
+            out.join("model").to_str().unwrap(),
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+        ]);
+        assert!(ok, "transform: {err}");
+        let f = redunet::data::npy::read_npy_f32(&output).unwrap();
+        assert_eq!(f.shape, vec![m, 2 * h * w]);
+        feats.push(f.data);
+    }
+    let mut worst = 0f32;
+    for i in 0..m * 2 {
+        for y in 0..h {
+            for x in 0..w {
+                let a = feats[0][(i * h + y) * w + x];
+                let b = feats[1][(i * h + (y + dy) % h) * w + (x + dx) % w];
+                worst = worst.max((a - b).abs());
+            }
+        }
+    }
+    assert!(
+        worst < 1e-4,
+        "features not translated with the image: {worst}"
+    );
     // Signals options are validated.
     let (ok, err) = run(&["run", &cfg, "--set", "polar.radius=3"]);
     assert!(!ok && err.contains("radius"), "{err}");

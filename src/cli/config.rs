@@ -96,6 +96,14 @@ pub struct ModelConfig {
     pub lambda: f64,
     #[serde(default)]
     pub membership: MembershipMode,
+    /// Write the constructed network to `OUT/model` (vector and spectral
+    /// networks; the vector baselines on signals are evaluated only).
+    #[serde(default = "default_true")]
+    pub save: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl ModelConfig {

@@ -338,9 +338,11 @@ pub fn run(
     };
 
     write_summary(out, &summary, &built.records)?;
-    built
-        .network
-        .save(&out.join("model"), serde_json::to_value(cfg)?)?;
+    if cfg.model.save {
+        built
+            .network
+            .save(&out.join("model"), serde_json::to_value(cfg)?)?;
+    }
 
     super::plots::rates(&out.join("rates.png"), &built.records)?;
     let per = cfg.eval.heatmap_per_class;

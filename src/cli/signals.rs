@@ -19,8 +19,9 @@ use redunet_core::{Memberships, VectorLayer};
 use redunet_data::Dataset;
 use redunet_vision::lift::{Lift1d, Lift2d};
 use redunet_vision::polar::Polar;
+use redunet_vision::saved::SpectralNetWriter;
 use redunet_vision::shift::{cyclic_shift, stride_grid, translate};
-use redunet_vision::spectral::{Dft, SpectralLayer1d};
+use redunet_vision::spectral::{Dft, SpectralLayer1d, SpectralNet1d};
 use std::path::Path;
 use std::time::Instant;
 
@@ -37,6 +38,49 @@ struct FrontEnd {
 }
 
 impl FrontEnd {
+    /// The stages that `cfg` asks for, for samples of shape `sample_shape`.
+    fn new(cfg: &RunConfig, sample_shape: &[usize], device: &Device) -> Result<Self> {
+        let polar = match (&cfg.polar, sample_shape) {
+            (Some(p), [h, w]) => Some(Polar::new(*h, *w, p.radii, p.angles, device)),
+            (Some(_), shape) => {
+                bail!("[polar] needs images [H, W], got samples of shape {shape:?}")
+            }
+            (None, _) => None,
+        };
+        let image = match (cfg.model.kind, sample_shape) {
+            (ModelKind::Conv2d, [h, w]) | (ModelKind::Conv2d, [_, h, w]) => Some((*h, *w)),
+            (ModelKind::Conv2d, shape) => {
+                bail!("conv2d needs images [H, W] or [C, H, W], got {shape:?}")
+            }
+            // The vector baseline on images (flattened after any lifting).
+            (ModelKind::Vector, [h, w]) if cfg.polar.is_none() => Some((*h, *w)),
+            _ => None,
+        };
+        // Channels entering the lifting stage.
+        let c_in = match (&cfg.polar, image, sample_shape) {
+            (Some(p), _, _) => p.radii,
+            (None, Some(_), [c, _, _]) => *c,
+            (None, Some(_), _) => 1,
+            (None, None, [c, _]) => *c,
+            (None, None, _) => 1,
+        };
+        let lift = cfg.lift.as_ref().map(|l| match image {
+            Some((h, w)) => Lift::TwoD(
+                Lift2d::random(l.out_channels, c_in, l.kernel_size, l.seed, device),
+                h,
+                w,
+            ),
+            None => Lift::OneD(Lift1d::random(
+                l.out_channels,
+                c_in,
+                l.kernel_size,
+                l.seed,
+                device,
+            )),
+        });
+        Ok(Self { polar, image, lift })
+    }
+
     /// Samples `[m, …]` to signals `[m, C, T]` before lifting.
     fn signals(&self, ds: &Dataset, device: &Device) -> Result<Tensor<3>> {
         let m = ds.len();
@@ -152,6 +196,7 @@ fn stream_spectral(
     layers: usize,
     cfg: &redunet_core::VectorLayerConfig,
     evals: Vec<Tensor<3>>,
+    mut writer: Option<&mut SpectralNetWriter>,
     mut on_layer: impl FnMut(&LayerRecord),
 ) -> Result<Streamed> {
     redunet_core::host::check_finite(train, "input signals")?;
@@ -173,6 +218,9 @@ fn stream_spectral(
         s = layer.step(&s, Some(pi));
         for e in ev.iter_mut() {
             *e = layer.step(e, None);
+        }
+        if let Some(w) = writer.as_deref_mut() {
+            w.push(&layer)?;
         }
     }
     Ok((
@@ -207,43 +255,10 @@ pub fn run(
     }
     let (train, test) = (&split.train, &split.test);
     let k = split.classes.len();
-    let polar = match (&cfg.polar, train.sample_shape.as_slice()) {
-        (Some(p), [h, w]) => Some(Polar::new(*h, *w, p.radii, p.angles, device)),
-        (Some(_), shape) => bail!("[polar] needs images [H, W], got samples of shape {shape:?}"),
-        (None, _) => None,
-    };
-    let image = match (cfg.model.kind, train.sample_shape.as_slice()) {
-        (ModelKind::Conv2d, [h, w]) | (ModelKind::Conv2d, [_, h, w]) => Some((*h, *w)),
-        (ModelKind::Conv2d, shape) => {
-            bail!("conv2d needs images [H, W] or [C, H, W], got {shape:?}")
-        }
-        // The vector baseline on images (flattened after any lifting).
-        (ModelKind::Vector, [h, w]) if cfg.polar.is_none() => Some((*h, *w)),
-        _ => None,
-    };
-    let mut front = FrontEnd {
-        polar,
-        image,
-        lift: None,
-    };
+    let front = FrontEnd::new(cfg, &train.sample_shape, device)?;
+    let image = front.image;
     let train_sig = front.signals(train, device)?;
-    let [m, c_in, t] = train_sig.dims();
-    if let Some(l) = &cfg.lift {
-        front.lift = Some(match image {
-            Some((h, w)) => Lift::TwoD(
-                Lift2d::random(l.out_channels, c_in, l.kernel_size, l.seed, device),
-                h,
-                w,
-            ),
-            None => Lift::OneD(Lift1d::random(
-                l.out_channels,
-                c_in,
-                l.kernel_size,
-                l.seed,
-                device,
-            )),
-        });
-    }
+    let [m, _, t] = train_sig.dims();
     let train_in = front.lift(train_sig.clone());
     let [_, c, _] = train_in.dims();
     if !quiet {
@@ -302,7 +317,25 @@ pub fn run(
                 Some((h, w)) => Dft::new_2d(h, w, device),
                 None => Dft::new(t, device),
             };
-            stream_spectral(&train_in, &dft, &pi, layers, &layer_cfg, evals, on_layer)?
+            let mut writer = if cfg.model.save {
+                Some(SpectralNetWriter::create(&out.join("model"))?)
+            } else {
+                None
+            };
+            let streamed = stream_spectral(
+                &train_in,
+                &dft,
+                &pi,
+                layers,
+                &layer_cfg,
+                evals,
+                writer.as_mut(),
+                on_layer,
+            )?;
+            if let Some(w) = writer {
+                w.finish(serde_json::to_value(cfg)?)?;
+            }
+            streamed
         }
     };
     to_vec(built_features.clone().slice([0..1, 0..1]))?;
@@ -421,4 +454,23 @@ pub fn run(
         }
     }
     Ok(summary)
+}
+
+/// `redunet transform` for a saved spectral network: the front end of the
+/// run that built it (polar transform, lifting — the kernels come back from
+/// their seed), then the layers; returns features `[m, C·T]`.
+pub fn transform_spectral(
+    model: &Path,
+    samples: redunet_data::npy::NpyArray<f32>,
+    device: &Device,
+) -> Result<Tensor<2>> {
+    let (net, meta) = SpectralNet1d::load(model, device)?;
+    let cfg: RunConfig = serde_json::from_value(meta)
+        .map_err(|e| anyhow::anyhow!("{}: stored run configuration: {e}", model.display()))?;
+    let m = samples.shape.first().copied().unwrap_or(0);
+    let shape = samples.shape.get(1..).unwrap_or_default().to_vec();
+    let ds = Dataset::new(samples.data, shape, vec![0; m])?;
+    let front = FrontEnd::new(&cfg, &ds.sample_shape, device)?;
+    let x = front.lift(front.signals(&ds, device)?);
+    Ok(flatten(net.transform(&x)?))
 }

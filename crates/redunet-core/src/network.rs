@@ -146,15 +146,7 @@ impl VectorReduNet {
         let dim = self
             .dim()
             .ok_or_else(|| Error::Empty("a network without layers".into()))?;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| Error::Io { path, source }
-        };
-        let tmp = sibling(dir, "partial");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-        }
-        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        let tmp = staging_dir(dir)?;
         let mut saved = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
             let (e, c) = layer.to_parts()?;
@@ -183,20 +175,7 @@ impl VectorReduNet {
         };
         let json = serde_json::to_vec_pretty(&doc).expect("model metadata serialises");
         npy::write_atomic(&tmp.join("model.json"), &json)?;
-        // Swap the finished directory into place; an old one is moved aside
-        // first and removed only after the new one is there.
-        let old = sibling(dir, "old");
-        if dir.exists() {
-            if old.exists() {
-                std::fs::remove_dir_all(&old).map_err(io(&old))?;
-            }
-            std::fs::rename(dir, &old).map_err(io(dir))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(io(dir))?;
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(io(&old))?;
-        }
-        Ok(())
+        commit_dir(&tmp, dir)
     }
 
     /// Loads a network saved by [`Self::save`] onto `device`; returns it with
@@ -251,6 +230,46 @@ impl VectorReduNet {
         }
         Ok((Self { layers }, doc.meta))
     }
+}
+
+/// A fresh, empty directory beside `dir` in which a model is written before
+/// [`commit_dir`] swaps it into place.
+pub fn staging_dir(dir: &Path) -> Result<PathBuf> {
+    let tmp = sibling(dir, "partial");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_error(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io_error(&tmp))?;
+    Ok(tmp)
+}
+
+/// Moves the finished directory `tmp` to `dir`: a reader sees the old model
+/// or the new one, never a mixture. An old one is moved aside first and
+/// removed only after the new one is there.
+pub fn commit_dir(tmp: &Path, dir: &Path) -> Result<()> {
+    let old = sibling(dir, "old");
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io_error(&old))?;
+        }
+        std::fs::rename(dir, &old).map_err(io_error(dir))?;
+    }
+    std::fs::rename(tmp, dir).map_err(io_error(dir))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(io_error(&old))?;
+    }
+    Ok(())
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { path, source }
+}
+
+/// Reads a model's `model.json`.
+pub fn read_model_json(dir: &Path) -> Result<Vec<u8>> {
+    let path = dir.join("model.json");
+    std::fs::read(&path).map_err(io_error(&path))
 }
 
 fn sibling(dir: &Path, tag: &str) -> PathBuf {

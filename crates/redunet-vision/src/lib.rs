@@ -27,6 +27,7 @@
 mod fused;
 pub mod lift;
 pub mod polar;
+pub mod saved;
 pub mod shift;
 pub mod spectral;
 

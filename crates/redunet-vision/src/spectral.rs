@@ -603,6 +603,87 @@ impl SpectralLayer1d {
         &self.classes
     }
 
+    pub fn gamma(&self) -> &[f64] {
+        &self.gamma
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    pub fn config(&self) -> &VectorLayerConfig {
+        &self.config
+    }
+
+    pub fn dft(&self) -> &Dft {
+        &self.dft
+    }
+
+    /// The scaled operators α E(p), α_j C_j(p) as complex matrices: real and
+    /// imaginary parts `[2, P, k'+1, C, C]` (E first), on the host.
+    pub fn operators(&self) -> Result<Vec<f32>> {
+        let [p, rows, c2] = self.ops.dims();
+        let (ch, k1) = (c2 / 2, rows / c2);
+        let blocks = self.ops.clone().reshape([p, k1, c2, c2]);
+        let re = blocks.clone().slice([0..p, 0..k1, 0..ch, 0..ch]);
+        let im = blocks.slice([0..p, 0..k1, ch..c2, 0..ch]);
+        redunet_core::host::to_vec(Tensor::stack::<5>(vec![re, im], 0))
+    }
+
+    /// A layer from [`Self::operators`] and its bookkeeping, on the device
+    /// of `dft` (the inverse of saving it).
+    pub fn from_operators(
+        dft: &Dft,
+        operators: Vec<f32>,
+        channels: usize,
+        gamma: Vec<f64>,
+        classes: Vec<usize>,
+        num_classes: usize,
+        config: VectorLayerConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let (p, ch, k1) = (dft.frequencies(), channels, classes.len() + 1);
+        if operators.len() != 2 * p * k1 * ch * ch
+            || gamma.len() != classes.len()
+            || classes.iter().any(|&j| j >= num_classes)
+        {
+            return Err(Error::Shape(format!(
+                "operators of {} values for P = {p}, k' = {}, C = {ch}, {} weights, classes {classes:?} of {num_classes}",
+                operators.len(),
+                classes.len(),
+                gamma.len()
+            )));
+        }
+        let device = dft.weight_row.device();
+        let parts = Tensor::<5>::from_data(TensorData::new(operators, [2, p, k1, ch, ch]), &device);
+        let re = parts
+            .clone()
+            .slice([0..1, 0..p, 0..k1, 0..ch, 0..ch])
+            .reshape([p, k1, ch, ch]);
+        let im = parts
+            .slice([1..2, 0..p, 0..k1, 0..ch, 0..ch])
+            .reshape([p, k1, ch, ch]);
+        let top = Tensor::cat(vec![re.clone(), im.clone().neg()], 3);
+        let bottom = Tensor::cat(vec![im, re], 3);
+        let ops = Tensor::cat(vec![top, bottom], 2).reshape([p, k1 * 2 * ch, 2 * ch]);
+        let host = if host_cpu(&device) {
+            let v = redunet_core::host::to_vec(ops.clone())?;
+            Some(Arc::new(HostOps::new(v, p, 2 * ch, k1)))
+        } else {
+            None
+        };
+        Ok(Self {
+            dft: dft.clone(),
+            ops,
+            host,
+            gamma,
+            classes,
+            num_classes,
+            channels,
+            config,
+        })
+    }
+
     pub fn num_classes(&self) -> usize {
         self.num_classes
     }

@@ -209,3 +209,43 @@ fn fused_cpu_step_equals_the_tensor_step() {
         assert!(moved > 1e-3, "{membership:?}: step did not move ({moved})");
     }
 }
+
+/// A saved and reloaded 2D network gives the same features; a damaged
+/// layer file is a typed error, not a panic.
+#[test]
+fn spectral_networks_save_and_load() {
+    use redunet_vision::spectral::{Dft, SpectralNet1d};
+    let device = Device::default();
+    let (h, w, c, m) = (4, 6, 2, 9);
+    let labels: Vec<usize> = (0..m).map(|i| i % 3).collect();
+    let pi = Memberships::from_labels(&labels, 3, &device).unwrap();
+    let dft = Dft::new_2d(h, w, &device);
+    let z = normalized(m, c, h * w, &device);
+    let config = VectorLayerConfig {
+        membership: MembershipMode::Soft,
+        ..Default::default()
+    };
+    let built = SpectralNet1d::construct_with(&z, &dft, &pi, 3, &config, |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model");
+    built
+        .network
+        .save(&path, serde_json::json!({"note": "test"}))
+        .unwrap();
+    assert!(SpectralNet1d::is_saved_in(&path));
+    let (loaded, meta) = SpectralNet1d::load(&path, &device).unwrap();
+    assert_eq!(meta["note"], "test");
+    let probe = normalized(5, c, h * w, &device);
+    let a = values(built.network.transform(&probe).unwrap());
+    let b = values(loaded.transform(&probe).unwrap());
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-6, "reloaded network differs by {diff}");
+
+    std::fs::write(path.join("layer-0002.npy"), b"not an npy file").unwrap();
+    let err = SpectralNet1d::load(&path, &device).unwrap_err();
+    assert!(err.to_string().contains("layer-0002"), "{err}");
+}

@@ -1,0 +1,179 @@
+//! Saving and loading spectral networks: a directory with `model.json` and
+//! one `.npy` per layer holding its complex operators `[2, P, k'+1, C, C]`
+//! (real and imaginary parts of α E(p), then α_j C_j(p)), written into a
+//! staging directory and swapped into place, as for vector networks.
+//!
+//! [`SpectralNetWriter`] writes layer by layer, so that a run of thousands
+//! of layers never holds them all in memory.
+
+use crate::spectral::{Dft, SpectralLayer1d, SpectralNet1d};
+use burn::tensor::Device;
+use redunet_core::network::{commit_dir, read_model_json, staging_dir};
+use redunet_core::{Error, Result, VectorLayerConfig};
+use redunet_data::npy;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+const FORMAT: &str = "redunet-spectral-network";
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedLayer {
+    config: VectorLayerConfig,
+    gamma: Vec<f64>,
+    classes: Vec<usize>,
+    operators: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedNetwork {
+    format: String,
+    version: u32,
+    /// Signals are `[C, height·width]`; height 1 for 1D networks.
+    height: usize,
+    width: usize,
+    channels: usize,
+    num_classes: usize,
+    layers: Vec<SavedLayer>,
+    #[serde(default)]
+    meta: serde_json::Value,
+}
+
+/// Writes a spectral network one layer at a time.
+pub struct SpectralNetWriter {
+    dir: PathBuf,
+    tmp: PathBuf,
+    shape: Option<(usize, usize, usize, usize)>,
+    layers: Vec<SavedLayer>,
+}
+
+impl SpectralNetWriter {
+    pub fn create(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            tmp: staging_dir(dir)?,
+            shape: None,
+            layers: Vec::new(),
+        })
+    }
+
+    pub fn push(&mut self, layer: &SpectralLayer1d) -> Result<()> {
+        let dft = layer.dft();
+        let shape = (dft.height, dft.width, layer.channels(), layer.num_classes());
+        if *self.shape.get_or_insert(shape) != shape {
+            return Err(Error::Shape(format!(
+                "layer {} of shape {shape:?} in a network of shape {:?}",
+                self.layers.len() + 1,
+                self.shape
+            )));
+        }
+        let name = format!("layer-{:04}.npy", self.layers.len() + 1);
+        let (p, k1, c) = (dft.frequencies(), layer.classes().len() + 1, shape.2);
+        npy::write_npy_f32(
+            &self.tmp.join(&name),
+            &[2, p, k1, c, c],
+            &layer.operators()?,
+        )?;
+        self.layers.push(SavedLayer {
+            config: *layer.config(),
+            gamma: layer.gamma().to_vec(),
+            classes: layer.classes().to_vec(),
+            operators: name,
+        });
+        Ok(())
+    }
+
+    /// Writes `model.json` and moves the directory into place.
+    pub fn finish(self, meta: serde_json::Value) -> Result<()> {
+        let (height, width, channels, num_classes) = self
+            .shape
+            .ok_or_else(|| Error::Empty("a network without layers".into()))?;
+        let doc = SavedNetwork {
+            format: FORMAT.into(),
+            version: VERSION,
+            height,
+            width,
+            channels,
+            num_classes,
+            layers: self.layers,
+            meta,
+        };
+        let json = serde_json::to_vec_pretty(&doc).expect("model metadata serialises");
+        npy::write_atomic(&self.tmp.join("model.json"), &json)?;
+        commit_dir(&self.tmp, &self.dir)
+    }
+}
+
+impl SpectralNet1d {
+    /// Saves the network into directory `dir` (created or replaced
+    /// atomically); `meta` is stored verbatim.
+    pub fn save(&self, dir: &Path, meta: serde_json::Value) -> Result<()> {
+        let mut w = SpectralNetWriter::create(dir)?;
+        for layer in &self.layers {
+            w.push(layer)?;
+        }
+        w.finish(meta)
+    }
+
+    /// Whether `dir` holds a spectral network (rather than a vector one).
+    pub fn is_saved_in(dir: &Path) -> bool {
+        read_model_json(dir)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["format"] == FORMAT)
+    }
+
+    /// Loads a network saved by [`Self::save`] onto `device`, with its
+    /// `meta`.
+    pub fn load(dir: &Path, device: &Device) -> Result<(Self, serde_json::Value)> {
+        let corrupt = |reason: String| Error::CorruptModel {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        let doc: SavedNetwork = serde_json::from_slice(&read_model_json(dir)?)
+            .map_err(|e| corrupt(format!("model.json: {e}")))?;
+        if doc.format != FORMAT || doc.version != VERSION {
+            return Err(corrupt(format!(
+                "format {} version {} (expected {FORMAT} version {VERSION})",
+                doc.format, doc.version
+            )));
+        }
+        if doc.layers.is_empty() || doc.height == 0 || doc.width == 0 || doc.channels == 0 {
+            return Err(corrupt("no layers or an empty signal shape".into()));
+        }
+        let dft = Dft::new_2d(doc.height, doc.width, device);
+        let c = doc.channels;
+        let mut layers = Vec::with_capacity(doc.layers.len());
+        for (i, l) in doc.layers.into_iter().enumerate() {
+            let name = &l.operators;
+            if name.contains('/') || name.contains('\\') || name.starts_with('.') {
+                return Err(corrupt(format!("layer {} names file {name:?}", i + 1)));
+            }
+            let a = npy::read_npy_f32(&dir.join(name))?;
+            let shape = vec![2, dft.frequencies(), l.classes.len() + 1, c, c];
+            if a.shape != shape {
+                return Err(corrupt(format!(
+                    "{name} has shape {:?}, expected {shape:?}",
+                    a.shape
+                )));
+            }
+            if a.data.iter().any(|v| !v.is_finite()) {
+                return Err(corrupt(format!("{name} holds NaN or Inf")));
+            }
+            let layer = SpectralLayer1d::from_operators(
+                &dft,
+                a.data,
+                c,
+                l.gamma,
+                l.classes,
+                doc.num_classes,
+                l.config,
+            )
+            .map_err(|e| corrupt(format!("layer {}: {e}", i + 1)))?;
+            layers.push(layer);
+        }
+        Ok((Self { layers }, doc.meta))
+    }
+}
