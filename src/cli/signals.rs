@@ -189,16 +189,22 @@ fn stream_vector(
 
 /// The same for the spectral (shift-invariant) network: everything stays in
 /// the spectral domain until the end.
+/// What the construction is: memberships, depth and layer settings.
+struct Plan<'a> {
+    pi: &'a Memberships,
+    layers: usize,
+    cfg: &'a redunet_core::VectorLayerConfig,
+}
+
 fn stream_spectral(
     train: &Tensor<3>,
     dft: &Dft,
-    pi: &Memberships,
-    layers: usize,
-    cfg: &redunet_core::VectorLayerConfig,
+    plan: Plan<'_>,
     evals: Vec<Tensor<3>>,
     mut writer: Option<&mut SpectralNetWriter>,
     mut on_layer: impl FnMut(&LayerRecord),
 ) -> Result<Streamed> {
+    let Plan { pi, layers, cfg } = plan;
     redunet_core::host::check_finite(train, "input signals")?;
     let spec = |x: &Tensor<3>| dft.normalize(dft.spectrum(x));
     let mut s = spec(train);
@@ -325,9 +331,11 @@ pub fn run(
             let streamed = stream_spectral(
                 &train_in,
                 &dft,
-                &pi,
-                layers,
-                &layer_cfg,
+                Plan {
+                    pi: &pi,
+                    layers,
+                    cfg: &layer_cfg,
+                },
                 evals,
                 writer.as_mut(),
                 on_layer,
