@@ -5,9 +5,9 @@
 //! back-propagation (SGD with momentum, Adam), with the networks' E and C_j
 //! as trainable parameters.
 //!
-//! Status: this crate is a placeholder in the workspace layout. Its content is
-//! the subject of the "MCR² as a differentiable loss" issue and is not
-//! implemented yet; the closed-form gradient of ΔR already lives in
-//! `redunet_core::rates::rate_reduction_gradient`.
+//! - [`spectral`]: the shift/translation-invariant ReduNet as a trainable
+//!   module, initialised by forward construction or at random.
 
 pub use redunet_core;
+
+pub mod spectral;

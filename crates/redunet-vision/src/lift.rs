@@ -12,7 +12,8 @@ use burn::tensor::{Device, Tensor, TensorData, activation::relu};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn normals(n: usize, seed: u64) -> Vec<f32> {
+/// `n` standard normal draws from a seeded ChaCha8 stream (Box–Muller).
+pub fn normals(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..n)
         .map(|_| {
@@ -87,19 +88,27 @@ impl Lift2d {
     }
 
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        let k = self.kernels.dims()[2];
-        let [m, c, h, w] = x.dims();
-        let rh = (k - 1).div_ceil(h.max(1)) + 1;
-        let rw = (k - 1).div_ceil(w.max(1)) + 1;
-        let padded =
-            x.repeat_dim(2, rh)
-                .repeat_dim(3, rw)
-                .slice([0..m, 0..c, 0..h + k - 1, 0..w + k - 1]);
-        relu(conv2d(
-            padded,
-            self.kernels.clone(),
-            None,
-            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-        ))
+        relu(circular_conv2d(x, self.kernels.clone()))
     }
+}
+
+/// Circular cross-correlation of images `[m, in, H, W]` with kernels
+/// `[out, in, k, k]`: `y[o, h, w] = Σ x[i, (h+a) mod H, (w+b) mod W]·κ[o, i, a, b]`.
+/// The padding wraps around, so translating the input translates the
+/// output; a plain function of its tensors, so gradients reach the kernels.
+pub fn circular_conv2d(x: Tensor<4>, kernels: Tensor<4>) -> Tensor<4> {
+    let k = kernels.dims()[2];
+    let [m, c, h, w] = x.dims();
+    let rh = (k - 1).div_ceil(h.max(1)) + 1;
+    let rw = (k - 1).div_ceil(w.max(1)) + 1;
+    let padded =
+        x.repeat_dim(2, rh)
+            .repeat_dim(3, rw)
+            .slice([0..m, 0..c, 0..h + k - 1, 0..w + k - 1]);
+    conv2d(
+        padded,
+        kernels,
+        None,
+        ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+    )
 }

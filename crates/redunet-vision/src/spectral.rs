@@ -281,6 +281,16 @@ impl Dft {
     }
 }
 
+/// Complex operators `re + i·im`, each `[P, k'+1, C, C]`, in the stacked
+/// real embedding `[P, (k'+1)·2C, 2C]` that [`SpectralLayer1d`] applies
+/// (a plain tensor function, so gradients reach `re` and `im`).
+pub fn embed_operators(re: Tensor<4>, im: Tensor<4>) -> Tensor<3> {
+    let [p, k1, ch, _] = re.dims();
+    let top = Tensor::cat(vec![re.clone(), im.clone().neg()], 3);
+    let bottom = Tensor::cat(vec![im, re], 3);
+    Tensor::cat(vec![top, bottom], 2).reshape([p, k1 * 2 * ch, 2 * ch])
+}
+
 /// A constructed 1D shift-invariant ReduNet layer.
 #[derive(Debug, Clone)]
 pub struct SpectralLayer1d {
@@ -630,6 +640,30 @@ impl SpectralLayer1d {
         redunet_core::host::to_vec(Tensor::stack::<5>(vec![re, im], 0))
     }
 
+    /// A layer around embedded operators `[P, (k'+1)·2C, 2C]` (see
+    /// [`embed_operators`]) on any device, applied by
+    /// [`Self::step_tensor`]: the forward pass of trainable networks.
+    pub fn from_embedded(
+        dft: &Dft,
+        ops: Tensor<3>,
+        gamma: Vec<f64>,
+        classes: Vec<usize>,
+        num_classes: usize,
+        config: VectorLayerConfig,
+    ) -> Self {
+        let channels = ops.dims()[2] / 2;
+        Self {
+            dft: dft.clone(),
+            ops,
+            host: None,
+            gamma,
+            classes,
+            num_classes,
+            channels,
+            config,
+        }
+    }
+
     /// A layer from [`Self::operators`] and its bookkeeping, on the device
     /// of `dft` (the inverse of saving it).
     pub fn from_operators(
@@ -663,9 +697,7 @@ impl SpectralLayer1d {
         let im = parts
             .slice([1..2, 0..p, 0..k1, 0..ch, 0..ch])
             .reshape([p, k1, ch, ch]);
-        let top = Tensor::cat(vec![re.clone(), im.clone().neg()], 3);
-        let bottom = Tensor::cat(vec![im, re], 3);
-        let ops = Tensor::cat(vec![top, bottom], 2).reshape([p, k1 * 2 * ch, 2 * ch]);
+        let ops = embed_operators(re, im);
         let host = if host_cpu(&device) {
             let v = redunet_core::host::to_vec(ops.clone())?;
             Some(Arc::new(HostOps::new(v, p, 2 * ch, k1)))

@@ -1,0 +1,325 @@
+//! A translation-invariant (2D) or shift-invariant (1D) ReduNet as a
+//! trainable Burn module: optional lifting kernels, then per layer the
+//! complex operators α E(p), α_j C_j(p) of every kept frequency as
+//! parameters. The forward pass is that of REDUNET.md §4 with soft
+//! memberships — DFT, `v ← normalize(v + η(E v − Σ_j γ_j π̂_j C_j v))` per
+//! layer, inverse DFT — written as tensor operations, so gradients flow
+//! through the spectral transform, every layer and the lifting stage.
+//!
+//! The operators are kept complex (`re`, `im`), not as free real matrices on
+//! (Re v, Im v): only complex-linear per-frequency maps commute with
+//! translations, so training cannot break the invariance it is for.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use redunet_core::host::to_vec;
+use redunet_core::{Error, LayerRecord, Memberships, Result, VectorLayerConfig};
+use redunet_vision::lift::{circular_conv2d, normals};
+use redunet_vision::spectral::{Dft, SpectralLayer1d, SpectralNet1d, Spectrum, embed_operators};
+
+/// One layer's parameters: real and imaginary parts of
+/// `[α E(p), α_1 C_1(p), …]`, each `[P, k'+1, C, C]`.
+#[derive(Module, Debug)]
+pub struct SpectralLayerParams {
+    pub re: Param<Tensor<4>>,
+    pub im: Param<Tensor<4>>,
+}
+
+/// What is fixed about a trainable spectral network.
+#[derive(Debug, Clone)]
+pub struct SpectralShape {
+    /// Images `height × width`; `height = 1` for 1D signals.
+    pub height: usize,
+    pub width: usize,
+    /// Channels of the input samples (before lifting).
+    pub in_channels: usize,
+    /// Channels the layers work on (after lifting).
+    pub channels: usize,
+    pub num_classes: usize,
+    /// Per layer: the classes with operators and their weights γ_j.
+    pub classes: Vec<Vec<usize>>,
+    pub gammas: Vec<Vec<f64>>,
+    pub config: VectorLayerConfig,
+}
+
+/// How the lifting stage starts: `out_channels` random `kernel × kernel`
+/// kernels drawn from `seed` (the same kernels as `redunet run`'s `[lift]`).
+#[derive(Debug, Clone, Copy)]
+pub struct LiftInit {
+    pub out_channels: usize,
+    pub kernel_size: usize,
+    pub seed: u64,
+}
+
+/// The trainable network.
+#[derive(Module, Debug)]
+pub struct SpectralReduNet {
+    /// Lifting kernels `[C, C_in, k, k]` (2D only), followed by ReLU.
+    pub lift: Option<Param<Tensor<4>>>,
+    pub layers: Vec<SpectralLayerParams>,
+    #[module(skip)]
+    pub shape: SpectralShape,
+}
+
+fn lift_kernels(init: &LiftInit, in_channels: usize, device: &Device) -> Tensor<4> {
+    let (c, k) = (init.out_channels, init.kernel_size);
+    Tensor::from_data(
+        TensorData::new(
+            normals(c * in_channels * k * k, init.seed),
+            [c, in_channels, k, k],
+        ),
+        device,
+    )
+}
+
+fn signals_of(
+    x: Tensor<2>,
+    lift: Option<Tensor<4>>,
+    height: usize,
+    width: usize,
+    in_channels: usize,
+) -> Tensor<3> {
+    let b = x.dims()[0];
+    match lift {
+        Some(kernels) => {
+            let c = kernels.dims()[0];
+            relu(circular_conv2d(
+                x.reshape([b, in_channels, height, width]),
+                kernels,
+            ))
+            .reshape([b, c, height * width])
+        }
+        None => x.reshape([b, in_channels, height * width]),
+    }
+}
+
+fn normalize_signals(z: Tensor<3>) -> Tensor<3> {
+    let norms = z
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(2)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(1e-8);
+    z / norms
+}
+
+impl SpectralReduNet {
+    /// Forward construction from training samples `x: [m, C_in·H·W]`
+    /// (images, or 1D signals with `height = 1`): lifting with the seeded
+    /// kernels, then `layers` layers built as in `redunet run`. Returns the
+    /// network and the rates of every stage.
+    #[allow(clippy::too_many_arguments)]
+    pub fn construct(
+        x: &Tensor<2>,
+        (height, width, in_channels): (usize, usize, usize),
+        lift: Option<LiftInit>,
+        pi: &Memberships,
+        layers: usize,
+        config: &VectorLayerConfig,
+        on_layer: impl FnMut(&LayerRecord),
+    ) -> Result<(Self, Vec<LayerRecord>)> {
+        let device = x.device();
+        check_input(x, height * width * in_channels)?;
+        let kernels = lift.map(|l| lift_kernels(&l, in_channels, &device));
+        let z = signals_of(x.clone(), kernels.clone(), height, width, in_channels);
+        let dft = Dft::new_2d(height, width, &device);
+        let built = SpectralNet1d::construct_with(&z, &dft, pi, layers, config, on_layer)?;
+        let channels = z.dims()[1];
+        let p = dft.frequencies();
+        let mut params = Vec::with_capacity(layers);
+        let mut classes = Vec::with_capacity(layers);
+        let mut gammas = Vec::with_capacity(layers);
+        for layer in &built.network.layers {
+            let k1 = layer.classes().len() + 1;
+            let ops = Tensor::<5>::from_data(
+                TensorData::new(layer.operators()?, [2, p, k1, channels, channels]),
+                &device,
+            );
+            let part = |i: usize| {
+                ops.clone()
+                    .slice([i..i + 1, 0..p, 0..k1, 0..channels, 0..channels])
+                    .reshape([p, k1, channels, channels])
+            };
+            params.push(SpectralLayerParams {
+                re: Param::from_tensor(part(0)),
+                im: Param::from_tensor(part(1)),
+            });
+            classes.push(layer.classes().to_vec());
+            gammas.push(layer.gamma().to_vec());
+        }
+        Ok((
+            Self {
+                lift: kernels.map(Param::from_tensor),
+                layers: params,
+                shape: SpectralShape {
+                    height,
+                    width,
+                    in_channels,
+                    channels,
+                    num_classes: pi.num_classes(),
+                    classes,
+                    gammas,
+                    config: *config,
+                },
+            },
+            built.records,
+        ))
+    }
+
+    /// The same architecture with random operators: each complex entry of
+    /// α E(p) and α_j C_j(p) drawn N(0, s²/C) with the scales s = α, α_j
+    /// that forward construction would use (α = C/(mε²)), so both starts
+    /// move features by comparable amounts; γ_j = m_j/m as in construction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn random(
+        (height, width, in_channels): (usize, usize, usize),
+        lift: Option<LiftInit>,
+        pi: &Memberships,
+        layers: usize,
+        config: &VectorLayerConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let channels = lift.map_or(in_channels, |l| l.out_channels);
+        let classes = pi.present();
+        let counts = pi.counts();
+        let m = pi.num_samples() as f64;
+        let eps = config.eps_sq;
+        let mut scales = vec![channels as f64 / (m * eps)];
+        scales.extend(classes.iter().map(|&j| channels as f64 / (counts[j] * eps)));
+        let gamma: Vec<f64> = classes.iter().map(|&j| counts[j] / m).collect();
+        let p = height * (width / 2 + 1);
+        let k1 = classes.len() + 1;
+        let n = p * k1 * channels * channels;
+        let draw = |s: u64| {
+            let raw = normals(n, s);
+            let v: Vec<f32> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &r)| {
+                    let j = (i / (channels * channels)) % k1;
+                    // Re and Im each carry half of the entry's variance.
+                    r * (scales[j] / (2.0 * channels as f64).sqrt()) as f32
+                })
+                .collect();
+            Param::from_tensor(Tensor::<4>::from_data(
+                TensorData::new(v, [p, k1, channels, channels]),
+                device,
+            ))
+        };
+        let params = (0..layers)
+            .map(|l| SpectralLayerParams {
+                re: draw(seed.wrapping_mul(1_000_003).wrapping_add(2 * l as u64 + 1)),
+                im: draw(seed.wrapping_mul(1_000_003).wrapping_add(2 * l as u64 + 2)),
+            })
+            .collect();
+        Ok(Self {
+            lift: lift.map(|l| Param::from_tensor(lift_kernels(&l, in_channels, device))),
+            layers: params,
+            shape: SpectralShape {
+                height,
+                width,
+                in_channels,
+                channels,
+                num_classes: pi.num_classes(),
+                classes: vec![classes; layers],
+                gammas: vec![gamma; layers],
+                config: *config,
+            },
+        })
+    }
+
+    /// Length of a flattened input sample.
+    pub fn input_dim(&self) -> usize {
+        self.shape.in_channels * self.shape.height * self.shape.width
+    }
+
+    /// Length of a feature vector, `C·H·W`.
+    pub fn feature_dim(&self) -> usize {
+        self.shape.channels * self.shape.height * self.shape.width
+    }
+
+    /// Features `[b, C·H·W]` (unit norm) of inputs `x: [b, C_in·H·W]`, as
+    /// differentiable tensor operations on the device of the parameters.
+    pub fn features(&self, x: Tensor<2>) -> Tensor<2> {
+        let sh = &self.shape;
+        let b = x.dims()[0];
+        let dft = Dft::new_2d(sh.height, sh.width, &x.device());
+        let z = signals_of(
+            x,
+            self.lift.as_ref().map(|k| k.val()),
+            sh.height,
+            sh.width,
+            sh.in_channels,
+        );
+        let mut s = dft.spectrum(&normalize_signals(z));
+        for (l, params) in self.layers.iter().enumerate() {
+            let layer = SpectralLayer1d::from_embedded(
+                &dft,
+                embed_operators(params.re.val(), params.im.val()),
+                sh.gammas[l].clone(),
+                sh.classes[l].clone(),
+                sh.num_classes,
+                sh.config,
+            );
+            s = layer.step_tensor(&s, None);
+        }
+        dft.signals(Spectrum { x: s.x })
+            .reshape([b, self.feature_dim()])
+    }
+
+    /// Features of a large set without gradients, by the fused CPU step
+    /// where the device allows it: the parameters are read back into a
+    /// [`SpectralNet1d`] on `device` (the inner, non-autodiff device).
+    pub fn features_eval(&self, x: &Tensor<2>, device: &Device) -> Result<Tensor<2>> {
+        check_input(x, self.input_dim())?;
+        let sh = &self.shape;
+        let dft = Dft::new_2d(sh.height, sh.width, device);
+        let c = sh.channels;
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (l, params) in self.layers.iter().enumerate() {
+            let mut ops = to_vec(params.re.val())?;
+            ops.extend(to_vec(params.im.val())?);
+            layers.push(SpectralLayer1d::from_operators(
+                &dft,
+                ops,
+                c,
+                sh.gammas[l].clone(),
+                sh.classes[l].clone(),
+                sh.num_classes,
+                sh.config,
+            )?);
+        }
+        let net = SpectralNet1d { layers };
+        let kernels = match &self.lift {
+            Some(k) => Some(Tensor::<4>::from_data(
+                TensorData::new(to_vec(k.val())?, k.val().dims()),
+                device,
+            )),
+            None => None,
+        };
+        let b = x.dims()[0];
+        let x = Tensor::<2>::from_data(
+            TensorData::new(to_vec(x.clone())?, [b, self.input_dim()]),
+            device,
+        );
+        let z = signals_of(x, kernels, sh.height, sh.width, sh.in_channels);
+        Ok(net.transform(&z)?.reshape([b, self.feature_dim()]))
+    }
+}
+
+fn check_input(x: &Tensor<2>, dim: usize) -> Result<()> {
+    let [m, d] = x.dims();
+    if d != dim {
+        return Err(Error::Shape(format!(
+            "the network takes inputs of length {dim}, got [{m}, {d}]"
+        )));
+    }
+    if m == 0 {
+        return Err(Error::Empty("no input samples".into()));
+    }
+    redunet_core::host::check_finite(x, "network input")
+}
