@@ -17,6 +17,7 @@ use std::time::Duration;
 
 fn layer(c: &mut Criterion) {
     redunet::alloc::keep_large_buffers();
+    redunet::alloc::flush_subnormals();
     let data = builtin::mnist().expect("built-in MNIST");
     let split = per_class_split(&data, Some(&[0, 1]), 1000, 0).expect("split");
     let device = burn::tensor::Device::default();

@@ -58,6 +58,7 @@ use burn::tensor::Tensor;
 
 fn main() {
     redunet::alloc::keep_large_buffers();
+    redunet::alloc::flush_subnormals();
     if let Ok(c) = std::env::var("T10") {
         case(None, 10, c.parse().unwrap(), 2000);
         return;

@@ -60,6 +60,7 @@ fn main() {
 
 fn real_main() -> Result<()> {
     redunet::alloc::keep_large_buffers();
+    redunet::alloc::flush_subnormals();
     match Cli::parse().command {
         Command::Run {
             config,

@@ -568,7 +568,11 @@ impl SpectralLayer1d {
                     .reshape([k, m])
                     .sqrt()
                     .clamp_min(1e-8);
-                softmax(norms.mul_scalar(-self.config.lambda), 0)
+                let w = softmax(norms.mul_scalar(-self.config.lambda), 0);
+                // A sharp softmax leaves memberships like e^-200, subnormal
+                // in f32, which CPUs multiply ~100x slower; such terms
+                // cannot move an f32 output, so they are dropped.
+                w.clone().mask_fill(w.lower_elem(1e-20), 0.0)
             }
         };
         let eta = self.config.eta;
