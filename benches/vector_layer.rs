@@ -14,6 +14,7 @@ fn layer(c: &mut Criterion) {
     if std::env::var_os("REDUNET_DEFAULT_MALLOC").is_none() {
         redunet::alloc::keep_large_buffers();
     }
+    redunet::alloc::flush_subnormals();
     let data = builtin::mnist().expect("built-in MNIST");
     let split = per_class_split(&data, None, 500, 0).expect("split");
     let device = burn::tensor::Device::default();

@@ -46,7 +46,7 @@ pub(crate) fn check_features(z: &Tensor<2>, eps_sq: f64) -> Result<()> {
 
 /// The rows of `z` that carry class `j`, scaled by `sqrt(π_ij)`, so that
 /// `XᵀX = Zᵀ diag(π_j) Z`. Hard labels gather just the class's rows.
-pub(crate) fn weighted_rows(z: &Tensor<2>, pi: &Memberships, j: usize) -> Tensor<2> {
+pub fn weighted_rows(z: &Tensor<2>, pi: &Memberships, j: usize) -> Tensor<2> {
     match pi.members(j) {
         // Data grouped by class (as our splits are) needs no gather.
         Some(rows) if rows.last().is_some_and(|&l| l + 1 - rows[0] == rows.len()) => {

@@ -10,4 +10,5 @@
 
 pub use redunet_core;
 
+pub mod loss;
 pub mod spectral;
