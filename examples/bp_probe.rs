@@ -32,7 +32,7 @@ fn main() {
     let epochs: usize = env("EPOCHS", 3);
     let bs: usize = env("BS", 50);
     let lr: f64 = env("LR", 1e-3);
-    let random = std::env::var("RANDOM").is_ok();
+    let random = std::env::var("RAND_INIT").is_ok();
     let data = builtin::mnist().unwrap();
     let split = per_class_split(&data, None, per, env("TEST", 200)).unwrap();
     let base = Device::default();
@@ -43,10 +43,14 @@ fn main() {
     let xte = tensor(split.test.features.clone(), [nt, 784], &base);
     let pi = Memberships::from_labels(&split.train.labels, 10, &base).unwrap();
     let cfg = VectorLayerConfig {
-        membership: MembershipMode::Soft,
-        eta: 0.5,
-        eps_sq: 0.1,
-        lambda: 500.0,
+        membership: if std::env::var("LABELS").is_ok() {
+            MembershipMode::Labels
+        } else {
+            MembershipMode::Soft
+        },
+        eta: env("ETA", 0.5),
+        eps_sq: env("EPS", 0.1),
+        lambda: env("LAMBDA", 500.0),
     };
     let lift = Some(LiftInit {
         out_channels: ch,

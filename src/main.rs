@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use redunet::cli::{config, run};
+use redunet::cli::{config, run, train};
 use redunet::core::VectorReduNet;
 use redunet::core::host::{tensor, to_vec};
 use redunet::data::npy;
@@ -40,6 +40,35 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Train a network by back-propagation with the configuration's [train]
+    /// section (forward-constructed or random ReduNet, or an MLP); writes
+    /// summary.json and a checkpoint directory.
+    Train {
+        config: PathBuf,
+        /// Output directory (default: runs/<config name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "flex")]
+        device: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[arg(long)]
+        quiet: bool,
+        /// Continue from a checkpoint directory of an earlier run of this
+        /// configuration (parameters, optimiser state, epoch, history).
+        #[arg(long)]
+        resume: Option<PathBuf>,
+    },
+    /// Evaluate a checkpoint of `redunet train` (MODEL_DIR, e.g.
+    /// runs/x/checkpoint) on the data of CONFIG; prints JSON.
+    Eval {
+        model: PathBuf,
+        config: PathBuf,
+        #[arg(long, default_value = "flex")]
+        device: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
     /// Features of new data from a saved network: INPUT.npy [m, …] to
     /// OUTPUT.npy [m, d].
     Transform {
@@ -76,6 +105,34 @@ fn real_main() -> Result<()> {
             });
             let summary = run::run(&cfg, &dev, &device, &out, quiet)?;
             run::print_summary(&summary, &out);
+        }
+        Command::Train {
+            config,
+            out,
+            device,
+            sets,
+            quiet,
+            resume,
+        } => {
+            let cfg = config::load(&config, &sets)?;
+            let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
+            });
+            let summary = train::train(&cfg, &dev, &device, &out, quiet, resume.as_deref())?;
+            train::print_summary(&summary, &out);
+        }
+        Command::Eval {
+            model,
+            config,
+            device,
+            sets,
+        } => {
+            let cfg = config::load(&config, &sets)?;
+            let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
+            let v = train::eval(&cfg, &model, &dev)
+                .with_context(|| format!("evaluating {}", model.display()))?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Command::Transform {
             model,

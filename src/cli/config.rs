@@ -53,6 +53,10 @@ pub enum ModelKind {
     Conv1d,
     /// Translation-invariant layers on multi-channel images `[C, H, W]`.
     Conv2d,
+    /// A multi-layer perceptron feature extractor (`redunet train` only):
+    /// `model.layers` hidden layers of `model.width` units with ReLU, then
+    /// a linear map to `model.out_dim` features, normalised.
+    Mlp,
 }
 
 /// Images to `[radii, angles]` signals (rotation becomes a cyclic shift).
@@ -100,6 +104,12 @@ pub struct ModelConfig {
     /// networks; the vector baselines on signals are evaluated only).
     #[serde(default = "default_true")]
     pub save: bool,
+    /// MLP: hidden width (default 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    /// MLP: feature dimension (default 128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_dim: Option<usize>,
 }
 
 fn default_true() -> bool {
@@ -171,6 +181,9 @@ pub struct RunConfig {
     pub polar: Option<PolarConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lift: Option<LiftConfig>,
+    /// Back-propagation (`redunet train`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<redunet_train::trainer::TrainConfig>,
 }
 
 impl RunConfig {
@@ -326,6 +339,13 @@ fn validate(cfg: &RunConfig) -> Result<(), ConfigError> {
         && (l.out_channels == 0 || l.kernel_size == 0)
     {
         return bad("lift.out_channels and lift.kernel_size must be at least 1".into());
+    }
+    if let Some(t) = &cfg.train {
+        t.validate()
+            .map_err(|e| ConfigError::Invalid(format!("train: {e}")))?;
+    }
+    if cfg.model.width == Some(0) || cfg.model.out_dim == Some(0) {
+        return bad("model.width and model.out_dim must be at least 1".into());
     }
     if cfg.model.kind == ModelKind::Conv2d && cfg.polar.is_some() {
         return bad(

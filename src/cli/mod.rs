@@ -4,3 +4,4 @@ pub mod config;
 pub mod plots;
 pub mod run;
 pub mod signals;
+pub mod train;

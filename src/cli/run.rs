@@ -239,6 +239,9 @@ pub fn run(
     out: &Path,
     quiet: bool,
 ) -> Result<Summary> {
+    if cfg.model.kind == super::config::ModelKind::Mlp {
+        bail!("model.kind = mlp is trained by `redunet train`, not constructed by `redunet run`");
+    }
     if cfg.uses_signals() {
         return super::signals::run(cfg, device, device_name, out, quiet);
     }

@@ -318,6 +318,7 @@ pub fn run(
     let start = Instant::now();
     let (records, built_features, mut eval_features) = match cfg.model.kind {
         ModelKind::Vector => stream_vector(&train_in, &pi, layers, &layer_cfg, evals, on_layer)?,
+        ModelKind::Mlp => bail!("model.kind = mlp is trained by `redunet train`, not constructed"),
         ModelKind::Conv1d | ModelKind::Conv2d => {
             let dft = match image {
                 Some((h, w)) => Dft::new_2d(h, w, device),

@@ -112,6 +112,16 @@ impl VectorReduNet {
         })
     }
 
+    /// A network of the given layers (all of one dimension).
+    pub fn from_layers(layers: Vec<VectorLayer>) -> Result<Self> {
+        if let Some(first) = layers.first()
+            && layers.iter().any(|l| l.dim() != first.dim())
+        {
+            return Err(Error::Shape("layers of different dimensions".into()));
+        }
+        Ok(Self { layers })
+    }
+
     pub fn layers(&self) -> &[VectorLayer] {
         &self.layers
     }

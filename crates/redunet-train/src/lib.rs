@@ -11,4 +11,7 @@
 pub use redunet_core;
 
 pub mod loss;
+pub mod mlp;
 pub mod spectral;
+pub mod trainer;
+pub mod vector;

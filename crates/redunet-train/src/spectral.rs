@@ -323,3 +323,17 @@ fn check_input(x: &Tensor<2>, dim: usize) -> Result<()> {
     }
     redunet_core::host::check_finite(x, "network input")
 }
+
+impl crate::trainer::FeatureNet for SpectralReduNet {
+    fn features(&self, x: Tensor<2>) -> Tensor<2> {
+        SpectralReduNet::features(self, x)
+    }
+
+    fn features_eval(&self, x: &Tensor<2>, device: &Device) -> Result<Tensor<2>> {
+        SpectralReduNet::features_eval(self, x, device)
+    }
+
+    fn feature_dim(&self) -> usize {
+        SpectralReduNet::feature_dim(self)
+    }
+}

@@ -384,8 +384,10 @@ impl VectorLayer {
         Ok(self.forward_trusted(z))
     }
 
-    /// [`Self::forward`] on input already checked for shape and finiteness.
-    pub(crate) fn forward_trusted(&self, z: &Tensor<2>) -> Tensor<2> {
+    /// [`Self::forward`] on input already checked for shape and finiteness
+    /// (plain tensor operations, so gradients flow through it on autodiff
+    /// devices: the forward pass of trainable networks).
+    pub fn forward_trusted(&self, z: &Tensor<2>) -> Tensor<2> {
         let [m, d] = z.dims();
         // Row blocks keep the [rows, k+1, d] intermediate small enough to
         // stay in cache between the product and the element-wise passes.

@@ -1,0 +1,584 @@
+//! Training by back-propagation: mini-batches, SGD with momentum or Adam, a
+//! learning-rate schedule, evaluation per epoch, atomic checkpoints and
+//! resuming from them.
+//!
+//! The trainer knows networks only through [`FeatureNet`]: a module that
+//! maps flattened inputs `[b, n]` to features `[b, d]`. The objective is
+//! MCR² on the features ([`crate::loss::mcr2_loss`]) or cross-entropy
+//! through a linear head. Evaluation classifies features by kNN and nearest
+//! subspace, as `redunet run` does.
+
+use crate::loss::mcr2_loss;
+use burn::module::{Module, Param};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use redunet_core::classify::{accuracy, knn_predict, nearest_subspace_predict};
+use redunet_core::network::{commit_dir, staging_dir};
+use redunet_core::{Error, Memberships, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// A trainable network mapping a flattened input batch `[b, n]` to
+/// features `[b, d]`.
+pub trait FeatureNet: Module + burn::module::ModuleDisplay {
+    /// Differentiable forward pass on the device of the parameters.
+    fn features(&self, x: Tensor<2>) -> Tensor<2>;
+    /// Features of a large set, without gradients, on `device` (the plain
+    /// device the data live on); implementations may take a faster path.
+    fn features_eval(&self, x: &Tensor<2>, device: &Device) -> Result<Tensor<2>>;
+    fn feature_dim(&self) -> usize;
+}
+
+/// The linear classifier of the cross-entropy objective:
+/// `logits = scale · f W` with unit-norm features `f`.
+#[derive(Module, Debug)]
+pub struct Head {
+    pub weight: Param<Tensor<2>>,
+}
+
+/// A network and, for cross-entropy, its head: the unit the optimiser steps.
+#[derive(Module, Debug)]
+pub struct Trainee<M: FeatureNet> {
+    pub net: M,
+    pub head: Option<Head>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// Forward construction (ReduNets) or the network's own default.
+    #[default]
+    Forward,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    #[default]
+    CrossEntropy,
+    Mcr2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    #[default]
+    Adam,
+    Sgd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    #[default]
+    Constant,
+    /// lr · ½(1 + cos(π e/E)) at epoch e of E.
+    Cosine,
+    /// lr, then lr/10 from half the epochs, lr/100 from three quarters.
+    Step,
+}
+
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_logit_scale() -> f64 {
+    10.0
+}
+fn default_eps_sq() -> f64 {
+    0.5
+}
+fn default_eval_every() -> usize {
+    1
+}
+
+/// The `[train]` section of a configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    #[serde(default)]
+    pub init: Init,
+    /// Epochs of back-propagation; 0 evaluates the initial network only.
+    pub epochs: usize,
+    #[serde(default)]
+    pub objective: Objective,
+    #[serde(default)]
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    /// SGD only.
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Cross-entropy: logits are this times `f W` (features have unit norm).
+    #[serde(default = "default_logit_scale")]
+    pub logit_scale: f64,
+    /// MCR²: the distortion ε².
+    #[serde(default = "default_eps_sq")]
+    pub eps_sq: f64,
+    /// Shuffling (and random initialisation).
+    #[serde(default)]
+    pub seed: u64,
+    /// Evaluate every this many epochs (and always after the last).
+    #[serde(default = "default_eval_every")]
+    pub eval_every: usize,
+    /// Write a checkpoint every this many epochs (0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Fraction of training labels replaced by a different random class
+    /// before training (the label-noise study); the test labels stay clean.
+    #[serde(default)]
+    pub label_noise: f64,
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Parameter(what));
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("train.lr must be positive, got {}", self.lr));
+        }
+        if self.batch_size < 2 {
+            return bad(format!(
+                "train.batch_size must be at least 2, got {}",
+                self.batch_size
+            ));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(format!(
+                "train.momentum must be in [0, 1), got {}",
+                self.momentum
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!(
+                "train.weight_decay must be ≥ 0, got {}",
+                self.weight_decay
+            ));
+        }
+        if !(self.logit_scale.is_finite() && self.logit_scale > 0.0) {
+            return bad(format!(
+                "train.logit_scale must be positive, got {}",
+                self.logit_scale
+            ));
+        }
+        if !(self.eps_sq.is_finite() && self.eps_sq > 0.0) {
+            return bad(format!(
+                "train.eps_sq must be positive, got {}",
+                self.eps_sq
+            ));
+        }
+        if self.eval_every == 0 {
+            return bad("train.eval_every must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.label_noise) {
+            return bad(format!(
+                "train.label_noise must be in [0, 1), got {}",
+                self.label_noise
+            ));
+        }
+        Ok(())
+    }
+
+    /// The learning rate of epoch `e` (0-based).
+    pub fn lr_at(&self, e: usize) -> f64 {
+        let t = e as f64 / self.epochs.max(1) as f64;
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Cosine => self.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
+            Schedule::Step if t >= 0.75 => self.lr * 0.01,
+            Schedule::Step if t >= 0.5 => self.lr * 0.1,
+            Schedule::Step => self.lr,
+        }
+    }
+}
+
+/// Replaces a `ratio` fraction of `labels` (chosen by `seed`) with a
+/// different class drawn uniformly; returns the indices changed.
+pub fn corrupt_labels(labels: &mut [usize], classes: usize, ratio: f64, seed: u64) -> Vec<usize> {
+    use rand::Rng;
+    if classes < 2 || ratio <= 0.0 {
+        return Vec::new();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_6265_6c73);
+    let mut idx: Vec<usize> = (0..labels.len()).collect();
+    idx.shuffle(&mut rng);
+    idx.truncate((ratio * labels.len() as f64).round() as usize);
+    for &i in &idx {
+        let shift = rng.random_range(1..classes);
+        labels[i] = (labels[i] + shift) % classes;
+    }
+    idx.sort_unstable();
+    idx
+}
+
+/// Accuracy of features by kNN and nearest subspace.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Accuracies {
+    pub knn: f64,
+    pub nearest_subspace: f64,
+}
+
+/// How evaluation classifies.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalSettings {
+    pub knn_k: usize,
+    pub n_comp: usize,
+}
+
+/// One epoch on record (epoch 0 is the network before training).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (none for epoch 0).
+    pub loss: Option<f64>,
+    pub lr: Option<f64>,
+    pub seconds: f64,
+    pub train: Option<Accuracies>,
+    pub test: Option<Accuracies>,
+    /// Cross-entropy: accuracy of the linear head on the test set.
+    pub test_head: Option<f64>,
+}
+
+/// Training and test data on a plain (non-autodiff) device.
+pub struct TrainData<'a> {
+    pub x: &'a Tensor<2>,
+    pub labels: &'a [usize],
+    pub test_x: Option<&'a Tensor<2>>,
+    pub test_labels: &'a [usize],
+    pub num_classes: usize,
+}
+
+/// What the trainer reports as it goes.
+pub enum Event<'a> {
+    Batch {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        loss: f64,
+    },
+    Epoch(&'a EpochRecord),
+}
+
+/// A checkpoint on disk: `trainee.bpk` (parameters), `optimizer.bpk`
+/// (its state), `state.json` (epoch, history, configuration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointState {
+    pub epoch: usize,
+    pub history: Vec<EpochRecord>,
+    pub config: TrainConfig,
+}
+
+/// The trained network and its record.
+pub struct Trained<M: FeatureNet> {
+    pub trainee: Trainee<M>,
+    pub history: Vec<EpochRecord>,
+}
+
+fn optimizer(cfg: &TrainConfig) -> burn::optim::ModuleOptimizer {
+    let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    match cfg.optimizer {
+        OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_weight_decay(decay)
+            .with_momentum((cfg.momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(cfg.momentum)
+                    .with_dampening(0.0)
+            }))
+            .init(),
+    }
+}
+
+fn one_hot(labels: &[usize], classes: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0f32; labels.len() * classes];
+    for (i, &l) in labels.iter().enumerate() {
+        v[i * classes + l] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(v, [labels.len(), classes]), device)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { path, source }
+}
+
+fn record_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::CorruptModel {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// The head of the cross-entropy objective (zero-initialised), or none.
+pub fn new_head(cfg: &TrainConfig, dim: usize, classes: usize, device: &Device) -> Option<Head> {
+    (cfg.objective == Objective::CrossEntropy).then(|| Head {
+        weight: Param::from_tensor(Tensor::<2>::zeros([dim, classes], device)),
+    })
+}
+
+/// Writes a checkpoint directory atomically (staged, then swapped in); the
+/// optimiser state is absent for a network that was never trained.
+pub fn save_checkpoint<M: FeatureNet>(
+    dir: &Path,
+    trainee: &Trainee<M>,
+    optim: Option<&burn::optim::ModuleOptimizer>,
+    state: &CheckpointState,
+) -> Result<()> {
+    let tmp = staging_dir(dir)?;
+    let model = tmp.join("trainee.bpk");
+    trainee
+        .clone()
+        .save_file(&model)
+        .map_err(|e| record_error(&model, e))?;
+    if let Some(optim) = optim {
+        let opt = tmp.join("optimizer.bpk");
+        optim.save(&opt).map_err(|e| record_error(&opt, e))?;
+    }
+    let json = serde_json::to_vec_pretty(state).expect("checkpoint state serialises");
+    let st = tmp.join("state.json");
+    std::fs::write(&st, json).map_err(io(&st))?;
+    commit_dir(&tmp, dir)
+}
+
+/// Reads a checkpoint's state (the parameters are loaded by [`fit`]).
+pub fn read_checkpoint_state(dir: &Path) -> Result<CheckpointState> {
+    let st = dir.join("state.json");
+    let bytes = std::fs::read(&st).map_err(io(&st))?;
+    serde_json::from_slice(&bytes).map_err(|e| record_error(&st, e))
+}
+
+/// Loads the parameters of a checkpoint into `trainee` (which must have the
+/// same structure, e.g. built by the same configuration).
+pub fn load_checkpoint_params<M: FeatureNet>(
+    dir: &Path,
+    trainee: Trainee<M>,
+) -> Result<Trainee<M>> {
+    let model = dir.join("trainee.bpk");
+    if !model.is_file() {
+        return Err(Error::Io {
+            path: model,
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no trainee.bpk"),
+        });
+    }
+    trainee
+        .try_load_file(&model)
+        .map_err(|e| record_error(&model, e))
+}
+
+/// Where checkpoints go and whether to resume from one.
+pub struct CheckpointPlan<'a> {
+    pub dir: Option<&'a Path>,
+    /// Resume from this checkpoint directory (written by an earlier run).
+    pub resume: Option<&'a Path>,
+}
+
+/// Features of the train and test sets and their accuracies.
+pub fn evaluate<M: FeatureNet>(
+    trainee: &Trainee<M>,
+    data: &TrainData<'_>,
+    eval: EvalSettings,
+    logit_scale: f64,
+) -> Result<(Accuracies, Option<Accuracies>, Option<f64>)> {
+    let device = data.x.device();
+    let ftr = trainee.net.features_eval(data.x, &device)?;
+    let classify = |f: &Tensor<2>, labels: &[usize]| -> Result<Accuracies> {
+        Ok(Accuracies {
+            knn: accuracy(&knn_predict(&ftr, data.labels, f, eval.knn_k)?, labels),
+            nearest_subspace: accuracy(
+                &nearest_subspace_predict(&ftr, data.labels, f, eval.n_comp)?,
+                labels,
+            ),
+        })
+    };
+    let train = classify(&ftr, data.labels)?;
+    let (mut test, mut head) = (None, None);
+    if let Some(tx) = data.test_x {
+        let fte = trainee.net.features_eval(tx, &device)?;
+        test = Some(classify(&fte, data.test_labels)?);
+        if let Some(h) = &trainee.head {
+            let w = Tensor::<2>::from_data(
+                TensorData::new(
+                    redunet_core::host::to_vec(h.weight.val())?,
+                    h.weight.val().dims(),
+                ),
+                &device,
+            );
+            let logits = fte.matmul(w).mul_scalar(logit_scale);
+            let pred = redunet_core::host::to_vec(logits.argmax(1).float())?;
+            let pred: Vec<usize> = pred.iter().map(|&p| p as usize).collect();
+            head = Some(accuracy(&pred, data.test_labels));
+        }
+    }
+    Ok((train, test, head))
+}
+
+/// Trains `net` (on the plain device of the data) by back-propagation on
+/// `device.autodiff()`. Epoch 0 of the history is the network as given.
+pub fn fit<M: FeatureNet>(
+    net: M,
+    cfg: &TrainConfig,
+    data: &TrainData<'_>,
+    eval: EvalSettings,
+    checkpoints: CheckpointPlan<'_>,
+    mut on_event: impl FnMut(Event<'_>),
+) -> Result<Trained<M>> {
+    cfg.validate()?;
+    let device = data.x.device();
+    let [m, _] = data.x.dims();
+    if m != data.labels.len() {
+        return Err(Error::LabelCount {
+            expected: m,
+            got: data.labels.len(),
+        });
+    }
+    if let Some((index, &label)) = data
+        .labels
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l >= data.num_classes)
+    {
+        return Err(Error::LabelOutOfRange {
+            index,
+            label,
+            classes: data.num_classes,
+        });
+    }
+    let head = new_head(cfg, net.feature_dim(), data.num_classes, &device);
+    let mut trainee = Trainee { net, head };
+    let mut optim = optimizer(cfg);
+    let mut history = Vec::new();
+    let mut first_epoch = 0;
+    if let Some(dir) = checkpoints.resume {
+        let state = read_checkpoint_state(dir)?;
+        trainee = load_checkpoint_params(dir, trainee)?;
+        let opt = dir.join("optimizer.bpk");
+        if opt.is_file() {
+            optim = optim.load(&opt).map_err(|e| record_error(&opt, e))?;
+        }
+        first_epoch = state.epoch;
+        history = state.history;
+    } else {
+        let start = Instant::now();
+        let (train, test, head) = evaluate(&trainee, data, eval, cfg.logit_scale)?;
+        let rec = EpochRecord {
+            epoch: 0,
+            loss: None,
+            lr: None,
+            seconds: start.elapsed().as_secs_f64(),
+            train: Some(train),
+            test,
+            test_head: head,
+        };
+        on_event(Event::Epoch(&rec));
+        history.push(rec);
+    }
+    if cfg.epochs == 0 || first_epoch >= cfg.epochs {
+        return Ok(Trained { trainee, history });
+    }
+    let ad = device.clone().autodiff();
+    let mut model = trainee.train();
+    let x_all = data.x.clone();
+    for epoch in first_epoch..cfg.epochs {
+        let start = Instant::now();
+        let lr = cfg.lr_at(epoch);
+        // One stream per epoch, so that a resumed run sees the batches an
+        // uninterrupted one would.
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
+        let mut order: Vec<usize> = (0..m).collect();
+        order.shuffle(&mut rng);
+        let batches: Vec<&[usize]> = order
+            .chunks(cfg.batch_size)
+            .filter(|b| b.len() >= 2)
+            .collect();
+        let steps = batches.len();
+        let mut total = 0.0;
+        for (step, b) in batches.into_iter().enumerate() {
+            let idx = Tensor::<1, Int>::from_data(
+                TensorData::new(b.iter().map(|&i| i as i64).collect::<Vec<_>>(), [b.len()]),
+                &device,
+            );
+            let x = x_all.clone().select(0, idx).to_device(&ad);
+            let labels: Vec<usize> = b.iter().map(|&i| data.labels[i]).collect();
+            let f = model.net.features(x);
+            let loss = match (&model.head, cfg.objective) {
+                (Some(h), _) => {
+                    let logits = f.matmul(h.weight.val()).mul_scalar(cfg.logit_scale);
+                    (log_softmax(logits, 1) * one_hot(&labels, data.num_classes, &ad))
+                        .sum()
+                        .neg()
+                        .div_scalar(b.len() as f32)
+                }
+                (None, _) => {
+                    let pi = Memberships::from_labels(&labels, data.num_classes, &ad)?;
+                    mcr2_loss(&f, &pi, cfg.eps_sq)?
+                }
+            };
+            let value = redunet_core::host::to_vec(loss.clone().detach())?[0] as f64;
+            if !value.is_finite() {
+                return Err(Error::NonFinite(format!(
+                    "training loss at epoch {} step {}",
+                    epoch + 1,
+                    step + 1
+                )));
+            }
+            total += value;
+            on_event(Event::Batch {
+                epoch: epoch + 1,
+                step: step + 1,
+                steps,
+                loss: value,
+            });
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+        }
+        let done = epoch + 1;
+        let evaluate_now = done % cfg.eval_every == 0 || done == cfg.epochs;
+        let (train, test, head) = if evaluate_now {
+            let (a, b, c) = evaluate(&model.valid(), data, eval, cfg.logit_scale)?;
+            (Some(a), b, c)
+        } else {
+            (None, None, None)
+        };
+        let rec = EpochRecord {
+            epoch: done,
+            loss: Some(total / steps.max(1) as f64),
+            lr: Some(lr),
+            seconds: start.elapsed().as_secs_f64(),
+            train,
+            test,
+            test_head: head,
+        };
+        on_event(Event::Epoch(&rec));
+        history.push(rec);
+        let due = cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0;
+        if let Some(dir) = checkpoints.dir
+            && (due || done == cfg.epochs)
+        {
+            save_checkpoint(
+                dir,
+                &model.valid(),
+                Some(&optim),
+                &CheckpointState {
+                    epoch: done,
+                    history: history.clone(),
+                    config: cfg.clone(),
+                },
+            )?;
+        }
+    }
+    Ok(Trained {
+        trainee: model.valid(),
+        history,
+    })
+}
