@@ -211,21 +211,17 @@ fn run_fit<M: FeatureNet>(
     t: &TrainConfig,
     data: &TrainData<'_>,
     eval: EvalSettings,
-    out: &Path,
-    resume: Option<&Path>,
+    plan: CheckpointPlan<'_>,
     bar: &ProgressBar,
     quiet: bool,
 ) -> Result<Vec<EpochRecord>> {
-    let ckpt = out.join("checkpoint");
+    let ckpt = plan.dir.context("a checkpoint directory")?.to_path_buf();
     let trained = fit(
         net,
         t,
         data,
         eval,
-        CheckpointPlan {
-            dir: Some(&ckpt),
-            resume,
-        },
+        plan,
         |e| match e {
             Event::Batch {
                 epoch,
@@ -309,11 +305,16 @@ pub fn train(
         knn_k: cfg.eval.knn_k,
         n_comp: cfg.eval.n_comp.unwrap_or(10),
     };
+    let ckpt = out.join("checkpoint");
+    let plan = || CheckpointPlan {
+        dir: Some(&ckpt),
+        resume,
+    };
     let start = Instant::now();
     let history = match net {
-        Net::Vector(n) => run_fit(n, &t, &data, eval, out, resume, &bar, quiet)?,
-        Net::Spectral(n) => run_fit(n, &t, &data, eval, out, resume, &bar, quiet)?,
-        Net::Mlp(n) => run_fit(n, &t, &data, eval, out, resume, &bar, quiet)?,
+        Net::Vector(n) => run_fit(n, &t, &data, eval, plan(), &bar, quiet)?,
+        Net::Spectral(n) => run_fit(n, &t, &data, eval, plan(), &bar, quiet)?,
+        Net::Mlp(n) => run_fit(n, &t, &data, eval, plan(), &bar, quiet)?,
     };
     bar.finish_and_clear();
     let train_s = start.elapsed().as_secs_f64();

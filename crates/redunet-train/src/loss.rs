@@ -84,8 +84,9 @@ pub fn mcr2_loss(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> Result<Tensor<
     let counts = pi.counts();
     // Classes with the same number of weighted rows share one batched
     // factorisation.
-    let mut groups: std::collections::BTreeMap<usize, (Vec<Tensor<2>>, Vec<f64>, Vec<f64>)> =
-        Default::default();
+    // Per row count: the weighted rows, their α_j and their γ_j.
+    type Group = (Vec<Tensor<2>>, Vec<f64>, Vec<f64>);
+    let mut groups: std::collections::BTreeMap<usize, Group> = Default::default();
     for j in pi.present() {
         let x = weighted_rows(z, pi, j);
         let g = groups.entry(x.dims()[0]).or_default();
