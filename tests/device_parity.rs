@@ -1,5 +1,6 @@
 //! The same construction on every compiled backend gives the same rates:
-//! ΔR within 1e-3 relative of flex at every layer. With the `wgpu` feature
+//! ΔR within 1e-3 relative of flex at every layer; the MCR² loss and its
+//! gradients through a trainable spectral network agree as well. With the `wgpu` feature
 //! this runs on the GPU path (Mesa's software Vulkan in CI); the test fails
 //! if the wgpu device cannot be opened, unless REDUNET_SKIP_WGPU=1.
 
@@ -39,6 +40,50 @@ fn spectral_records(device_name: &str) -> Vec<f64> {
         .collect()
 }
 
+/// Training numbers on `device.autodiff()`: the MCR² loss of real features
+/// and the norm of its gradient, and the same for the features of a small
+/// trainable 2D spectral network (gradient with respect to its first
+/// layer's operators).
+fn training_records(device_name: &str) -> Vec<f64> {
+    use redunet::core::layer::vector::normalize_rows;
+    use redunet::train::loss::mcr2_loss;
+    use redunet::train::spectral::{LiftInit, SpectralReduNet};
+    let device = redunet::devices::by_name(device_name)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .autodiff();
+    let data = builtin::mnist().unwrap();
+    let split = per_class_split(&data, Some(&[0, 1, 2]), 10, 0).unwrap();
+    let m = split.train.len();
+    let pi = Memberships::from_labels(&split.train.labels, 3, &device).unwrap();
+    let norm = |t: burn::tensor::Tensor<2>| -> f64 {
+        let v = redunet::core::host::to_vec(t.powi_scalar(2).sum().reshape([1, 1])).unwrap()[0];
+        (v as f64).sqrt()
+    };
+    let value = |t: burn::tensor::Tensor<1>| redunet::core::host::to_vec(t).unwrap()[0] as f64;
+    let x = tensor(split.train.features.clone(), [m, 784], &device);
+    let z = normalize_rows(x.clone()).require_grad();
+    let loss = mcr2_loss(&z, &pi, 0.5).unwrap();
+    let g = z.grad(&loss.backward()).unwrap();
+    let mut out = vec![value(loss), norm(g)];
+    let config = VectorLayerConfig {
+        membership: MembershipMode::Soft,
+        ..Default::default()
+    };
+    let lift = LiftInit {
+        out_channels: 2,
+        kernel_size: 3,
+        seed: 0,
+    };
+    let (net, _) =
+        SpectralReduNet::construct(&x, (28, 28, 1), Some(lift), &pi, 2, &config, |_| {}).unwrap();
+    let f = net.features(x);
+    let loss = mcr2_loss(&f, &pi, 0.5).unwrap();
+    let g = net.layers[0].re.val().grad(&loss.backward()).unwrap();
+    let [p, k1, c, _] = g.dims();
+    out.extend([value(loss), norm(g.reshape([p * k1, c * c]))]);
+    out
+}
+
 fn records(device_name: &str) -> Vec<f64> {
     let device = redunet::devices::by_name(device_name).unwrap_or_else(|e| panic!("{e}"));
     let data = builtin::mnist().unwrap();
@@ -62,12 +107,14 @@ fn records(device_name: &str) -> Vec<f64> {
 fn compare(name: &str) {
     let mut reference = records("flex");
     reference.extend(spectral_records("flex"));
+    reference.extend(training_records("flex"));
     let mut other = records(name);
     other.extend(spectral_records(name));
+    other.extend(training_records(name));
     for (l, (a, b)) in reference.iter().zip(&other).enumerate() {
         let rel = (a - b).abs() / a.abs();
-        eprintln!("layer {l}: flex ΔR {a:.6}, {name} ΔR {b:.6}, rel {rel:.2e}");
-        assert!(rel < 1e-3, "layer {l}: flex {a} vs {name} {b}");
+        eprintln!("value {l}: flex {a:.6}, {name} {b:.6}, rel {rel:.2e}");
+        assert!(rel < 1e-3, "value {l}: flex {a} vs {name} {b}");
     }
 }
 
@@ -91,4 +138,6 @@ fn ndarray_matches_flex() {
 fn flex_is_deterministic() {
     assert_eq!(records("flex"), records("flex"));
     assert_eq!(spectral_records("flex"), spectral_records("flex"));
+    let t = training_records("flex");
+    assert!(t.iter().all(|v| v.is_finite() && *v != 0.0), "{t:?}");
 }
