@@ -1,0 +1,41 @@
+//! The MCR² loss, forward and backward, at m = 1000, d = 128, k = 10 on
+//! flex's autodiff device: one 128×128 and ten 100×100 (Gram-side) SPD
+//! factorisations for the values, the surrogate's products for the
+//! gradient.
+
+use burn::tensor::{Device, Distribution, Tensor};
+use criterion::{Criterion, criterion_group, criterion_main};
+use redunet::core::burn;
+use redunet::core::host::to_vec;
+use redunet::core::layer::vector::normalize_rows;
+use redunet::core::Memberships;
+use redunet::train::loss::mcr2_loss;
+use std::time::Duration;
+
+fn loss(c: &mut Criterion) {
+    redunet::alloc::keep_large_buffers();
+    redunet::alloc::flush_subnormals();
+    let device = Device::default().autodiff();
+    let (m, d, k) = (1000, 128, 10);
+    let z = normalize_rows(Tensor::<2>::random(
+        [m, d],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    ));
+    let labels: Vec<usize> = (0..m).map(|i| i % k).collect();
+    let pi = Memberships::from_labels(&labels, k, &device).unwrap();
+    let mut g = c.benchmark_group("mcr2_loss");
+    g.sample_size(30).measurement_time(Duration::from_secs(10));
+    g.bench_function("forward+backward m1000 d128 k10", |b| {
+        b.iter(|| {
+            let z = z.clone().require_grad();
+            let l = mcr2_loss(&z, &pi, 0.5).unwrap();
+            let grad = z.grad(&l.backward()).unwrap();
+            to_vec(grad.slice([0..1, 0..1])).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, loss);
+criterion_main!(benches);
