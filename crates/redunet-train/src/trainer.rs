@@ -469,7 +469,8 @@ pub fn fit<M: FeatureNet>(
         history = state.history;
     } else {
         let start = Instant::now();
-        let (train, test, head) = evaluate(&trainee, data, eval, cfg.logit_scale)?;
+        // The head is untrained (zero) before the first epoch.
+        let (train, test, _) = evaluate(&trainee, data, eval, cfg.logit_scale)?;
         let rec = EpochRecord {
             epoch: 0,
             loss: None,
@@ -477,7 +478,7 @@ pub fn fit<M: FeatureNet>(
             seconds: start.elapsed().as_secs_f64(),
             train: Some(train),
             test,
-            test_head: head,
+            test_head: None,
         };
         on_event(Event::Epoch(&rec));
         history.push(rec);
