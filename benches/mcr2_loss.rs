@@ -5,10 +5,10 @@
 
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
+use redunet::core::Memberships;
 use redunet::core::burn;
 use redunet::core::host::to_vec;
 use redunet::core::layer::vector::normalize_rows;
-use redunet::core::Memberships;
 use redunet::train::loss::mcr2_loss;
 use std::time::Duration;
 

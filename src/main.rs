@@ -141,19 +141,26 @@ fn real_main() -> Result<()> {
             device,
         } => {
             let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
-            let x = npy::read_npy_f32(&input)?;
-            if x.shape.is_empty() {
-                bail!(
-                    "{}: expected an array [m, …], got a scalar",
-                    input.display()
-                );
-            }
+            let read_input = || -> Result<npy::NpyArray<f32>> {
+                let x = npy::read_npy_f32(&input)?;
+                if x.shape.is_empty() {
+                    bail!(
+                        "{}: expected an array [m, …], got a scalar",
+                        input.display()
+                    );
+                }
+                Ok(x)
+            };
+            // The model first: a wrong model path is reported as such.
             let f = if SpectralNet1d::is_saved_in(&model) {
-                redunet::cli::signals::transform_spectral(&model, x, &dev)
+                let (net, meta) = SpectralNet1d::load(&model, &dev)
+                    .with_context(|| format!("loading model {}", model.display()))?;
+                redunet::cli::signals::transform_spectral(&net, meta, read_input()?, &dev)
                     .with_context(|| format!("transforming with model {}", model.display()))?
             } else {
                 let (net, _) = VectorReduNet::load(&model, &dev)
                     .with_context(|| format!("loading model {}", model.display()))?;
+                let x = read_input()?;
                 let m = x.shape[0];
                 let d: usize = x.shape[1..].iter().product();
                 net.transform(&tensor(x.data, [m, d.max(1)], &dev))?

@@ -465,17 +465,17 @@ pub fn run(
     Ok(summary)
 }
 
-/// `redunet transform` for a saved spectral network: the front end of the
+/// `redunet transform` with a loaded spectral network: the front end of the
 /// run that built it (polar transform, lifting — the kernels come back from
 /// their seed), then the layers; returns features `[m, C·T]`.
 pub fn transform_spectral(
-    model: &Path,
+    net: &SpectralNet1d,
+    meta: serde_json::Value,
     samples: redunet_data::npy::NpyArray<f32>,
     device: &Device,
 ) -> Result<Tensor<2>> {
-    let (net, meta) = SpectralNet1d::load(model, device)?;
     let cfg: RunConfig = serde_json::from_value(meta)
-        .map_err(|e| anyhow::anyhow!("{}: stored run configuration: {e}", model.display()))?;
+        .map_err(|e| anyhow::anyhow!("stored run configuration: {e}"))?;
     let m = samples.shape.first().copied().unwrap_or(0);
     let shape = samples.shape.get(1..).unwrap_or_default().to_vec();
     let ds = Dataset::new(samples.data, shape, vec![0; m])?;

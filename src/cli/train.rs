@@ -216,39 +216,32 @@ fn run_fit<M: FeatureNet>(
     quiet: bool,
 ) -> Result<Vec<EpochRecord>> {
     let ckpt = plan.dir.context("a checkpoint directory")?.to_path_buf();
-    let trained = fit(
-        net,
-        t,
-        data,
-        eval,
-        plan,
-        |e| match e {
-            Event::Batch {
-                epoch,
-                step,
-                steps,
-                loss,
-            } => {
-                bar.set_length((t.epochs * steps) as u64);
-                bar.set_position(((epoch - 1) * steps + step) as u64);
-                bar.set_message(format!("epoch {epoch} loss {loss:.4}"));
+    let trained = fit(net, t, data, eval, plan, |e| match e {
+        Event::Batch {
+            epoch,
+            step,
+            steps,
+            loss,
+        } => {
+            bar.set_length((t.epochs * steps) as u64);
+            bar.set_position(((epoch - 1) * steps + step) as u64);
+            bar.set_message(format!("epoch {epoch} loss {loss:.4}"));
+        }
+        Event::Epoch(r) => {
+            if r.test.is_some() && !quiet {
+                bar.suspend(|| {
+                    eprintln!(
+                        "epoch {}: loss {} test {}{}",
+                        r.epoch,
+                        r.loss.map_or("–".into(), |l| format!("{l:.4}")),
+                        fmt_acc(&r.test),
+                        r.test_head
+                            .map_or(String::new(), |h| format!(" head {h:.4}"))
+                    )
+                });
             }
-            Event::Epoch(r) => {
-                if r.test.is_some() && !quiet {
-                    bar.suspend(|| {
-                        eprintln!(
-                            "epoch {}: loss {} test {}{}",
-                            r.epoch,
-                            r.loss.map_or("–".into(), |l| format!("{l:.4}")),
-                            fmt_acc(&r.test),
-                            r.test_head
-                                .map_or(String::new(), |h| format!(" head {h:.4}"))
-                        )
-                    });
-                }
-            }
-        },
-    )?;
+        }
+    })?;
     if t.epochs == 0 {
         // No back-propagation: the initial network is the result; keep it
         // as the checkpoint so `redunet eval` can read it.
