@@ -216,6 +216,8 @@ fn run_fit<M: FeatureNet>(
     quiet: bool,
 ) -> Result<Vec<EpochRecord>> {
     let ckpt = plan.dir.context("a checkpoint directory")?.to_path_buf();
+    // The latest accuracy, shown beside the running loss.
+    let last = std::cell::RefCell::new(String::new());
     let trained = fit(net, t, data, eval, plan, |e| match e {
         Event::Batch {
             epoch,
@@ -225,9 +227,17 @@ fn run_fit<M: FeatureNet>(
         } => {
             bar.set_length((t.epochs * steps) as u64);
             bar.set_position(((epoch - 1) * steps + step) as u64);
-            bar.set_message(format!("epoch {epoch} loss {loss:.4}"));
+            bar.set_message(format!("epoch {epoch} loss {loss:.4} {}", last.borrow()));
         }
         Event::Epoch(r) => {
+            if let Some(a) = r.test.or(r.train) {
+                *last.borrow_mut() = format!(
+                    "(last {} kNN {:.3} NS {:.3})",
+                    if r.test.is_some() { "test" } else { "train" },
+                    a.knn,
+                    a.nearest_subspace
+                );
+            }
             if r.test.is_some() && !quiet {
                 bar.suspend(|| {
                     eprintln!(
