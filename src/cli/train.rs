@@ -166,6 +166,25 @@ struct Prepared {
     pi: Memberships,
 }
 
+impl Prepared {
+    fn data(&self) -> TrainData<'_> {
+        TrainData {
+            x: &self.x,
+            labels: &self.labels,
+            test_x: self.test_x.as_ref(),
+            test_labels: &self.split.test.labels,
+            num_classes: self.split.classes.len(),
+        }
+    }
+}
+
+fn eval_settings(cfg: &RunConfig) -> EvalSettings {
+    EvalSettings {
+        knn_k: cfg.eval.knn_k,
+        n_comp: cfg.eval.n_comp.unwrap_or(10),
+    }
+}
+
 fn prepare(cfg: &RunConfig, device: &Device) -> Result<Prepared> {
     let t = train_section(cfg)?;
     let split = load_data(cfg)?;
@@ -297,17 +316,7 @@ pub fn train(
     let start = Instant::now();
     let (net, construction) = build(cfg, &p.split.train, &p.x, &p.pi, device, &bar)?;
     let init_s = start.elapsed().as_secs_f64();
-    let data = TrainData {
-        x: &p.x,
-        labels: &p.labels,
-        test_x: p.test_x.as_ref(),
-        test_labels: &p.split.test.labels,
-        num_classes: p.split.classes.len(),
-    };
-    let eval = EvalSettings {
-        knn_k: cfg.eval.knn_k,
-        n_comp: cfg.eval.n_comp.unwrap_or(10),
-    };
+    let (data, eval) = (p.data(), eval_settings(cfg));
     let ckpt = out.join("checkpoint");
     let plan = || CheckpointPlan {
         dir: Some(&ckpt),
@@ -399,17 +408,7 @@ pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<serde_
         device,
         &ProgressBar::hidden(),
     )?;
-    let data = TrainData {
-        x: &p.x,
-        labels: &p.labels,
-        test_x: p.test_x.as_ref(),
-        test_labels: &p.split.test.labels,
-        num_classes: p.split.classes.len(),
-    };
-    let eval = EvalSettings {
-        knn_k: cfg.eval.knn_k,
-        n_comp: cfg.eval.n_comp.unwrap_or(10),
-    };
+    let (data, eval) = (p.data(), eval_settings(&cfg));
     fn one<M: FeatureNet>(
         net: M,
         t: &TrainConfig,

@@ -215,21 +215,9 @@ impl VectorReduNet {
         let mut layers = Vec::with_capacity(doc.layers.len());
         for (i, l) in doc.layers.into_iter().enumerate() {
             let k = l.classes.len();
-            let read = |name: &str, shape: Vec<usize>| -> Result<Vec<f32>> {
-                if name.contains('/') || name.contains('\\') || name.starts_with('.') {
-                    return Err(corrupt(format!("layer {} names file {name:?}", i + 1)));
-                }
-                let a = npy::read_npy_f32(&dir.join(name))?;
-                if a.shape != shape {
-                    return Err(corrupt(format!(
-                        "{name} has shape {:?}, expected {shape:?}",
-                        a.shape
-                    )));
-                }
-                if a.data.iter().any(|v| !v.is_finite()) {
-                    return Err(corrupt(format!("{name} holds NaN or Inf")));
-                }
-                Ok(a.data)
+            let read = |name: &str, shape: Vec<usize>| {
+                read_model_array(dir, name, &shape)
+                    .map_err(|e| corrupt(format!("layer {}: {e}", i + 1)))
             };
             let e = tensor(read(&l.e, vec![d, d])?, [d, d], device);
             let c = tensor(read(&l.c, vec![k, d, d])?, [k, d, d], device);
@@ -274,6 +262,30 @@ pub fn commit_dir(tmp: &Path, dir: &Path) -> Result<()> {
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_path_buf();
     move |source| Error::Io { path, source }
+}
+
+/// Reads `name` (an `.npy` inside the model directory `dir`) and checks
+/// that it stays inside the directory, has `shape` and holds only finite
+/// values.
+pub fn read_model_array(dir: &Path, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let corrupt = |reason: String| Error::CorruptModel {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    if name.contains('/') || name.contains('\\') || name.starts_with('.') {
+        return Err(corrupt(format!("a layer names file {name:?}")));
+    }
+    let a = npy::read_npy_f32(&dir.join(name))?;
+    if a.shape != shape {
+        return Err(corrupt(format!(
+            "{name} has shape {:?}, expected {shape:?}",
+            a.shape
+        )));
+    }
+    if a.data.iter().any(|v| !v.is_finite()) {
+        return Err(corrupt(format!("{name} holds NaN or Inf")));
+    }
+    Ok(a.data)
 }
 
 /// Reads a model's `model.json`.

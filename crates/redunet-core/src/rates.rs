@@ -96,27 +96,47 @@ pub fn coding_rate(z: &Tensor<2>, eps_sq: f64) -> Result<f64> {
     Ok(0.5 * logdets_same_shape(vec![z.clone()], &[alpha])?[0])
 }
 
+/// The classes of `pi` with the same number of weighted rows, which can
+/// share one batched factorisation: their weighted rows (see
+/// [`weighted_rows`]), α_j = d/(m_j ε²) and γ_j = m_j/m.
+pub struct ClassGroup {
+    pub rows: Vec<Tensor<2>>,
+    pub alphas: Vec<f64>,
+    pub gammas: Vec<f64>,
+}
+
+/// The present classes of `pi` in [`ClassGroup`]s, by number of rows.
+pub fn class_groups(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> Vec<ClassGroup> {
+    let [m, d] = z.dims();
+    let counts = pi.counts();
+    let mut groups: std::collections::BTreeMap<usize, ClassGroup> = Default::default();
+    for j in pi.present() {
+        let x = weighted_rows(z, pi, j);
+        let g = groups.entry(x.dims()[0]).or_insert_with(|| ClassGroup {
+            rows: Vec::new(),
+            alphas: Vec::new(),
+            gammas: Vec::new(),
+        });
+        g.rows.push(x);
+        g.alphas.push(d as f64 / (counts[j] * eps_sq));
+        g.gammas.push(counts[j] / m as f64);
+    }
+    groups.into_values().collect()
+}
+
 /// R_c(Z, Π) = Σ_j γ_j/2 · logdet(I + α_j Zᵀ diag(π_j) Z).
 pub fn compressed_coding_rate(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> Result<f64> {
     check_features(z, eps_sq)?;
-    let [m, d] = z.dims();
+    let m = z.dims()[0];
     pi.check_samples(m)?;
-    let counts = pi.counts();
-    // Group classes by the shape of their weighted rows, so that classes of
-    // equal size share one batched factorisation.
-    // Per row count: the weighted rows, their α_j and their γ_j.
-    type Group = (Vec<Tensor<2>>, Vec<f64>, Vec<f64>);
-    let mut groups: std::collections::BTreeMap<usize, Group> = Default::default();
-    for j in pi.present() {
-        let x = weighted_rows(z, pi, j);
-        let g = groups.entry(x.dims()[0]).or_default();
-        g.0.push(x);
-        g.1.push(d as f64 / (counts[j] * eps_sq));
-        g.2.push(counts[j] / m as f64);
-    }
     let mut r_c = 0.0;
-    for (_, (xs, alphas, gammas)) in groups {
-        let lds = logdets_same_shape(xs, &alphas)?;
+    for ClassGroup {
+        rows,
+        alphas,
+        gammas,
+    } in class_groups(z, pi, eps_sq)
+    {
+        let lds = logdets_same_shape(rows, &alphas)?;
         r_c += lds
             .iter()
             .zip(&gammas)

@@ -12,7 +12,7 @@
 
 use burn::tensor::{Tensor, TensorData};
 use redunet_core::linalg::spd_inverse_logdet;
-use redunet_core::rates::weighted_rows;
+use redunet_core::rates::{ClassGroup, class_groups};
 use redunet_core::{Error, Memberships, Result};
 
 /// `½ logdet(I + a XᵀX)` of each `X` as a loss term: exact value, gradient
@@ -81,22 +81,14 @@ pub fn mcr2_loss(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> Result<Tensor<
     redunet_core::host::check_finite(&z.clone().detach(), "features")?;
     let alpha = d as f64 / (m as f64 * eps_sq);
     let r = half_logdets(vec![z.clone()], &[alpha])?.remove(0);
-    let counts = pi.counts();
-    // Classes with the same number of weighted rows share one batched
-    // factorisation.
-    // Per row count: the weighted rows, their α_j and their γ_j.
-    type Group = (Vec<Tensor<2>>, Vec<f64>, Vec<f64>);
-    let mut groups: std::collections::BTreeMap<usize, Group> = Default::default();
-    for j in pi.present() {
-        let x = weighted_rows(z, pi, j);
-        let g = groups.entry(x.dims()[0]).or_default();
-        g.0.push(x);
-        g.1.push(d as f64 / (counts[j] * eps_sq));
-        g.2.push(counts[j] / m as f64);
-    }
     let mut loss = r.neg();
-    for (_, (xs, alphas, gammas)) in groups {
-        for (term, g) in half_logdets(xs, &alphas)?.into_iter().zip(gammas) {
+    for ClassGroup {
+        rows,
+        alphas,
+        gammas,
+    } in class_groups(z, pi, eps_sq)
+    {
+        for (term, g) in half_logdets(rows, &alphas)?.into_iter().zip(gammas) {
             loss = loss + term.mul_scalar(g);
         }
     }

@@ -16,7 +16,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use redunet_core::host::to_vec;
 use redunet_core::{Error, LayerRecord, Memberships, Result, VectorLayerConfig};
 use redunet_vision::lift::{circular_conv2d, normals};
-use redunet_vision::spectral::{Dft, SpectralLayer1d, SpectralNet1d, Spectrum, embed_operators};
+use redunet_vision::spectral::{
+    Dft, SpectralLayer1d, SpectralNet1d, Spectrum, embed_operators, normalize_signals,
+};
 
 /// One layer's parameters: real and imaginary parts of
 /// `[α E(p), α_1 C_1(p), …]`, each `[P, k'+1, C, C]`.
@@ -92,17 +94,6 @@ fn signals_of(
         }
         None => x.reshape([b, in_channels, height * width]),
     }
-}
-
-fn normalize_signals(z: Tensor<3>) -> Tensor<3> {
-    let norms = z
-        .clone()
-        .powi_scalar(2)
-        .sum_dim(2)
-        .sum_dim(1)
-        .sqrt()
-        .clamp_min(1e-8);
-    z / norms
 }
 
 impl SpectralReduNet {

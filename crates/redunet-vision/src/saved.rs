@@ -8,7 +8,7 @@
 
 use crate::spectral::{Dft, SpectralLayer1d, SpectralNet1d};
 use burn::tensor::Device;
-use redunet_core::network::{commit_dir, read_model_json, staging_dir};
+use redunet_core::network::{commit_dir, read_model_array, read_model_json, staging_dir};
 use redunet_core::{Error, Result, VectorLayerConfig};
 use redunet_data::npy;
 use serde::{Deserialize, Serialize};
@@ -147,24 +147,12 @@ impl SpectralNet1d {
         let c = doc.channels;
         let mut layers = Vec::with_capacity(doc.layers.len());
         for (i, l) in doc.layers.into_iter().enumerate() {
-            let name = &l.operators;
-            if name.contains('/') || name.contains('\\') || name.starts_with('.') {
-                return Err(corrupt(format!("layer {} names file {name:?}", i + 1)));
-            }
-            let a = npy::read_npy_f32(&dir.join(name))?;
-            let shape = vec![2, dft.frequencies(), l.classes.len() + 1, c, c];
-            if a.shape != shape {
-                return Err(corrupt(format!(
-                    "{name} has shape {:?}, expected {shape:?}",
-                    a.shape
-                )));
-            }
-            if a.data.iter().any(|v| !v.is_finite()) {
-                return Err(corrupt(format!("{name} holds NaN or Inf")));
-            }
+            let shape = [2, dft.frequencies(), l.classes.len() + 1, c, c];
+            let data = read_model_array(dir, &l.operators, &shape)
+                .map_err(|e| corrupt(format!("layer {}: {e}", i + 1)))?;
             let layer = SpectralLayer1d::from_operators(
                 &dft,
-                a.data,
+                data,
                 c,
                 l.gamma,
                 l.classes,

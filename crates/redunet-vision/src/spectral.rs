@@ -308,7 +308,19 @@ pub struct SpectralLayer1d {
     config: VectorLayerConfig,
 }
 
-fn normalize_signals(z: Tensor<3>) -> Tensor<3> {
+/// The host copy of embedded operators `[P, (k'+1)·2C, 2C]` for the fused
+/// CPU step, when they live on a CPU device.
+fn host_ops(ops: &Tensor<3>) -> Result<Option<Arc<HostOps>>> {
+    if !host_cpu(&ops.device()) {
+        return Ok(None);
+    }
+    let [p, rows, c2] = ops.dims();
+    let v = redunet_core::host::to_vec(ops.clone())?;
+    Ok(Some(Arc::new(HostOps::new(v, p, c2, rows / c2))))
+}
+
+/// Scales each signal `[C, T]` of `z: [m, C, T]` to unit norm.
+pub fn normalize_signals(z: Tensor<3>) -> Tensor<3> {
     let norms = z
         .clone()
         .powi_scalar(2)
@@ -426,12 +438,7 @@ impl SpectralLayer1d {
         let ops = (inv.reshape([k1, p, 2 * ch, 2 * ch]) * scale_t)
             .swap_dims(0, 1)
             .reshape([p, k1 * 2 * ch, 2 * ch]);
-        let host = if host_cpu(&device) {
-            let v = redunet_core::host::to_vec(ops.clone())?;
-            Some(Arc::new(HostOps::new(v, p, 2 * ch, k1)))
-        } else {
-            None
-        };
+        let host = host_ops(&ops)?;
         Ok((
             Self {
                 dft: dft.clone(),
@@ -702,12 +709,7 @@ impl SpectralLayer1d {
             .slice([1..2, 0..p, 0..k1, 0..ch, 0..ch])
             .reshape([p, k1, ch, ch]);
         let ops = embed_operators(re, im);
-        let host = if host_cpu(&device) {
-            let v = redunet_core::host::to_vec(ops.clone())?;
-            Some(Arc::new(HostOps::new(v, p, 2 * ch, k1)))
-        } else {
-            None
-        };
+        let host = host_ops(&ops)?;
         Ok(Self {
             dft: dft.clone(),
             ops,
