@@ -104,6 +104,8 @@ fn conv2d_training_resumes_exactly_and_evaluates_from_its_checkpoint() {
     assert!(!ok && err.contains("learning_rate"), "{err}");
     let (ok, _, err) = run(&["train", &bp, "--set", "train.lr=-1"]);
     assert!(!ok && err.contains("lr"), "{err}");
+    let (ok, _, err) = run(&["train", &bp, "--set", "train.augment_rotation=-5"]);
+    assert!(!ok && err.contains("augment_rotation"), "{err}");
     // A missing checkpoint is an error, not a panic.
     let (ok, _, err) = run(&["eval", "/nonexistent/checkpoint", &bp]);
     assert!(!ok && err.contains("nonexistent"), "{err}");

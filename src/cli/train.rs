@@ -174,6 +174,7 @@ impl Prepared {
             test_x: self.test_x.as_ref(),
             test_labels: &self.split.test.labels,
             num_classes: self.split.classes.len(),
+            image: image_shape(&self.split.train).ok(),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub use redunet_core;
 
+pub mod augment;
 pub mod loss;
 pub mod mlp;
 pub mod spectral;

@@ -64,15 +64,20 @@ pub struct SpectralReduNet {
     pub shape: SpectralShape,
 }
 
+/// The seeded N(0, 1) kernels of `redunet run`, stored divided by
+/// √(fan-in) = k·√C_in. ReLU and the normalisation that follows are
+/// positively homogeneous, so the network computes the same features; what
+/// changes is the optimiser's view: Adam moves every entry by about `lr`, and
+/// at unit scale the kernels would learn k·√C_in times slower, relative to
+/// their size, than the layers of an ordinary CNN.
 fn lift_kernels(init: &LiftInit, in_channels: usize, device: &Device) -> Tensor<4> {
     let (c, k) = (init.out_channels, init.kernel_size);
-    Tensor::from_data(
-        TensorData::new(
-            normals(c * in_channels * k * k, init.seed),
-            [c, in_channels, k, k],
-        ),
-        device,
-    )
+    let scale = 1.0 / (k as f32 * (in_channels as f32).sqrt());
+    let v: Vec<f32> = normals(c * in_channels * k * k, init.seed)
+        .into_iter()
+        .map(|x| x * scale)
+        .collect();
+    Tensor::from_data(TensorData::new(v, [c, in_channels, k, k]), device)
 }
 
 fn signals_of(

@@ -8,6 +8,7 @@
 //! through a linear head. Evaluation classifies features by kNN and nearest
 //! subspace, as `redunet run` does.
 
+use crate::augment::Augmentation;
 use crate::loss::mcr2_loss;
 use burn::module::{Module, Param};
 use burn::optim::decay::WeightDecayConfig;
@@ -139,6 +140,13 @@ pub struct TrainConfig {
     /// before training (the label-noise study); the test labels stay clean.
     #[serde(default)]
     pub label_noise: f64,
+    /// Image data only: each training image is rotated by a random angle in
+    /// ± this many degrees before every pass (0: no rotation).
+    #[serde(default)]
+    pub augment_rotation: f64,
+    /// Image data only: and scaled by a random factor in 1 ± this.
+    #[serde(default)]
+    pub augment_scale: f64,
 }
 
 impl TrainConfig {
@@ -186,7 +194,26 @@ impl TrainConfig {
                 self.label_noise
             ));
         }
+        if !(self.augment_rotation.is_finite() && (0.0..=180.0).contains(&self.augment_rotation)) {
+            return bad(format!(
+                "train.augment_rotation must be in [0, 180] degrees, got {}",
+                self.augment_rotation
+            ));
+        }
+        if !(self.augment_scale.is_finite() && (0.0..0.5).contains(&self.augment_scale)) {
+            return bad(format!(
+                "train.augment_scale must be in [0, 0.5), got {}",
+                self.augment_scale
+            ));
+        }
         Ok(())
+    }
+
+    pub fn augmentation(&self) -> Augmentation {
+        Augmentation {
+            rotation: self.augment_rotation,
+            scale: self.augment_scale,
+        }
     }
 
     /// The learning rate of epoch `e` (0-based).
@@ -256,6 +283,9 @@ pub struct TrainData<'a> {
     pub test_x: Option<&'a Tensor<2>>,
     pub test_labels: &'a [usize],
     pub num_classes: usize,
+    /// `(height, width, channels)` when the rows are images; needed for
+    /// augmentation.
+    pub image: Option<(usize, usize, usize)>,
 }
 
 /// What the trainer reports as it goes.
@@ -453,6 +483,16 @@ pub fn fit<M: FeatureNet>(
             classes: data.num_classes,
         });
     }
+    let augment = cfg.augmentation();
+    let image = match (augment.is_identity(), data.image) {
+        (true, _) => None,
+        (false, Some(shape)) if shape.0 * shape.1 * shape.2 == data.x.dims()[1] => Some(shape),
+        (false, _) => {
+            return Err(Error::Parameter(
+                "train.augment_rotation and train.augment_scale need image data".into(),
+            ));
+        }
+    };
     let head = new_head(cfg, net.feature_dim(), data.num_classes, &device);
     let mut trainee = Trainee { net, head };
     let mut optim = optimizer(cfg);
@@ -509,7 +549,18 @@ pub fn fit<M: FeatureNet>(
                 TensorData::new(b.iter().map(|&i| i as i64).collect::<Vec<_>>(), [b.len()]),
                 &device,
             );
-            let x = x_all.clone().select(0, idx).to_device(&ad);
+            let mut x = x_all.clone().select(0, idx);
+            if let Some(shape) = image {
+                // Drawn from the epoch's stream after the shuffle, so a
+                // resumed run warps the same way.
+                let mut v = redunet_core::host::to_vec(x)?;
+                augment.apply(&mut v, shape, &mut rng);
+                x = Tensor::from_data(
+                    TensorData::new(v, [b.len(), shape.0 * shape.1 * shape.2]),
+                    &device,
+                );
+            }
+            let x = x.to_device(&ad);
             let labels: Vec<usize> = b.iter().map(|&i| data.labels[i]).collect();
             let f = model.net.features(x);
             let loss = match (&model.head, cfg.objective) {

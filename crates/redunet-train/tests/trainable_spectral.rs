@@ -143,3 +143,29 @@ fn random_start_has_the_same_shape_and_rejects_bad_input() {
     let wrong = Tensor::<2>::zeros([3, 21], &device);
     assert!(net.features_eval(&wrong, &device).is_err());
 }
+
+/// The kernels are stored at 1/√(fan-in) of the seeded N(0, 1) draws of
+/// `redunet run`; that is harmless only because ReLU and the normalisation
+/// after the lift are positively homogeneous, which this checks.
+#[test]
+fn lifting_kernel_scale_does_not_change_features() {
+    let device = Device::default();
+    let (net, x) = tiny(&device);
+    let kernels = net.lift.as_ref().unwrap().val();
+    let mut scaled = net.clone();
+    scaled.lift = Some(Param::from_tensor(kernels.mul_scalar(7.0)));
+    let a = values(net.features_eval(&x, &device).unwrap());
+    let b = values(scaled.features_eval(&x, &device).unwrap());
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-5, "features moved by {diff} under kernel scaling");
+    // And the stored kernels are the seeded draws divided by k·√C_in = 3.
+    let seeded = redunet_vision::lift::normals(2 * 9, 1);
+    let stored = values(net.lift.as_ref().unwrap().val());
+    for (s, k) in seeded.iter().zip(&stored) {
+        assert!((s / 3.0 - k).abs() < 1e-6, "{s} / 3 vs {k}");
+    }
+}
