@@ -2,7 +2,10 @@
 //! form, and both agree with finite differences — with a checker strict
 //! enough to reject a gradient of the wrong sign.
 
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+mod common;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use common::{check_directional, gaussian, values};
 use redunet_core::Memberships;
 use redunet_core::layer::vector::normalize_rows;
 use redunet_core::rates::{rate_reduction, rate_reduction_gradient};
@@ -10,16 +13,8 @@ use redunet_train::loss::mcr2_loss;
 
 const EPS_SQ: f64 = 0.5;
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
-
 fn features(m: usize, d: usize, device: &Device) -> Tensor<2> {
-    normalize_rows(Tensor::<2>::random(
-        [m, d],
-        Distribution::Normal(0.0, 1.0),
-        device,
-    ))
+    normalize_rows(gaussian(m, d, (m * 100 + d) as u64, device))
 }
 
 fn memberships(m: usize, soft: bool, device: &Device) -> Memberships {
@@ -40,28 +35,19 @@ fn loss_value(z: &Tensor<2>, pi: &Memberships) -> f64 {
     values(mcr2_loss(z, pi, EPS_SQ).unwrap())[0] as f64
 }
 
-/// Checks `grad` against central differences of the loss along a few random
-/// directions: |fd − ⟨grad, v⟩| ≤ 2% of max(|fd|, 1e-3).
+/// Central differences of the loss along the gradient's direction and three
+/// random unit directions, with steps of 0.03 (the rows of Z have unit
+/// norm): within 1e-3·‖g‖. On 60 data seeds of this shape, hard and soft,
+/// the largest error was 1.8e-4·‖g‖; along a random direction the
+/// derivative itself is ~‖g‖/12.
 fn check_gradient(z: &Tensor<2>, pi: &Memberships, grad: &[f32]) -> Result<(), String> {
     let device = z.device();
-    let h = 1e-2f32;
-    for trial in 0..3 {
-        let v = Tensor::<2>::random(z.dims(), Distribution::Normal(0.0, 1.0), &device);
-        let along: f64 = values(v.clone())
-            .iter()
-            .zip(grad)
-            .map(|(a, b)| (*a as f64) * (*b as f64))
-            .sum();
-        let plus = loss_value(&(z.clone() + v.clone().mul_scalar(h)), pi);
-        let minus = loss_value(&(z.clone() - v.mul_scalar(h)), pi);
-        let fd = (plus - minus) / (2.0 * h as f64);
-        if (fd - along).abs() > 0.02 * fd.abs().max(1e-3) {
-            return Err(format!(
-                "direction {trial}: finite difference {fd}, gradient {along}"
-            ));
-        }
-    }
-    Ok(())
+    let dims = z.dims();
+    let loss_at = |x: &[f32]| {
+        let z = Tensor::<2>::from_data(TensorData::new(x.to_vec(), dims), &device);
+        loss_value(&z, pi)
+    };
+    check_directional(loss_at, &values(z.clone()), grad, |_| Ok(3e-2), 1e-3, 3, 17)
 }
 
 fn autodiff_gradient(z: &Tensor<2>, pi: &Memberships) -> Vec<f32> {

@@ -2,20 +2,20 @@
 //! network's, and its gradients reach every layer and the lifting kernels
 //! and agree with central finite differences.
 
+mod common;
+
 use burn::module::Param;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+use common::{check_directional, gaussian, values};
 use redunet_core::{MembershipMode, Memberships, VectorLayerConfig};
 use redunet_train::spectral::{LiftInit, SpectralReduNet};
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-}
+use redunet_vision::lift::circular_conv2d;
 
 const SHAPE: (usize, usize, usize) = (4, 5, 1);
 
 fn tiny(device: &Device) -> (SpectralReduNet, Tensor<2>) {
     let m = 9;
-    let x = Tensor::<2>::random([m, 20], Distribution::Normal(0.0, 1.0), device);
+    let x = gaussian(m, 20, 3, device);
     let labels: Vec<usize> = (0..m).map(|i| i % 3).collect();
     let pi = Memberships::from_labels(&labels, 3, device).unwrap();
     let config = VectorLayerConfig {
@@ -54,22 +54,11 @@ fn loss(net: &SpectralReduNet, x: &Tensor<2>, r: &Tensor<2>) -> Tensor<1> {
     (net.features(x.clone()) * r.clone()).sum()
 }
 
-fn largest(g: &[f32], n: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..g.len()).collect();
-    idx.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
-    idx.truncate(n);
-    idx
-}
-
 #[test]
 fn gradients_reach_lifting_and_layers_and_match_finite_differences() {
     let device = Device::default().autodiff();
     let (net, x) = tiny(&device);
-    let r = Tensor::<2>::random(
-        [9, net.feature_dim()],
-        Distribution::Normal(0.0, 1.0),
-        &device,
-    );
+    let r = gaussian(9, net.feature_dim(), 4, &device);
     let grads = loss(&net, &x, &r).backward();
     let lift = net.lift.as_ref().unwrap();
     let g_lift = values(lift.val().grad(&grads).expect("lift gradient"));
@@ -80,45 +69,64 @@ fn gradients_reach_lifting_and_layers_and_match_finite_differences() {
         assert!(top > 1e-4, "{name}: no gradient ({top})");
     }
 
-    let h = 1e-2f32;
-    // Lifting kernels.
-    let k0 = values(lift.val());
-    let dims = lift.val().dims();
-    for i in largest(&g_lift, 3) {
-        let eval = |delta: f32| {
-            let mut k = k0.clone();
-            k[i] += delta;
-            let mut moved = net.clone();
-            moved.lift = Some(Param::from_tensor(Tensor::from_data(
-                burn::tensor::TensorData::new(k, dims),
-                &device,
-            )));
-            values(loss(&moved, &x, &r))[0]
-        };
-        let fd = (eval(h) - eval(-h)) / (2.0 * h);
-        let rel = (fd - g_lift[i]).abs() / g_lift[i].abs();
-        assert!(rel < 0.05, "lift[{i}]: autodiff {} vs fd {fd}", g_lift[i]);
-    }
-    // First layer's operators (real part).
-    let re0 = values(net.layers[0].re.val());
+    // Lifting kernels (entries ~0.3). The loss is only piecewise smooth in
+    // them (ReLU), and a difference across a kink misses by up to 3% of
+    // ‖g‖. The ReLU inputs are linear in the kernels, so each direction's
+    // distance to the nearest kink is known: the step is half of it (at most
+    // 1e-3), and the seeded data must leave room for a step of at least 5e-5.
+    // Of 30 data seeds, 28 do, and on their 112 directions the largest error
+    // was 3.5e-4·‖g‖.
+    let k0 = lift.val();
+    let dims = k0.dims();
+    let images = x.clone().reshape([9, 1, SHAPE.0, SHAPE.1]);
+    let pre = values(circular_conv2d(images.clone(), k0.clone()));
+    let step = |v: &[f32]| {
+        let dv = Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &device);
+        let rate = values(circular_conv2d(images.clone(), dv));
+        let kink = pre
+            .iter()
+            .zip(&rate)
+            .map(|(p, r)| (p / r).abs())
+            .fold(f32::INFINITY, f32::min);
+        let h = (kink / 2.0).min(1e-3);
+        if h < 5e-5 {
+            return Err(format!("a ReLU input is {kink:e} from its kink"));
+        }
+        Ok(h)
+    };
+    let loss_at = |k: &[f32]| {
+        let mut moved = net.clone();
+        moved.lift = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(k.to_vec(), dims),
+            &device,
+        )));
+        values(loss(&moved, &x, &r))[0] as f64
+    };
+    let k0 = values(k0);
+    check_directional(loss_at, &k0, &g_lift, step, 2e-3, 3, 21)
+        .unwrap_or_else(|e| panic!("lift: {e}"));
+    let flipped: Vec<f32> = g_lift.iter().map(|v| -v).collect();
+    let rejected = check_directional(loss_at, &k0, &flipped, step, 2e-3, 3, 21).unwrap_err();
+    assert!(rejected.contains("finite difference"), "{rejected}");
+
+    // First layer's operators (real part, entries up to ~7): smooth, so a
+    // larger step is accurate (below 1e-4·‖g‖ at 1e-2 on 30 seeds).
     let dims = net.layers[0].re.val().dims();
-    let scale = re0.iter().fold(0f32, |a, v| a.max(v.abs()));
-    let h = 1e-2 * scale;
-    for i in largest(&g_re, 3) {
-        let eval = |delta: f32| {
-            let mut v = re0.clone();
-            v[i] += delta;
-            let mut moved = net.clone();
-            moved.layers[0].re = Param::from_tensor(Tensor::from_data(
-                burn::tensor::TensorData::new(v, dims),
-                &device,
-            ));
-            values(loss(&moved, &x, &r))[0]
-        };
-        let fd = (eval(h) - eval(-h)) / (2.0 * h);
-        let rel = (fd - g_re[i]).abs() / g_re[i].abs();
-        assert!(rel < 0.05, "re[0][{i}]: autodiff {} vs fd {fd}", g_re[i]);
-    }
+    let loss_at = |v: &[f32]| {
+        let mut moved = net.clone();
+        moved.layers[0].re = Param::from_tensor(Tensor::from_data(
+            TensorData::new(v.to_vec(), dims),
+            &device,
+        ));
+        values(loss(&moved, &x, &r))[0] as f64
+    };
+    let re0 = values(net.layers[0].re.val());
+    check_directional(loss_at, &re0, &g_re, |_| Ok(1e-2), 1e-3, 3, 31)
+        .unwrap_or_else(|e| panic!("re[0]: {e}"));
+    let halved: Vec<f32> = g_re.iter().map(|v| 0.5 * v).collect();
+    let rejected =
+        check_directional(loss_at, &re0, &halved, |_| Ok(1e-2), 1e-3, 3, 31).unwrap_err();
+    assert!(rejected.contains("finite difference"), "{rejected}");
 }
 
 #[test]
