@@ -7,6 +7,8 @@
 //!
 //! - [`spectral`]: the shift/translation-invariant ReduNet as a trainable
 //!   module, initialised by forward construction or at random.
+//! - [`trainer`]: mini-batch training (Adam, SGD), schedules, evaluation,
+//!   checkpoints; [`augment`]: random rotations and scalings of images.
 
 pub use redunet_core;
 
