@@ -78,7 +78,8 @@ fn gradients_reach_lifting_and_layers_and_match_finite_differences() {
     // was 3.5e-4·‖g‖.
     let k0 = lift.val();
     let dims = k0.dims();
-    let images = x.clone().reshape([9, 1, SHAPE.0, SHAPE.1]);
+    let (m, (height, width, in_channels)) = (x.dims()[0], SHAPE);
+    let images = x.clone().reshape([m, in_channels, height, width]);
     let pre = values(circular_conv2d(images.clone(), k0.clone()));
     let step = |v: &[f32]| {
         let dv = Tensor::<4>::from_data(TensorData::new(v.to_vec(), dims), &device);
