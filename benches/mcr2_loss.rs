@@ -9,7 +9,7 @@ use redunet::core::Memberships;
 use redunet::core::burn;
 use redunet::core::host::to_vec;
 use redunet::core::layer::vector::normalize_rows;
-use redunet::train::loss::mcr2_loss;
+use redunet::train::Mcr2LossConfig;
 use std::time::Duration;
 
 fn loss(c: &mut Criterion) {
@@ -24,12 +24,13 @@ fn loss(c: &mut Criterion) {
     ));
     let labels: Vec<usize> = (0..m).map(|i| i % k).collect();
     let pi = Memberships::from_labels(&labels, k, &device).unwrap();
+    let loss = Mcr2LossConfig::new().with_num_classes(Some(k)).init();
     let mut g = c.benchmark_group("mcr2_loss");
     g.sample_size(30).measurement_time(Duration::from_secs(10));
     g.bench_function("forward+backward m1000 d128 k10", |b| {
         b.iter(|| {
             let z = z.clone().require_grad();
-            let l = mcr2_loss(&z, &pi, 0.5).unwrap();
+            let l = loss.try_forward(&z, &pi).unwrap().loss;
             let grad = z.grad(&l.backward()).unwrap();
             to_vec(grad.slice([0..1, 0..1])).unwrap()
         })

@@ -3,9 +3,9 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use redunet::cli::{config, run, train};
-use redunet::core::VectorReduNet;
 use redunet::core::host::{tensor, to_vec};
 use redunet::data::npy;
+use redunet::train::SavedModel;
 use redunet::vision::spectral::SpectralNet1d;
 use std::path::PathBuf;
 
@@ -59,8 +59,8 @@ enum Command {
         #[arg(long)]
         resume: Option<PathBuf>,
     },
-    /// Evaluate a checkpoint of `redunet train` (MODEL_DIR, e.g.
-    /// runs/x/checkpoint) on the data of CONFIG; prints JSON.
+    /// Evaluate a saved model (MODEL_DIR, e.g. runs/x/model of `redunet
+    /// train` or `redunet run`) on the data of CONFIG; prints JSON.
     Eval {
         model: PathBuf,
         config: PathBuf,
@@ -69,8 +69,8 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
-    /// Features of new data from a saved network: INPUT.npy [m, …] to
-    /// OUTPUT.npy [m, d].
+    /// Features of new data from a saved model (MODEL_DIR, e.g. runs/x/model):
+    /// INPUT.npy [m, …] (raw images for invariant networks) to OUTPUT.npy [m, d].
     Transform {
         model: PathBuf,
         input: PathBuf,
@@ -158,7 +158,7 @@ fn real_main() -> Result<()> {
                 redunet::cli::signals::transform_spectral(&net, meta, read_input()?, &dev)
                     .with_context(|| format!("transforming with model {}", model.display()))?
             } else {
-                let (net, _) = VectorReduNet::load(&model, &dev)
+                let net = SavedModel::load(&model, &dev)
                     .with_context(|| format!("loading model {}", model.display()))?;
                 let x = read_input()?;
                 let m = x.shape[0];

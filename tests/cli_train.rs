@@ -87,21 +87,27 @@ fn conv2d_training_resumes_exactly_and_evaluates_from_its_checkpoint() {
         .collect();
     assert!(loss[2] < loss[0], "{loss:?}");
 
+    // The saved model evaluates to the run's accuracies on the same data,
+    // with the configuration's data settings only (no model settings: the
+    // model says what it is).
     let mut a: Vec<String> = vec![
         "eval".into(),
-        resumed.join("checkpoint").to_str().unwrap().into(),
+        resumed.join("model").to_str().unwrap().into(),
         bp.clone(),
     ];
     a.extend(
         TINY.iter()
-            .filter(|s| **s != "--quiet")
-            .map(|s| s.to_string()),
+            .filter(|s| s.contains("data.") || s.starts_with("data"))
+            .map(|s| format!("--set={s}")),
     );
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let (ok, stdout, err) = run(&a);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["accuracy"]["test"], r["accuracy"]["test"]);
+    assert_eq!(v["accuracy"]["train"], r["accuracy"]["train"]);
+    assert_eq!(v["accuracy"]["test_head"], r["accuracy"]["test_head"]);
+    assert!(v["accuracy"]["test_head"].as_f64().is_some());
 
     // Unknown keys in [train], and bad values, are configuration errors.
     let (ok, _, err) = run(&["train", &bp, "--set", "train.learning_rate=0.1"]);
@@ -113,6 +119,111 @@ fn conv2d_training_resumes_exactly_and_evaluates_from_its_checkpoint() {
     // A missing checkpoint is an error, not a panic.
     let (ok, _, err) = run(&["eval", "/nonexistent/checkpoint", &bp]);
     assert!(!ok && err.contains("nonexistent"), "{err}");
+}
+
+/// Raw `[m, 28, 28]` images as `.npy`, from the built-in digits.
+fn write_images(path: &Path, m: usize) {
+    let data = redunet::data::builtin::mnist().unwrap();
+    let v = data.features[..m * 784].to_vec();
+    redunet::data::npy::write_npy_f32(path, &[m, 28, 28], &v).unwrap();
+}
+
+#[test]
+fn a_trained_model_stands_alone_and_rejects_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let bp = cfg("bp-translation-10.toml");
+    let out = dir.path().join("run");
+    let mut a = vec!["train", &bp, "--out", out.to_str().unwrap()];
+    a.extend(TINY);
+    a.extend(["--set", "train.epochs=1"]);
+    let (ok, _, err) = run(&a);
+    assert!(ok, "{err}");
+    let model = out.join("model");
+    let images = dir.path().join("images.npy");
+    write_images(&images, 7);
+    let feats = dir.path().join("f.npy");
+    let go = |model: &Path| {
+        run(&[
+            "transform",
+            model.to_str().unwrap(),
+            images.to_str().unwrap(),
+            feats.to_str().unwrap(),
+        ])
+    };
+    let (ok, _, err) = go(&model);
+    assert!(ok, "{err}");
+    let f = redunet::data::npy::read_npy_f32(&feats).unwrap();
+    // 3 lifted channels of 28×28, unit norm.
+    assert_eq!(f.shape, vec![7, 3 * 784]);
+    let n: f32 = f.data[..3 * 784].iter().map(|v| v * v).sum();
+    assert!((n - 1.0).abs() < 1e-4, "{n}");
+
+    // Each kind of damage is a typed error naming the model, never a panic.
+    let copy = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in ["model.json", "model.bpk"] {
+            std::fs::copy(model.join(f), d.join(f)).unwrap();
+        }
+        d
+    };
+    let json = std::fs::read_to_string(model.join("model.json")).unwrap();
+    let bpk = std::fs::read(model.join("model.bpk")).unwrap();
+    type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Damage)> = vec![
+        (
+            "truncated",
+            Box::new(|d: &Path| {
+                std::fs::write(d.join("model.bpk"), &bpk[..bpk.len() / 2]).unwrap()
+            }),
+        ),
+        (
+            "garbage",
+            Box::new(|d: &Path| std::fs::write(d.join("model.bpk"), vec![7u8; bpk.len()]).unwrap()),
+        ),
+        (
+            "bad-json",
+            Box::new(|d: &Path| {
+                std::fs::write(d.join("model.json"), &json[..json.len() / 2]).unwrap()
+            }),
+        ),
+        (
+            "huge",
+            Box::new(|d: &Path| {
+                let j = json.replacen("\"channels\": 3", "\"channels\": 300000", 1);
+                std::fs::write(d.join("model.json"), j).unwrap()
+            }),
+        ),
+        (
+            "class-out-of-range",
+            Box::new(|d: &Path| {
+                let j = json.replacen("\"num_classes\": 10", "\"num_classes\": 2", 1);
+                std::fs::write(d.join("model.json"), j).unwrap()
+            }),
+        ),
+        (
+            "missing-params",
+            Box::new(|d: &Path| std::fs::remove_file(d.join("model.bpk")).unwrap()),
+        ),
+    ];
+    for (name, damage) in cases {
+        let d = copy(name);
+        damage(&d);
+        let (ok, _, err) = go(&d);
+        assert!(!ok, "{name}: accepted");
+        assert!(err.contains(name) || err.contains("model"), "{name}: {err}");
+    }
+    // Wrong input shape: a typed error.
+    write_images(&images, 2);
+    let bad = dir.path().join("flat.npy");
+    redunet::data::npy::write_npy_f32(&bad, &[2, 100], &[0.5; 200]).unwrap();
+    let (ok, _, err) = run(&[
+        "transform",
+        model.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        feats.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("784"), "{err}");
 }
 
 #[test]

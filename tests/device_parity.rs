@@ -46,7 +46,7 @@ fn spectral_records(device_name: &str) -> Vec<f64> {
 /// layer's operators).
 fn training_records(device_name: &str) -> Vec<f64> {
     use redunet::core::layer::vector::normalize_rows;
-    use redunet::train::loss::mcr2_loss;
+    use redunet::train::Mcr2LossConfig;
     use redunet::train::spectral::{LiftInit, SpectralReduNet};
     let device = redunet::devices::by_name(device_name)
         .unwrap_or_else(|e| panic!("{e}"))
@@ -62,7 +62,8 @@ fn training_records(device_name: &str) -> Vec<f64> {
     let value = |t: burn::tensor::Tensor<1>| redunet::core::host::to_vec(t).unwrap()[0] as f64;
     let x = tensor(split.train.features.clone(), [m, 784], &device);
     let z = normalize_rows(x.clone()).require_grad();
-    let loss = mcr2_loss(&z, &pi, 0.5).unwrap();
+    let mcr2 = Mcr2LossConfig::new().init();
+    let loss = mcr2.try_forward(&z, &pi).unwrap().loss;
     let g = z.grad(&loss.backward()).unwrap();
     let mut out = vec![value(loss), norm(g)];
     let config = VectorLayerConfig {
@@ -77,7 +78,7 @@ fn training_records(device_name: &str) -> Vec<f64> {
     let (net, _) =
         SpectralReduNet::construct(&x, (28, 28, 1), Some(lift), &pi, 2, &config, |_| {}).unwrap();
     let f = net.features(x);
-    let loss = mcr2_loss(&f, &pi, 0.5).unwrap();
+    let loss = mcr2.try_forward(&f, &pi).unwrap().loss;
     let g = net.layers[0].re.val().grad(&loss.backward()).unwrap();
     let [p, k1, c, _] = g.dims();
     out.extend([value(loss), norm(g.reshape([p * k1, c * c]))]);

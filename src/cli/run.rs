@@ -342,9 +342,16 @@ pub fn run(
 
     write_summary(out, &summary, &built.records)?;
     if cfg.model.save {
-        built
-            .network
-            .save(&out.join("model"), serde_json::to_value(cfg)?)?;
+        let net = redunet_train::vector::VectorReduNetModule::from_network(&built.network)?;
+        redunet_train::SavedModel {
+            trainee: redunet_train::trainer::Trainee {
+                net: redunet_train::Network::Vector(net),
+                head: None,
+            },
+            logit_scale: None,
+            meta: serde_json::to_value(cfg)?,
+        }
+        .save(&out.join("model"))?;
     }
 
     super::plots::rates(&out.join("rates.png"), &built.records)?;

@@ -15,10 +15,11 @@ use redunet_data::npy::write_atomic;
 use redunet_train::mlp::Mlp;
 use redunet_train::spectral::{LiftInit, SpectralReduNet};
 use redunet_train::trainer::{
-    Accuracies, CheckpointPlan, EpochRecord, EvalSettings, Event, FeatureNet, Init, TrainConfig,
-    TrainData, Trainee, corrupt_labels, evaluate, fit, load_checkpoint_params,
+    Accuracies, CheckpointPlan, EpochRecord, EvalSettings, Event, Init, Objective, TrainConfig,
+    TrainData, Trainee, corrupt_labels, evaluate, fit,
 };
 use redunet_train::vector::VectorReduNetModule;
+use redunet_train::{Network, SavedModel};
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
@@ -55,6 +56,8 @@ pub struct TrainSummary {
     /// Training labels replaced by `train.label_noise`.
     pub noisy_labels: usize,
     pub checkpoint: String,
+    /// The trained network, standalone (`redunet transform`, `redunet eval`).
+    pub model: String,
     pub data: super::run::DataSummary,
     pub warnings: Vec<String>,
     pub config: RunConfig,
@@ -66,14 +69,6 @@ fn train_section(cfg: &RunConfig) -> Result<&TrainConfig> {
         .context("the configuration has no [train] section")
 }
 
-/// The network a configuration describes, on `device`, initialised as
-/// `train.init` says; returns the construction's rate record too.
-enum Net {
-    Vector(VectorReduNetModule),
-    Spectral(SpectralReduNet),
-    Mlp(Mlp),
-}
-
 fn image_shape(ds: &Dataset) -> Result<(usize, usize, usize)> {
     match ds.sample_shape.as_slice() {
         [h, w] => Ok((*h, *w, 1)),
@@ -82,6 +77,8 @@ fn image_shape(ds: &Dataset) -> Result<(usize, usize, usize)> {
     }
 }
 
+/// The network a configuration describes, on `device`, initialised as
+/// `train.init` says; returns the construction's rate record too.
 fn build(
     cfg: &RunConfig,
     train: &Dataset,
@@ -89,7 +86,7 @@ fn build(
     pi: &Memberships,
     device: &Device,
     bar: &ProgressBar,
-) -> Result<(Net, Vec<LayerRecord>)> {
+) -> Result<(Network, Vec<LayerRecord>)> {
     let t = train_section(cfg)?;
     let layer_cfg: VectorLayerConfig = cfg.model.layer_config();
     let layers = cfg.model.layers;
@@ -102,10 +99,10 @@ fn build(
     Ok(match (cfg.model.kind, t.init) {
         (ModelKind::Vector, Init::Forward) => {
             let (n, rec) = VectorReduNetModule::construct(x, pi, layers, &layer_cfg, on_layer)?;
-            (Net::Vector(n), rec)
+            (Network::Vector(n), rec)
         }
         (ModelKind::Vector, Init::Random) => (
-            Net::Vector(VectorReduNetModule::random(
+            Network::Vector(VectorReduNetModule::random(
                 x.dims()[1],
                 pi,
                 layers,
@@ -130,10 +127,10 @@ fn build(
                     let (n, rec) = SpectralReduNet::construct(
                         x, shape, lift, pi, layers, &layer_cfg, on_layer,
                     )?;
-                    (Net::Spectral(n), rec)
+                    (Network::Spectral(n), rec)
                 }
                 Init::Random => (
-                    Net::Spectral(SpectralReduNet::random(
+                    Network::Spectral(SpectralReduNet::random(
                         shape, lift, pi, layers, &layer_cfg, t.seed, device,
                     )?),
                     Vec::new(),
@@ -141,7 +138,7 @@ fn build(
             }
         }
         (ModelKind::Mlp, _) => (
-            Net::Mlp(Mlp::new(
+            Network::Mlp(Mlp::new(
                 x.dims()[1],
                 layers,
                 cfg.model.width.unwrap_or(512),
@@ -186,12 +183,15 @@ fn eval_settings(cfg: &RunConfig) -> EvalSettings {
     }
 }
 
+/// The configuration's data on `device`, with the training labels that
+/// `train.label_noise` corrupts (none without a `[train]` section).
 fn prepare(cfg: &RunConfig, device: &Device) -> Result<Prepared> {
-    let t = train_section(cfg)?;
     let split = load_data(cfg)?;
     let k = split.classes.len();
     let mut labels = split.train.labels.clone();
-    let noisy = corrupt_labels(&mut labels, k, t.label_noise, t.seed).len();
+    let noisy = cfg.train.as_ref().map_or(0, |t| {
+        corrupt_labels(&mut labels, k, t.label_noise, t.seed).len()
+    });
     let flat = |ds: &Dataset| tensor(ds.features.clone(), [ds.len(), ds.dim()], device);
     let x = flat(&split.train);
     let test_x = (!split.test.is_empty()).then(|| flat(&split.test));
@@ -226,15 +226,15 @@ fn fmt_acc(a: &Option<Accuracies>) -> String {
     })
 }
 
-fn run_fit<M: FeatureNet>(
-    net: M,
+fn run_fit(
+    net: Network,
     t: &TrainConfig,
     data: &TrainData<'_>,
     eval: EvalSettings,
     plan: CheckpointPlan<'_>,
     bar: &ProgressBar,
     quiet: bool,
-) -> Result<Vec<EpochRecord>> {
+) -> Result<(Trainee<Network>, Vec<EpochRecord>)> {
     let ckpt = plan.dir.context("a checkpoint directory")?.to_path_buf();
     // The latest accuracy, shown beside the running loss.
     let last = std::cell::RefCell::new(String::new());
@@ -282,7 +282,7 @@ fn run_fit<M: FeatureNet>(
         };
         redunet_train::trainer::save_checkpoint(&ckpt, &trained.trainee, None, &state)?;
     }
-    Ok(trained.history)
+    Ok((trained.trainee, trained.history))
 }
 
 /// `redunet train`.
@@ -324,12 +324,14 @@ pub fn train(
         resume,
     };
     let start = Instant::now();
-    let history = match net {
-        Net::Vector(n) => run_fit(n, &t, &data, eval, plan(), &bar, quiet)?,
-        Net::Spectral(n) => run_fit(n, &t, &data, eval, plan(), &bar, quiet)?,
-        Net::Mlp(n) => run_fit(n, &t, &data, eval, plan(), &bar, quiet)?,
-    };
+    let (trainee, history) = run_fit(net, &t, &data, eval, plan(), &bar, quiet)?;
     bar.finish_and_clear();
+    SavedModel {
+        trainee,
+        logit_scale: (t.objective == Objective::CrossEntropy).then_some(t.logit_scale),
+        meta: serde_json::to_value(cfg)?,
+    }
+    .save(&out.join("model"))?;
     let train_s = start.elapsed().as_secs_f64();
     let last = history
         .iter()
@@ -352,6 +354,7 @@ pub fn train(
         construction,
         noisy_labels: p.noisy,
         checkpoint: "checkpoint".into(),
+        model: "model".into(),
         data: super::run::DataSummary {
             source: format!("{:?}", cfg.data.source),
             classes: p.split.classes.clone(),
@@ -390,49 +393,20 @@ pub fn print_summary(s: &TrainSummary, out: &Path) {
     println!("  results in {}", out.display());
 }
 
-/// `redunet eval`: the checkpoint in `model_dir` (written by `redunet
-/// train` with this configuration) evaluated on the configuration's data.
+/// `redunet eval`: a saved model (`OUT/model` of `redunet train` or `redunet
+/// run`) evaluated on the configuration's data, as the run evaluated it: kNN
+/// and nearest subspace against the training features (with the training
+/// labels `train.label_noise` corrupts), and the head on the test set.
 pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<serde_json::Value> {
-    let mut cfg = cfg.clone();
-    let t = train_section(&cfg)?.clone();
-    // The structure only: the parameters come from the checkpoint (γ_j and
-    // the classes of a layer are the same under both initialisations).
-    if let Some(tc) = cfg.train.as_mut() {
-        tc.init = Init::Random;
-    }
-    let p = prepare(&cfg, device)?;
-    let (net, _) = build(
-        &cfg,
-        &p.split.train,
-        &p.x,
-        &p.pi,
-        device,
-        &ProgressBar::hidden(),
+    let model = SavedModel::load(model_dir, device)?;
+    let p = prepare(cfg, device)?;
+    let (train, test, head) = evaluate(
+        &model.trainee,
+        &p.data(),
+        eval_settings(cfg),
+        model.logit_scale.unwrap_or(1.0),
     )?;
-    let (data, eval) = (p.data(), eval_settings(&cfg));
-    fn one<M: FeatureNet>(
-        net: M,
-        t: &TrainConfig,
-        k: usize,
-        dir: &Path,
-        data: &TrainData<'_>,
-        eval: EvalSettings,
-    ) -> Result<serde_json::Value> {
-        let trainee = Trainee {
-            head: redunet_train::trainer::new_head(t, net.feature_dim(), k, &data.x.device()),
-            net,
-        };
-        let trainee = load_checkpoint_params(dir, trainee)?;
-        let (train, test, head) = evaluate(&trainee, data, eval, t.logit_scale)?;
-        Ok(serde_json::json!({
-            "accuracy": { "train": train, "test": test, "test_head": head }
-        }))
-    }
-    let k = p.split.classes.len();
-    let v = match net {
-        Net::Vector(n) => one(n, &t, k, model_dir, &data, eval)?,
-        Net::Spectral(n) => one(n, &t, k, model_dir, &data, eval)?,
-        Net::Mlp(n) => one(n, &t, k, model_dir, &data, eval)?,
-    };
-    Ok(v)
+    Ok(serde_json::json!({
+        "accuracy": { "train": train, "test": test, "test_head": head }
+    }))
 }

@@ -47,7 +47,7 @@ pub fn spd_inverse_logdet(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
 
 /// [`spd_inverse_logdet`] for matrices built here from checked features:
 /// skips the NaN/Inf scan (a NaN would still surface as a failed pivot).
-pub(crate) fn spd_inverse_logdet_trusted(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
+pub fn spd_inverse_logdet_trusted(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
     recurse(a)
 }
 

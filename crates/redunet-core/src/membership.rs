@@ -2,7 +2,7 @@
 
 use crate::host::{tensor, to_vec};
 use crate::{Error, Result};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 
 /// Validated class memberships of `m` samples in `k` classes.
 ///
@@ -42,6 +42,60 @@ impl Memberships {
         Ok(Self {
             pi: tensor(onehot, [labels.len(), classes], device),
             labels: Some(labels.to_vec()),
+            counts,
+        })
+    }
+
+    /// Hard labels given as an integer tensor `[m]` on the features' device.
+    ///
+    /// The labels are read once to the host (the per-class work gathers each
+    /// class's rows by index); the one-hot Π is formed on the device, so
+    /// nothing is uploaded. With `classes = None` there are one more classes
+    /// than the largest label.
+    pub fn from_targets(targets: Tensor<1, Int>, classes: Option<usize>) -> Result<Self> {
+        let data = targets
+            .clone()
+            .try_into_data()
+            .map_err(|e| Error::Device(format!("{e:?}")))?
+            .convert::<i64>();
+        let values = data
+            .as_slice::<i64>()
+            .map_err(|e| Error::Device(format!("{e:?}")))?;
+        if values.is_empty() {
+            return Err(Error::Empty("no labels".into()));
+        }
+        let mut labels = Vec::with_capacity(values.len());
+        for (index, &v) in values.iter().enumerate() {
+            if v < 0 {
+                return Err(Error::Memberships(format!(
+                    "target {v} at index {index} is negative"
+                )));
+            }
+            labels.push(v as usize);
+        }
+        let k = match classes {
+            Some(0) => {
+                return Err(Error::Parameter(
+                    "number of classes must be at least 1".into(),
+                ));
+            }
+            Some(k) => k,
+            None => labels.iter().max().map_or(1, |&l| l + 1),
+        };
+        let mut counts = vec![0f64; k];
+        for (index, &label) in labels.iter().enumerate() {
+            if label >= k {
+                return Err(Error::LabelOutOfRange {
+                    index,
+                    label,
+                    classes: k,
+                });
+            }
+            counts[label] += 1.0;
+        }
+        Ok(Self {
+            pi: targets.one_hot_fill::<2>(k, 1.0, 0.0, -1).float(),
+            labels: Some(labels),
             counts,
         })
     }

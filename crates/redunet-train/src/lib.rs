@@ -15,6 +15,10 @@ pub use redunet_core;
 pub mod augment;
 pub mod loss;
 pub mod mlp;
+pub mod model;
 pub mod spectral;
 pub mod trainer;
 pub mod vector;
+
+pub use loss::{Mcr2Loss, Mcr2LossConfig, Mcr2Output};
+pub use model::{Architecture, Network, SavedModel};

@@ -59,6 +59,13 @@ impl Mlp {
         Self { layers }
     }
 
+    /// Layer widths, input first.
+    pub fn dims(&self) -> Vec<usize> {
+        let mut d: Vec<usize> = self.layers.iter().map(|l| l.weight.dims()[0]).collect();
+        d.extend(self.layers.last().map(|l| l.weight.dims()[1]));
+        d
+    }
+
     fn input_dim(&self) -> usize {
         self.layers[0].weight.val().dims()[0]
     }

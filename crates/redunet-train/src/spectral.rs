@@ -28,8 +28,9 @@ pub struct SpectralLayerParams {
     pub im: Param<Tensor<4>>,
 }
 
-/// What is fixed about a trainable spectral network.
-#[derive(Debug, Clone)]
+/// What is fixed about a trainable spectral network (saved in `model.json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SpectralShape {
     /// Images `height × width`; `height = 1` for 1D signals.
     pub height: usize,
@@ -38,6 +39,8 @@ pub struct SpectralShape {
     pub in_channels: usize,
     /// Channels the layers work on (after lifting).
     pub channels: usize,
+    /// Size `k` of the `k × k` lifting kernels, when there is a lifting stage.
+    pub lift_kernel: Option<usize>,
     pub num_classes: usize,
     /// Per layer: the classes with operators and their weights γ_j.
     pub classes: Vec<Vec<usize>>,
@@ -154,6 +157,7 @@ impl SpectralReduNet {
                     width,
                     in_channels,
                     channels,
+                    lift_kernel: lift.map(|l| l.kernel_size),
                     num_classes: pi.num_classes(),
                     classes,
                     gammas,
@@ -220,6 +224,7 @@ impl SpectralReduNet {
                 width,
                 in_channels,
                 channels,
+                lift_kernel: lift.map(|l| l.kernel_size),
                 num_classes: pi.num_classes(),
                 classes: vec![classes; layers],
                 gammas: vec![gamma; layers],

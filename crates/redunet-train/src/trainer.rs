@@ -4,13 +4,14 @@
 //!
 //! The trainer knows networks only through [`FeatureNet`]: a module that
 //! maps flattened inputs `[b, n]` to features `[b, d]`. The objective is
-//! MCR² on the features ([`crate::loss::mcr2_loss`]) or cross-entropy
+//! MCR² on the features ([`crate::Mcr2Loss`]) or cross-entropy
 //! through a linear head. Evaluation classifies features by kNN and nearest
 //! subspace, as `redunet run` does.
 
 use crate::augment::Augmentation;
-use crate::loss::mcr2_loss;
-use burn::module::{Module, Param};
+use crate::loss::Mcr2LossConfig;
+use burn::module::{Initializer, Module};
+use burn::nn::{Linear, LinearConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
@@ -37,18 +38,13 @@ pub trait FeatureNet: Module + burn::module::ModuleDisplay {
     fn feature_dim(&self) -> usize;
 }
 
-/// The linear classifier of the cross-entropy objective:
-/// `logits = scale · f W` with unit-norm features `f`.
-#[derive(Module, Debug)]
-pub struct Head {
-    pub weight: Param<Tensor<2>>,
-}
-
-/// A network and, for cross-entropy, its head: the unit the optimiser steps.
+/// A network and, for cross-entropy, its linear head (burn-nn's `Linear`
+/// without bias, `logits = scale · f W` on unit-norm features `f`): the unit
+/// the optimiser steps.
 #[derive(Module, Debug)]
 pub struct Trainee<M: FeatureNet> {
     pub net: M,
-    pub head: Option<Head>,
+    pub head: Option<Linear>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -350,10 +346,16 @@ fn record_error(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// The head of the cross-entropy objective (zero-initialised), or none.
-pub fn new_head(cfg: &TrainConfig, dim: usize, classes: usize, device: &Device) -> Option<Head> {
-    (cfg.objective == Objective::CrossEntropy).then(|| Head {
-        weight: Param::from_tensor(Tensor::<2>::zeros([dim, classes], device)),
-    })
+pub fn new_head(cfg: &TrainConfig, dim: usize, classes: usize, device: &Device) -> Option<Linear> {
+    (cfg.objective == Objective::CrossEntropy).then(|| head(dim, classes, device))
+}
+
+/// A zero-initialised linear head `[dim] → [classes]` without bias.
+pub fn head(dim: usize, classes: usize, device: &Device) -> Linear {
+    LinearConfig::new(dim, classes)
+        .with_bias(false)
+        .with_initializer(Initializer::Zeros)
+        .init(device)
 }
 
 /// Writes a checkpoint directory atomically (staged, then swapped in); the
@@ -527,6 +529,10 @@ pub fn fit<M: FeatureNet>(
         return Ok(Trained { trainee, history });
     }
     let ad = device.clone().autodiff();
+    let mcr2 = Mcr2LossConfig::new()
+        .with_eps_sq(cfg.eps_sq)
+        .with_num_classes(Some(data.num_classes))
+        .try_init()?;
     let mut model = trainee.train();
     let x_all = data.x.clone();
     for epoch in first_epoch..cfg.epochs {
@@ -565,7 +571,7 @@ pub fn fit<M: FeatureNet>(
             let f = model.net.features(x);
             let loss = match (&model.head, cfg.objective) {
                 (Some(h), _) => {
-                    let logits = f.matmul(h.weight.val()).mul_scalar(cfg.logit_scale);
+                    let logits = h.forward(f).mul_scalar(cfg.logit_scale);
                     (log_softmax(logits, 1) * one_hot(&labels, data.num_classes, &ad))
                         .sum()
                         .neg()
@@ -573,7 +579,7 @@ pub fn fit<M: FeatureNet>(
                 }
                 (None, _) => {
                     let pi = Memberships::from_labels(&labels, data.num_classes, &ad)?;
-                    mcr2_loss(&f, &pi, cfg.eps_sq)?
+                    mcr2.try_forward(&f, &pi)?.loss
                 }
             };
             let value = redunet_core::host::to_vec(loss.clone().detach())?[0] as f64;

@@ -20,8 +20,9 @@ pub struct VectorLayerParams {
     pub c: Param<Tensor<3>>,
 }
 
-/// What is fixed about a trainable vector network.
-#[derive(Debug, Clone)]
+/// What is fixed about a trainable vector network (saved in `model.json`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VectorShape {
     pub dim: usize,
     pub num_classes: usize,
@@ -46,34 +47,43 @@ impl VectorReduNetModule {
         config: &VectorLayerConfig,
         on_layer: impl FnMut(&LayerRecord),
     ) -> Result<(Self, Vec<LayerRecord>)> {
-        let device = x.device();
         let built = VectorReduNet::construct(x, pi, layers, config, on_layer)?;
-        let d = x.dims()[1];
+        Ok((Self::from_network(&built.network)?, built.records))
+    }
+
+    /// The module holding the operators of a constructed network (the
+    /// layers' settings must agree, as construction makes them).
+    pub fn from_network(net: &VectorReduNet) -> Result<Self> {
+        let first = net
+            .layers()
+            .first()
+            .ok_or_else(|| Error::Empty("a network without layers".into()))?;
+        let (d, config, num_classes) = (first.dim(), *first.config(), first.num_classes());
         let mut params = Vec::new();
         let (mut classes, mut gammas) = (Vec::new(), Vec::new());
-        for layer in built.network.layers() {
-            let k = layer.classes().len();
-            let (e, c) = layer.to_parts()?;
+        for layer in net.layers() {
+            if *layer.config() != config || layer.num_classes() != num_classes {
+                return Err(Error::Parameter(
+                    "layers with different settings or class counts".into(),
+                ));
+            }
             params.push(VectorLayerParams {
-                e: Param::from_tensor(Tensor::from_data(TensorData::new(e, [d, d]), &device)),
-                c: Param::from_tensor(Tensor::from_data(TensorData::new(c, [k, d, d]), &device)),
+                e: Param::from_tensor(layer.e()),
+                c: Param::from_tensor(layer.c()),
             });
             classes.push(layer.classes().to_vec());
             gammas.push(layer.gamma().to_vec());
         }
-        Ok((
-            Self {
-                layers: params,
-                shape: VectorShape {
-                    dim: d,
-                    num_classes: pi.num_classes(),
-                    classes,
-                    gammas,
-                    config: *config,
-                },
+        Ok(Self {
+            layers: params,
+            shape: VectorShape {
+                dim: d,
+                num_classes,
+                classes,
+                gammas,
+                config,
             },
-            built.records,
-        ))
+        })
     }
 
     /// Random start: E and C_j with N(0, s²/d) entries at the scales

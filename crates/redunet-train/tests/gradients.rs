@@ -6,12 +6,21 @@ mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use common::{check_directional, gaussian, values};
+use redunet_core::Error;
 use redunet_core::Memberships;
 use redunet_core::layer::vector::normalize_rows;
 use redunet_core::rates::{rate_reduction, rate_reduction_gradient};
-use redunet_train::loss::mcr2_loss;
+use redunet_train::{Mcr2Loss, Mcr2LossConfig};
 
 const EPS_SQ: f64 = 0.5;
+
+fn mcr2_loss(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> Result<Tensor<1>, Error> {
+    Ok(Mcr2LossConfig::new()
+        .with_eps_sq(eps_sq)
+        .try_init()?
+        .try_forward(z, pi)?
+        .loss)
+}
 
 fn features(m: usize, d: usize, device: &Device) -> Tensor<2> {
     normalize_rows(gaussian(m, d, (m * 100 + d) as u64, device))
@@ -131,5 +140,88 @@ fn bad_input_is_a_typed_error() {
     let pi = memberships(6, false, &device);
     assert!(mcr2_loss(&z, &pi, 0.0).is_err());
     let nan = z.clone().mask_fill(z.clone().greater_elem(0.3), f32::NAN);
-    assert!(mcr2_loss(&nan, &pi, EPS_SQ).is_err());
+    assert!(matches!(
+        mcr2_loss(&nan, &pi, EPS_SQ),
+        Err(Error::NonFinite(_))
+    ));
+    let inf = z
+        .clone()
+        .mask_fill(z.clone().greater_elem(0.3), f32::INFINITY);
+    assert!(matches!(
+        mcr2_loss(&inf, &pi, EPS_SQ),
+        Err(Error::NonFinite(_))
+    ));
+    // Burn-style construction checks its settings once.
+    assert!(Mcr2LossConfig::new().with_eps_sq(-1.0).try_init().is_err());
+    assert!(
+        Mcr2LossConfig::new()
+            .with_num_classes(Some(0))
+            .try_init()
+            .is_err()
+    );
+    // Integer targets: out of range for a fixed k, negative, or too few.
+    let loss = Mcr2LossConfig::new().with_num_classes(Some(3)).init();
+    let targets = |v: Vec<i64>| {
+        let n = v.len();
+        Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(v, [n]), &device)
+    };
+    for bad in [
+        vec![0, 1, 2, 3, 0, 1],
+        vec![0, 1, -1, 2, 0, 1],
+        vec![0, 1, 2],
+    ] {
+        let r = Memberships::from_targets(targets(bad.clone()), loss.num_classes)
+            .and_then(|pi| loss.try_forward(&z, &pi));
+        assert!(r.is_err(), "{bad:?} accepted");
+    }
+}
+
+/// The Burn-style entry points give the value and gradient of the tested
+/// core, hard through integer targets and soft through a membership tensor;
+/// `forward_rates` reports R and R_c that make up the loss.
+#[test]
+fn burn_style_forms_agree_with_the_core() {
+    let device = Device::default().autodiff();
+    let (m, d) = (30, 8);
+    let z = features(m, d, &device);
+    let loss: Mcr2Loss = Mcr2LossConfig::new().init();
+    assert_eq!(loss.eps_sq, 0.5);
+    for soft in [false, true] {
+        let pi = memberships(m, soft, &device);
+        let expected = rate_reduction(&z, &pi, EPS_SQ).unwrap();
+        let zg = z.clone().require_grad();
+        let out = if soft {
+            let l = loss.forward_soft(zg.clone(), pi.pi().clone());
+            (l, None)
+        } else {
+            let labels: Vec<i64> = (0..m).map(|i| ((i * 7) % 3) as i64).collect();
+            let y =
+                Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(labels, [m]), &device);
+            let o = loss.forward_rates(zg.clone(), y);
+            (o.loss, Some(o.rates))
+        };
+        let value = values(out.0.clone())[0] as f64;
+        assert!(
+            (value + expected.delta_r).abs() < 1e-4 * expected.delta_r.abs().max(1.0),
+            "soft {soft}: {value} vs −ΔR {}",
+            -expected.delta_r
+        );
+        if let Some(r) = out.1 {
+            assert!((r.r - expected.r).abs() < 1e-9 * expected.r.abs().max(1.0));
+            assert!((r.r_c - expected.r_c).abs() < 1e-9 * expected.r_c.abs().max(1.0));
+        }
+        let g = values(zg.grad(&out.0.backward()).unwrap());
+        let want = values(rate_reduction_gradient(&z, &pi, EPS_SQ).unwrap());
+        let err = g
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| ((a + b) as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let norm = want.iter().map(|b| (*b as f64).powi(2)).sum::<f64>().sqrt();
+        assert!(
+            err < 1e-3 * norm,
+            "soft {soft}: gradient off by {err} of {norm}"
+        );
+    }
 }
