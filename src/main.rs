@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use redunet::cli::{config, run, train};
+use redunet::cli::{config, report, run, train};
 use redunet::core::host::{tensor, to_vec};
 use redunet::data::npy;
 use redunet::train::SavedModel;
@@ -104,7 +104,7 @@ fn real_main() -> Result<()> {
                 PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
             });
             let summary = run::run(&cfg, &dev, &device, &out, quiet)?;
-            run::print_summary(&summary, &out);
+            report::print_summary(&summary, &out);
         }
         Command::Train {
             config,

@@ -5,44 +5,7 @@ use redunet_core::{MembershipMode, VectorLayerConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Where the data comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Source {
-    Gaussian2d,
-    Gaussian3d,
-    Mnist,
-    FashionMnist,
-    Npy,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    pub source: Source,
-    /// Keep only these labels (renumbered 0..k in this order).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub classes: Option<Vec<usize>>,
-    /// Per class, the first `train_per_class` samples in file order train.
-    /// Required except for npy (where it defaults to all samples).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_per_class: Option<usize>,
-    /// Per class, the next `test_per_class` samples test (npy: a separate
-    /// test file, all of it unless this is set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_per_class: Option<usize>,
-    /// Noise of the Gaussian mixtures (default 0.1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub noise: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_x: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_y: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_x: Option<PathBuf>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_y: Option<PathBuf>,
-}
+pub use redunet_data::source::{DataConfig, Source};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -290,39 +253,9 @@ fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> {
 
 fn validate(cfg: &RunConfig) -> Result<(), ConfigError> {
     let bad = |m: String| Err(ConfigError::Invalid(m));
-    let d = &cfg.data;
-    match d.source {
-        Source::Npy => {
-            if d.train_x.is_none() || d.train_y.is_none() {
-                return bad("data.source = \"npy\" needs data.train_x and data.train_y".into());
-            }
-            if d.test_x.is_some() != d.test_y.is_some() {
-                return bad("data.test_x and data.test_y go together".into());
-            }
-        }
-        _ => {
-            if d.train_per_class.is_none() {
-                return bad("data.train_per_class is required".into());
-            }
-            if d.train_x.is_some()
-                || d.train_y.is_some()
-                || d.test_x.is_some()
-                || d.test_y.is_some()
-            {
-                return bad(
-                    "data.train_x/train_y/test_x/test_y are only for source = \"npy\"".into(),
-                );
-            }
-        }
-    }
-    if d.train_per_class == Some(0) {
-        return bad("data.train_per_class must be at least 1".into());
-    }
-    if let Some(n) = d.noise
-        && !(n.is_finite() && n >= 0.0)
-    {
-        return bad(format!("data.noise = {n} must be finite and ≥ 0"));
-    }
+    cfg.data
+        .validate()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     if cfg.model.layers == 0 {
         return bad("model.layers must be at least 1".into());
     }

@@ -5,8 +5,8 @@
 //! on the test set under every cyclic shift of a stride grid.
 
 use super::config::{ModelKind, RunConfig};
-use super::run::{
-    AccuracyBlock, DataSummary, Seconds, Summary, evaluate, load_data, progress_bar, show_record,
+use super::report::{
+    AccuracyBlock, DataSummary, Seconds, Summary, evaluate, progress_bar, show_record,
     write_summary,
 };
 use anyhow::{Result, bail};
@@ -255,7 +255,7 @@ pub fn run(
     out: &Path,
     quiet: bool,
 ) -> Result<Summary> {
-    let split = load_data(cfg)?;
+    let split = cfg.data.load(cfg.seed)?;
     for w in &split.warnings {
         eprintln!("warning: {w}");
     }

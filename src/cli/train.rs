@@ -3,7 +3,6 @@
 //! extractor, with the `[train]` section of the configuration.
 
 use super::config::{ModelKind, RunConfig};
-use super::run::load_data;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -58,7 +57,7 @@ pub struct TrainSummary {
     pub checkpoint: String,
     /// The trained network, standalone (`redunet transform`, `redunet eval`).
     pub model: String,
-    pub data: super::run::DataSummary,
+    pub data: super::report::DataSummary,
     pub warnings: Vec<String>,
     pub config: RunConfig,
 }
@@ -186,7 +185,7 @@ fn eval_settings(cfg: &RunConfig) -> EvalSettings {
 /// The configuration's data on `device`, with the training labels that
 /// `train.label_noise` corrupts (none without a `[train]` section).
 fn prepare(cfg: &RunConfig, device: &Device) -> Result<Prepared> {
-    let split = load_data(cfg)?;
+    let split = cfg.data.load(cfg.seed)?;
     let k = split.classes.len();
     let mut labels = split.train.labels.clone();
     let noisy = cfg.train.as_ref().map_or(0, |t| {
@@ -355,7 +354,7 @@ pub fn train(
         noisy_labels: p.noisy,
         checkpoint: "checkpoint".into(),
         model: "model".into(),
-        data: super::run::DataSummary {
+        data: super::report::DataSummary {
             source: format!("{:?}", cfg.data.source),
             classes: p.split.classes.clone(),
             train: p.split.train.len(),

@@ -9,6 +9,8 @@
 //! - [`split`]: the deterministic per-class train/test selection used by the
 //!   official code (first `train_per_class` of each class in file order train,
 //!   the next `test_per_class` test);
+//! - [`source`]: the `[data]` section of a configuration and the split it
+//!   selects;
 //! - [`builtin`]: the vendored 10k-digit MNIST subset and the Debian
 //!   `dataset-fashion-mnist` package.
 //!
@@ -19,6 +21,7 @@ pub mod builtin;
 pub mod gaussian;
 pub mod idx;
 pub mod npy;
+pub mod source;
 pub mod split;
 
 use std::path::PathBuf;
