@@ -6,6 +6,7 @@ use redunet::cli::{config, report, run, train};
 use redunet::core::host::{tensor, to_vec};
 use redunet::data::npy;
 use redunet::train::SavedModel;
+use redunet::vision::saved::SpectralModel;
 use redunet::vision::spectral::SpectralNet1d;
 use std::path::PathBuf;
 
@@ -153,9 +154,12 @@ fn real_main() -> Result<()> {
             };
             // The model first: a wrong model path is reported as such.
             let f = if SpectralNet1d::is_saved_in(&model) {
-                let (net, meta) = SpectralNet1d::load(&model, &dev)
+                let net = SpectralModel::load(&model, &dev)
                     .with_context(|| format!("loading model {}", model.display()))?;
-                redunet::cli::signals::transform_spectral(&net, meta, read_input()?, &dev)
+                let x = read_input()?;
+                let m = x.shape[0];
+                let d: usize = x.shape[1..].iter().product();
+                net.transform(tensor(x.data, [m, d.max(1)], &dev))
                     .with_context(|| format!("transforming with model {}", model.display()))?
             } else {
                 let net = SavedModel::load(&model, &dev)

@@ -22,23 +22,7 @@ pub enum ModelKind {
     Mlp,
 }
 
-/// Images to `[radii, angles]` signals (rotation becomes a cyclic shift).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolarConfig {
-    pub radii: usize,
-    pub angles: usize,
-}
-
-/// Lifting by fixed random circular convolutions + ReLU.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LiftConfig {
-    pub out_channels: usize,
-    pub kernel_size: usize,
-    #[serde(default)]
-    pub seed: u64,
-}
+pub use redunet_vision::front::{LiftConfig, PolarConfig};
 
 fn default_eta() -> f64 {
     0.5

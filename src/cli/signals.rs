@@ -17,137 +17,34 @@ use redunet_core::network::LayerRecord;
 use redunet_core::rates::rate_reduction;
 use redunet_core::{Memberships, VectorLayer};
 use redunet_data::Dataset;
-use redunet_vision::lift::{Lift1d, Lift2d};
-use redunet_vision::polar::Polar;
+use redunet_vision::front::{FrontEnd, FrontEndConfig};
 use redunet_vision::saved::SpectralNetWriter;
-use redunet_vision::shift::{cyclic_shift, stride_grid, translate};
-use redunet_vision::spectral::{Dft, SpectralLayer1d, SpectralNet1d};
+use redunet_vision::spectral::{Dft, SpectralLayer1d};
 use std::path::Path;
 use std::time::Instant;
 
-enum Lift {
-    OneD(Lift1d),
-    TwoD(Lift2d, usize, usize),
+/// The front end `cfg` asks for, for samples of shape `sample_shape`.
+fn front_end(cfg: &RunConfig, sample_shape: &[usize], device: &Device) -> Result<FrontEnd> {
+    let images = match (cfg.model.kind, sample_shape.len()) {
+        (ModelKind::Conv2d, _) => true,
+        // The vector baseline on images (flattened after any lifting).
+        (ModelKind::Vector, 2) => cfg.polar.is_none(),
+        _ => false,
+    };
+    Ok(FrontEnd::new(
+        &FrontEndConfig {
+            sample_shape: sample_shape.to_vec(),
+            polar: cfg.polar.clone(),
+            images,
+            lift: cfg.lift.clone(),
+        },
+        device,
+    )?)
 }
 
-struct FrontEnd {
-    polar: Option<Polar>,
-    /// `(H, W)` when images are kept as images (conv2d).
-    image: Option<(usize, usize)>,
-    lift: Option<Lift>,
-}
-
-impl FrontEnd {
-    /// The stages that `cfg` asks for, for samples of shape `sample_shape`.
-    fn new(cfg: &RunConfig, sample_shape: &[usize], device: &Device) -> Result<Self> {
-        let polar = match (&cfg.polar, sample_shape) {
-            (Some(p), [h, w]) => Some(Polar::new(*h, *w, p.radii, p.angles, device)),
-            (Some(_), shape) => {
-                bail!("[polar] needs images [H, W], got samples of shape {shape:?}")
-            }
-            (None, _) => None,
-        };
-        let image = match (cfg.model.kind, sample_shape) {
-            (ModelKind::Conv2d, [h, w]) | (ModelKind::Conv2d, [_, h, w]) => Some((*h, *w)),
-            (ModelKind::Conv2d, shape) => {
-                bail!("conv2d needs images [H, W] or [C, H, W], got {shape:?}")
-            }
-            // The vector baseline on images (flattened after any lifting).
-            (ModelKind::Vector, [h, w]) if cfg.polar.is_none() => Some((*h, *w)),
-            _ => None,
-        };
-        // Channels entering the lifting stage.
-        let c_in = match (&cfg.polar, image, sample_shape) {
-            (Some(p), _, _) => p.radii,
-            (None, Some(_), [c, _, _]) => *c,
-            (None, Some(_), _) => 1,
-            (None, None, [c, _]) => *c,
-            (None, None, _) => 1,
-        };
-        let lift = cfg.lift.as_ref().map(|l| match image {
-            Some((h, w)) => Lift::TwoD(
-                Lift2d::random(l.out_channels, c_in, l.kernel_size, l.seed, device),
-                h,
-                w,
-            ),
-            None => Lift::OneD(Lift1d::random(
-                l.out_channels,
-                c_in,
-                l.kernel_size,
-                l.seed,
-                device,
-            )),
-        });
-        Ok(Self { polar, image, lift })
-    }
-
-    /// Samples `[m, …]` to signals `[m, C, T]` before lifting.
-    fn signals(&self, ds: &Dataset, device: &Device) -> Result<Tensor<3>> {
-        let m = ds.len();
-        if let Some((h, w)) = self.image {
-            return match ds.sample_shape.as_slice() {
-                [hh, ww] if (*hh, *ww) == (h, w) => {
-                    Ok(tensor(ds.features.clone(), [m, 1, h * w], device))
-                }
-                [c, hh, ww] if (*hh, *ww) == (h, w) => {
-                    Ok(tensor(ds.features.clone(), [m, *c, h * w], device))
-                }
-                shape => bail!("conv2d needs images [H, W] or [C, H, W], got {shape:?}"),
-            };
-        }
-        match (&self.polar, ds.sample_shape.as_slice()) {
-            (Some(p), [h, w]) if *h == p.height && *w == p.width => {
-                Ok(p.apply(tensor(ds.features.clone(), [m, h * w], device)))
-            }
-            (Some(_), shape) => {
-                bail!("[polar] needs images [H, W], got samples of shape {shape:?}")
-            }
-            (None, [c, t]) => Ok(tensor(ds.features.clone(), [m, *c, *t], device)),
-            (None, [t]) => Ok(tensor(ds.features.clone(), [m, 1, *t], device)),
-            (None, shape) => bail!(
-                "signals need samples [C, T] or [T], got {shape:?} (add a [polar] section for images)"
-            ),
-        }
-    }
-
-    fn lift(&self, x: Tensor<3>) -> Tensor<3> {
-        match &self.lift {
-            Some(Lift::OneD(l)) => l.apply(x),
-            Some(Lift::TwoD(l, h, w)) => {
-                let [m, c, _] = x.dims();
-                let y = l.apply(x.reshape([m, c, *h, *w]));
-                let [_, c2, _, _] = y.dims();
-                y.reshape([m, c2, h * w])
-            }
-            None => x,
-        }
-    }
-
-    /// The signals shifted by one element of the "all shifts" grid: a cyclic
-    /// shift in 1D, a translation (dy, dx) of images in 2D.
-    fn shifted(&self, x: &Tensor<3>, shift: (i64, i64)) -> Tensor<3> {
-        match self.image {
-            Some((h, w)) => {
-                let [m, c, _] = x.dims();
-                translate(x.clone().reshape([m, c, h, w]), shift.0, shift.1).reshape([m, c, h * w])
-            }
-            None => cyclic_shift(x.clone(), shift.1),
-        }
-    }
-
-    /// The grid of shifts evaluated as "all shifts".
-    fn grid(&self, len: usize, stride: usize) -> Vec<(i64, i64)> {
-        match self.image {
-            Some((h, w)) => stride_grid(h, stride)
-                .into_iter()
-                .flat_map(|dy| stride_grid(w, stride).into_iter().map(move |dx| (dy, dx)))
-                .collect(),
-            None => stride_grid(len, stride)
-                .into_iter()
-                .map(|s| (0, s))
-                .collect(),
-        }
-    }
+/// A data set's samples through the front end's first stage.
+fn signals(front: &FrontEnd, ds: &Dataset, device: &Device) -> Result<Tensor<3>> {
+    Ok(front.signals(tensor(ds.features.clone(), [ds.len(), ds.dim()], device))?)
 }
 
 fn flatten(x: Tensor<3>) -> Tensor<2> {
@@ -261,9 +158,9 @@ pub fn run(
     }
     let (train, test) = (&split.train, &split.test);
     let k = split.classes.len();
-    let front = FrontEnd::new(cfg, &train.sample_shape, device)?;
-    let image = front.image;
-    let train_sig = front.signals(train, device)?;
+    let front = front_end(cfg, &train.sample_shape, device)?;
+    let image = front.image();
+    let train_sig = signals(&front, train, device)?;
     let [m, _, t] = train_sig.dims();
     let train_in = front.lift(train_sig.clone());
     let [_, c, _] = train_in.dims();
@@ -288,7 +185,7 @@ pub fn run(
     let test_sig = if test.is_empty() {
         None
     } else {
-        Some(front.signals(test, device)?)
+        Some(signals(&front, test, device)?)
     };
     let mut shift_setup = None;
     if let (Some(ts), Some(stride)) = (&test_sig, cfg.eval.shift_stride) {
@@ -342,7 +239,7 @@ pub fn run(
                 on_layer,
             )?;
             if let Some(w) = writer {
-                w.finish(serde_json::to_value(cfg)?)?;
+                w.finish(Some(front.config().clone()), serde_json::to_value(cfg)?)?;
             }
             streamed
         }
@@ -463,23 +360,4 @@ pub fn run(
         }
     }
     Ok(summary)
-}
-
-/// `redunet transform` with a loaded spectral network: the front end of the
-/// run that built it (polar transform, lifting — the kernels come back from
-/// their seed), then the layers; returns features `[m, C·T]`.
-pub fn transform_spectral(
-    net: &SpectralNet1d,
-    meta: serde_json::Value,
-    samples: redunet_data::npy::NpyArray<f32>,
-    device: &Device,
-) -> Result<Tensor<2>> {
-    let cfg: RunConfig = serde_json::from_value(meta)
-        .map_err(|e| anyhow::anyhow!("stored run configuration: {e}"))?;
-    let m = samples.shape.first().copied().unwrap_or(0);
-    let shape = samples.shape.get(1..).unwrap_or_default().to_vec();
-    let ds = Dataset::new(samples.data, shape, vec![0; m])?;
-    let front = FrontEnd::new(&cfg, &ds.sample_shape, device)?;
-    let x = front.lift(front.signals(&ds, device)?);
-    Ok(flatten(net.transform(&x)?))
 }

@@ -13,7 +13,8 @@
 //!   memberships, apply with soft or true memberships, spectral rates), with
 //!   the DFT as device matrix products;
 //!
-//! and the front ends, each a composable stage on any device:
+//! and the front ends, each a composable stage on any device, put together
+//! by [`front`]:
 //! - [`polar`]: images to `[radii, angles]` signals by bilinear sampling, so
 //!   that a rotation by 2π/T is a cyclic shift by one;
 //! - [`shift`]: cyclic shifts (1D) and translations (2D);
@@ -24,6 +25,7 @@
 //! spectral domain"): the 2D layer, networks with save/load, the `conv1d` /
 //! `conv2d` model kinds of the command line and the invariance tables.
 
+pub mod front;
 mod fused;
 pub mod lift;
 pub mod polar;

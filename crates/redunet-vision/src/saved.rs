@@ -6,8 +6,9 @@
 //! [`SpectralNetWriter`] writes layer by layer, so that a run of thousands
 //! of layers never holds them all in memory.
 
+use crate::front::{FrontEnd, FrontEndConfig};
 use crate::spectral::{Dft, SpectralLayer1d, SpectralNet1d};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use redunet_core::network::{commit_dir, read_model_array, read_model_json, staging_dir};
 use redunet_core::{Error, Result, VectorLayerConfig};
 use redunet_data::npy;
@@ -37,6 +38,10 @@ struct SavedNetwork {
     channels: usize,
     num_classes: usize,
     layers: Vec<SavedLayer>,
+    /// The front end that turns raw samples into the network's signals
+    /// (absent: the network takes signals `[C, T]` directly).
+    #[serde(default)]
+    front: Option<FrontEndConfig>,
     #[serde(default)]
     meta: serde_json::Value,
 }
@@ -85,8 +90,9 @@ impl SpectralNetWriter {
         Ok(())
     }
 
-    /// Writes `model.json` and moves the directory into place.
-    pub fn finish(self, meta: serde_json::Value) -> Result<()> {
+    /// Writes `model.json` (with the front end that feeds the network, if
+    /// any, and free-form `meta`) and moves the directory into place.
+    pub fn finish(self, front: Option<FrontEndConfig>, meta: serde_json::Value) -> Result<()> {
         let (height, width, channels, num_classes) = self
             .shape
             .ok_or_else(|| Error::Empty("a network without layers".into()))?;
@@ -98,6 +104,7 @@ impl SpectralNetWriter {
             channels,
             num_classes,
             layers: self.layers,
+            front,
             meta,
         };
         let json = serde_json::to_vec_pretty(&doc).expect("model metadata serialises");
@@ -114,7 +121,7 @@ impl SpectralNet1d {
         for layer in &self.layers {
             w.push(layer)?;
         }
-        w.finish(meta)
+        w.finish(None, meta)
     }
 
     /// Whether `dir` holds a spectral network (rather than a vector one).
@@ -128,6 +135,14 @@ impl SpectralNet1d {
     /// Loads a network saved by [`Self::save`] onto `device`, with its
     /// `meta`.
     pub fn load(dir: &Path, device: &Device) -> Result<(Self, serde_json::Value)> {
+        let (net, _, meta) = Self::load_with_front(dir, device)?;
+        Ok((net, meta))
+    }
+
+    fn load_with_front(
+        dir: &Path,
+        device: &Device,
+    ) -> Result<(Self, Option<FrontEndConfig>, serde_json::Value)> {
         let corrupt = |reason: String| Error::CorruptModel {
             path: dir.to_path_buf(),
             reason,
@@ -142,6 +157,18 @@ impl SpectralNet1d {
         }
         if doc.layers.is_empty() || doc.height == 0 || doc.width == 0 || doc.channels == 0 {
             return Err(corrupt("no layers or an empty signal shape".into()));
+        }
+        if let Some(f) = &doc.front {
+            f.validate()
+                .map_err(|e| corrupt(format!("front end: {e}")))?;
+            if f.signal_shape() != (doc.channels, doc.height * doc.width) {
+                return Err(corrupt(format!(
+                    "the front end makes signals {:?}, the layers take [{}, {}]",
+                    f.signal_shape(),
+                    doc.channels,
+                    doc.height * doc.width
+                )));
+            }
         }
         let dft = Dft::new_2d(doc.height, doc.width, device);
         let c = doc.channels;
@@ -162,6 +189,42 @@ impl SpectralNet1d {
             .map_err(|e| corrupt(format!("layer {}: {e}", i + 1)))?;
             layers.push(layer);
         }
-        Ok((Self { layers }, doc.meta))
+        Ok((Self { layers }, doc.front, doc.meta))
+    }
+}
+
+/// A saved spectral network with its front end: raw samples in, features
+/// out, loaded from its directory alone.
+pub struct SpectralModel {
+    pub front: Option<FrontEnd>,
+    pub net: SpectralNet1d,
+    pub meta: serde_json::Value,
+}
+
+impl SpectralModel {
+    /// Loads a directory written by [`SpectralNetWriter`] onto `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let (net, front, meta) = SpectralNet1d::load_with_front(dir, device)?;
+        let front = front.map(|f| FrontEnd::new(&f, device)).transpose()?;
+        Ok(Self { front, net, meta })
+    }
+
+    /// Features `[m, C·T]` of flattened samples `x: [m, n]` (raw samples
+    /// through the front end; signals `[C, T]` when there is none).
+    pub fn transform(&self, x: Tensor<2>) -> Result<Tensor<2>> {
+        redunet_core::host::check_finite(&x, "model input")?;
+        let [m, n] = x.dims();
+        let first = &self.net.layers[0];
+        let (c, t) = (first.channels(), first.dft().len());
+        let z = match &self.front {
+            Some(f) => f.apply(x)?,
+            None if n == c * t => x.reshape([m, c, t]),
+            None => {
+                return Err(Error::Shape(format!(
+                    "the network takes signals [{c}, {t}], got [{m}, {n}]"
+                )));
+            }
+        };
+        Ok(self.net.transform(&z)?.reshape([m, c * t]))
     }
 }

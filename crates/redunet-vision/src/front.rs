@@ -1,0 +1,250 @@
+//! The front end of the invariant networks: raw samples to the multi-channel
+//! signals `[m, C, T]` the spectral layers work on.
+//!
+//! - images `[H, W]` through the polar transform to `[radii, angles]`
+//!   signals (a rotation becomes a cyclic shift), or kept as images
+//!   `[C, H·W]` for translation-invariant (2D) networks;
+//! - signals `[C, T]` or `[T]` as they are;
+//! - then, optionally, lifting by fixed random circular convolutions + ReLU
+//!   (1D kernels on signals, `k × k` kernels on images), drawn from a seed.
+//!
+//! [`FrontEndConfig`] is what a saved model stores: the kernels are redrawn
+//! from their seed, so the same configuration gives the same features.
+
+use crate::lift::{Lift1d, Lift2d};
+use crate::polar::Polar;
+use crate::shift::{cyclic_shift, stride_grid, translate};
+use burn::tensor::{Device, Tensor};
+use redunet_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Images to `[radii, angles]` signals (rotation becomes a cyclic shift).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolarConfig {
+    pub radii: usize,
+    pub angles: usize,
+}
+
+/// Lifting by fixed random circular convolutions + ReLU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiftConfig {
+    pub out_channels: usize,
+    pub kernel_size: usize,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// The stages of a front end, for samples of one shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontEndConfig {
+    /// Shape of one raw sample: `[H, W]`, `[C, H, W]`, `[C, T]` or `[T]`.
+    pub sample_shape: Vec<usize>,
+    #[serde(default)]
+    pub polar: Option<PolarConfig>,
+    /// Keep images as images (`[C, H·W]` with a 2D lifting), for
+    /// translation-invariant networks and their vector baselines.
+    #[serde(default)]
+    pub images: bool,
+    #[serde(default)]
+    pub lift: Option<LiftConfig>,
+}
+
+enum Lifting {
+    OneD(Lift1d),
+    TwoD(Lift2d, usize, usize),
+}
+
+/// A front end ready to apply (see the module documentation).
+pub struct FrontEnd {
+    config: FrontEndConfig,
+    polar: Option<Polar>,
+    /// `(H, W)` when images are kept as images.
+    image: Option<(usize, usize)>,
+    lift: Option<Lifting>,
+}
+
+fn invalid(reason: String) -> Error {
+    Error::Parameter(reason)
+}
+
+impl FrontEndConfig {
+    /// Checks the stages against the sample shape.
+    pub fn validate(&self) -> Result<()> {
+        let s = self.sample_shape.as_slice();
+        if s.is_empty() || s.contains(&0) {
+            return Err(invalid(format!("samples of shape {s:?}")));
+        }
+        if let Some(p) = &self.polar {
+            if p.radii == 0 || p.angles == 0 {
+                return Err(invalid(
+                    "polar.radii and polar.angles must be at least 1".into(),
+                ));
+            }
+            if s.len() != 2 {
+                return Err(invalid(format!(
+                    "[polar] needs images [H, W], got samples of shape {s:?}"
+                )));
+            }
+            if self.images {
+                return Err(invalid(
+                    "the polar transform makes 1D signals; images cannot stay images".into(),
+                ));
+            }
+        }
+        if self.images && !matches!(s.len(), 2 | 3) {
+            return Err(invalid(format!(
+                "images need samples [H, W] or [C, H, W], got {s:?}"
+            )));
+        }
+        if !self.images && self.polar.is_none() && s.len() > 2 {
+            return Err(invalid(format!(
+                "signals need samples [C, T] or [T], got {s:?} (add a [polar] section for images)"
+            )));
+        }
+        if let Some(l) = &self.lift
+            && (l.out_channels == 0 || l.kernel_size == 0)
+        {
+            return Err(invalid(
+                "lift.out_channels and lift.kernel_size must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `(C, T)` of the signals after the front end (`T = H·W` for images).
+    pub fn signal_shape(&self) -> (usize, usize) {
+        let s = &self.sample_shape;
+        let (c, t) = match (&self.polar, self.images, s.as_slice()) {
+            (Some(p), _, _) => (p.radii, p.angles),
+            (None, true, [h, w]) => (1, h * w),
+            (None, true, [c, h, w]) => (*c, h * w),
+            (None, false, [c, t]) => (*c, *t),
+            (None, _, _) => (1, s.iter().product()),
+        };
+        (self.lift.as_ref().map_or(c, |l| l.out_channels), t)
+    }
+}
+
+impl FrontEnd {
+    /// The front end `config` describes, on `device`.
+    pub fn new(config: &FrontEndConfig, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let s = config.sample_shape.as_slice();
+        let polar = match (&config.polar, s) {
+            (Some(p), [h, w]) => Some(Polar::new(*h, *w, p.radii, p.angles, device)),
+            _ => None,
+        };
+        let image = match (config.images, s) {
+            (true, [h, w]) | (true, [_, h, w]) => Some((*h, *w)),
+            _ => None,
+        };
+        // Channels entering the lifting stage.
+        let c_in = match (&config.polar, image, s) {
+            (Some(p), _, _) => p.radii,
+            (None, Some(_), [c, _, _]) => *c,
+            (None, Some(_), _) => 1,
+            (None, None, [c, _]) => *c,
+            (None, None, _) => 1,
+        };
+        let lift = config.lift.as_ref().map(|l| match image {
+            Some((h, w)) => Lifting::TwoD(
+                Lift2d::random(l.out_channels, c_in, l.kernel_size, l.seed, device),
+                h,
+                w,
+            ),
+            None => Lifting::OneD(Lift1d::random(
+                l.out_channels,
+                c_in,
+                l.kernel_size,
+                l.seed,
+                device,
+            )),
+        });
+        Ok(Self {
+            config: config.clone(),
+            polar,
+            image,
+            lift,
+        })
+    }
+
+    pub fn config(&self) -> &FrontEndConfig {
+        &self.config
+    }
+
+    /// `(H, W)` when images are kept as images (2D networks).
+    pub fn image(&self) -> Option<(usize, usize)> {
+        self.image
+    }
+
+    /// Flattened samples `[m, n]` to signals `[m, C, T]` before lifting.
+    pub fn signals(&self, x: Tensor<2>) -> Result<Tensor<3>> {
+        let [m, n] = x.dims();
+        let want: usize = self.config.sample_shape.iter().product();
+        if n != want {
+            return Err(Error::Shape(format!(
+                "the front end takes samples of shape {:?} ({want} values), got [{m}, {n}]",
+                self.config.sample_shape
+            )));
+        }
+        if let Some(p) = &self.polar {
+            return Ok(p.apply(x));
+        }
+        let s = self.config.sample_shape.as_slice();
+        Ok(match (self.image, s) {
+            (Some((h, w)), [c, _, _]) => x.reshape([m, *c, h * w]),
+            (Some((h, w)), _) => x.reshape([m, 1, h * w]),
+            (None, [c, t]) => x.reshape([m, *c, *t]),
+            (None, _) => x.reshape([m, 1, n]),
+        })
+    }
+
+    /// The lifting stage (the identity without one).
+    pub fn lift(&self, x: Tensor<3>) -> Tensor<3> {
+        match &self.lift {
+            Some(Lifting::OneD(l)) => l.apply(x),
+            Some(Lifting::TwoD(l, h, w)) => {
+                let [m, c, _] = x.dims();
+                let y = l.apply(x.reshape([m, c, *h, *w]));
+                let [_, c2, _, _] = y.dims();
+                y.reshape([m, c2, h * w])
+            }
+            None => x,
+        }
+    }
+
+    /// Both stages: flattened samples `[m, n]` to the network's input.
+    pub fn apply(&self, x: Tensor<2>) -> Result<Tensor<3>> {
+        Ok(self.lift(self.signals(x)?))
+    }
+
+    /// The signals shifted by one element of the "all shifts" grid: a cyclic
+    /// shift in 1D, a translation (dy, dx) of images in 2D.
+    pub fn shifted(&self, x: &Tensor<3>, shift: (i64, i64)) -> Tensor<3> {
+        match self.image {
+            Some((h, w)) => {
+                let [m, c, _] = x.dims();
+                translate(x.clone().reshape([m, c, h, w]), shift.0, shift.1).reshape([m, c, h * w])
+            }
+            None => cyclic_shift(x.clone(), shift.1),
+        }
+    }
+
+    /// The grid of shifts evaluated as "all shifts", for signals of length
+    /// `len` (images: both axes).
+    pub fn grid(&self, len: usize, stride: usize) -> Vec<(i64, i64)> {
+        match self.image {
+            Some((h, w)) => stride_grid(h, stride)
+                .into_iter()
+                .flat_map(|dy| stride_grid(w, stride).into_iter().map(move |dx| (dy, dx)))
+                .collect(),
+            None => stride_grid(len, stride)
+                .into_iter()
+                .map(|s| (0, s))
+                .collect(),
+        }
+    }
+}
