@@ -8,10 +8,14 @@
 //!   ReduNet layer and network, classifiers;
 //! - [`data`] (`redunet-data`): IDX, npy, Gaussian mixtures, splits;
 //! - [`vision`] (`redunet-vision`): shift-invariant spectral layers;
-//! - [`train`] (`redunet-train`): MCR² as a loss, back-propagation.
+//! - [`train`] (`redunet-train`): MCR² as a loss, back-propagation, saved
+//!   models;
+//! - [`experiment`] (`redunet-experiment`): configured runs, training and
+//!   evaluation as library calls.
 
 pub use redunet_core as core;
 pub use redunet_data as data;
+pub use redunet_experiment as experiment;
 pub use redunet_train as train;
 pub use redunet_vision as vision;
 

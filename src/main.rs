@@ -91,6 +91,14 @@ fn main() {
 fn real_main() -> Result<()> {
     redunet::alloc::keep_large_buffers();
     redunet::alloc::flush_subnormals();
+    // Output piped into `head` and closed early ends the process quietly, as
+    // for any Unix tool, instead of a panic in `println!`.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal at start-up,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match Cli::parse().command {
         Command::Run {
             config,

@@ -4,5 +4,4 @@ pub mod config;
 pub mod plots;
 pub mod report;
 pub mod run;
-pub mod signals;
 pub mod train;

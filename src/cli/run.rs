@@ -1,21 +1,37 @@
-//! `redunet run`: load data, construct the network layer by layer, evaluate,
-//! and write the results.
+//! `redunet run`: the library's run, followed on a progress bar, then the
+//! plots.
 
-use super::config::{RunConfig, Source};
-use super::report::{
-    AccuracyBlock, DataSummary, Seconds, Summary, evaluate, progress_bar, show_record,
-    write_summary,
-};
-use anyhow::{Result, bail};
-use burn::tensor::{Device, Tensor};
-use redunet_core::host::{tensor, to_vec};
-use redunet_core::{Memberships, VectorReduNet};
-use redunet_data::Dataset;
+use super::config::RunConfig;
+use super::plots;
+use super::report::{progress_bar, show_record};
+use anyhow::Result;
+use burn::tensor::Device;
+use indicatif::ProgressBar;
+use redunet_core::network::LayerRecord;
+use redunet_experiment::report::{Features, Progress, Summary};
 use std::path::Path;
-use std::time::Instant;
 
-fn as_matrix(ds: &Dataset, device: &Device) -> Tensor<2> {
-    tensor(ds.features.clone(), [ds.len(), ds.dim()], device)
+/// Progress on the terminal: warnings always, the data line and the
+/// layers' rates unless quiet.
+struct Terminal {
+    bar: ProgressBar,
+    quiet: bool,
+}
+
+impl Progress for Terminal {
+    fn started(&mut self, description: &str) {
+        if !self.quiet {
+            self.bar.suspend(|| eprintln!("{description}"));
+        }
+    }
+
+    fn warning(&mut self, message: &str) {
+        self.bar.suspend(|| eprintln!("warning: {message}"));
+    }
+
+    fn layer(&mut self, record: &LayerRecord) {
+        show_record(&self.bar, record);
+    }
 }
 
 /// Runs a configuration end to end and writes its outputs into `out`.
@@ -26,158 +42,73 @@ pub fn run(
     out: &Path,
     quiet: bool,
 ) -> Result<Summary> {
-    if cfg.model.kind == super::config::ModelKind::Mlp {
-        bail!("model.kind = mlp is trained by `redunet train`, not constructed by `redunet run`");
-    }
-    if cfg.uses_signals() {
-        return super::signals::run(cfg, device, device_name, out, quiet);
-    }
-    let split = cfg.data.load(cfg.seed)?;
-    for w in &split.warnings {
-        eprintln!("warning: {w}");
-    }
-    let k = split.classes.len();
-    let train = &split.train;
-    let test = &split.test;
-    let dim = train.dim();
-    if !quiet {
-        eprintln!(
-            "data: {:?}, {} classes {:?}, {} train / {} test samples of dimension {dim}, device {device_name}",
-            cfg.data.source,
-            k,
-            split.classes,
-            train.len(),
-            test.len()
-        );
-    }
-    let z = as_matrix(train, device);
-    let pi = Memberships::from_labels(&train.labels, k, device)?;
-    let layer_cfg = cfg.model.layer_config();
-    let layers = cfg.model.layers;
-
-    let bar = progress_bar(quiet, layers);
-    let start = Instant::now();
-    let built =
-        VectorReduNet::construct(&z, &pi, layers, &layer_cfg, |rec| show_record(&bar, rec))?;
-    // Make sure the construction has really finished on an asynchronous device.
-    to_vec(built.features.clone().slice([0..1, 0..1]))?;
-    let construct = start.elapsed().as_secs_f64();
-    bar.finish();
-
-    let start = Instant::now();
-    // Train features for evaluation come from the unlabelled forward pass:
-    // with soft membership that is exactly the construction output.
-    let train_features = match layer_cfg.membership {
-        redunet_core::MembershipMode::Soft => built.features.clone(),
-        redunet_core::MembershipMode::Labels => built.network.transform(&z)?,
+    let mut terminal = Terminal {
+        bar: progress_bar(quiet, cfg.model.layers),
+        quiet,
     };
-    let default_comp = match cfg.data.source {
-        Source::Gaussian2d | Source::Gaussian3d => 1,
-        _ => 10,
-    };
-    let n_comp = cfg.eval.n_comp.unwrap_or(default_comp);
-    let knn_k = cfg.eval.knn_k;
-    let train_acc = evaluate(
-        &train_features,
-        &train.labels,
-        &train_features,
-        &train.labels,
-        knn_k,
-        n_comp,
-    )?;
-    let (test_features, test_acc) = if test.is_empty() {
-        (None, None)
-    } else {
-        let zt = as_matrix(test, device);
-        let ft = built.network.transform(&zt)?;
-        let acc = evaluate(
-            &train_features,
-            &train.labels,
-            &ft,
-            &test.labels,
-            knn_k,
-            n_comp,
-        )?;
-        (Some((zt, ft)), Some(acc))
-    };
-    let evaluate_s = start.elapsed().as_secs_f64();
+    let (summary, features) =
+        redunet_experiment::run::run(cfg, device, device_name, out, &mut terminal)?;
+    terminal.bar.finish();
+    let mut records = vec![summary.input];
+    records.extend(&summary.layers);
+    draw(out, &records, &features, cfg.eval.heatmap_per_class)?;
+    Ok(summary)
+}
 
-    let summary = Summary {
-        device: device_name.to_string(),
-        seconds: Seconds {
-            construct,
-            per_layer: construct / layers as f64,
-            evaluate: evaluate_s,
-        },
-        input: built.records[0],
-        layers: built.records[1..].to_vec(),
-        accuracy: AccuracyBlock {
-            train: train_acc,
-            test: test_acc,
-            test_all_shifts: None,
-        },
-        data: DataSummary {
-            source: format!("{:?}", cfg.data.source),
-            classes: split.classes.clone(),
-            train: train.len(),
-            test: test.len(),
-            dim,
-        },
-        warnings: split.warnings.clone(),
-        config: cfg.clone(),
+/// `rates.png`, the cosine heat maps and, for 2D/3D data, the scatter plots.
+fn draw(out: &Path, records: &[LayerRecord], f: &Features, per: usize) -> Result<()> {
+    let dim = f.dim;
+    plots::rates(&out.join("rates.png"), records)?;
+    let heatmap = |name: &str, v: &[f32], labels: &[usize], per: usize, title: &str| {
+        plots::cosine_heatmap(&out.join(name), v, labels, dim, per, title)
     };
-
-    write_summary(out, &summary, &built.records)?;
-    if cfg.model.save {
-        let net = redunet_train::vector::VectorReduNetModule::from_network(&built.network)?;
-        redunet_train::SavedModel {
-            trainee: redunet_train::trainer::Trainee {
-                net: redunet_train::Network::Vector(net),
-                head: None,
-            },
-            logit_scale: None,
-            meta: serde_json::to_value(cfg)?,
-        }
-        .save(&out.join("model"))?;
-    }
-
-    super::plots::rates(&out.join("rates.png"), &built.records)?;
-    let per = cfg.eval.heatmap_per_class;
-    super::plots::cosine_heatmap(
-        &out.join("heatmap-train.png"),
-        &to_vec(train_features.clone())?,
-        &train.labels,
-        dim,
+    heatmap(
+        "heatmap-train.png",
+        &f.train,
+        &f.train_labels,
         per,
         "|cos| between train features (sorted by class)",
     )?;
-    if let Some((zt, ft)) = &test_features {
-        super::plots::cosine_heatmap(
-            &out.join("heatmap-test.png"),
-            &to_vec(ft.clone())?,
-            &test.labels,
-            dim,
+    if let Some(t) = &f.test {
+        heatmap(
+            "heatmap-test.png",
+            t,
+            &f.test_labels,
             per,
             "|cos| between test features (sorted by class)",
         )?;
-        let _ = zt;
     }
-    if dim == 2 || dim == 3 {
-        let input = to_vec(redunet_core::layer::vector::normalize_rows(z.clone()))?;
-        super::plots::scatter(
+    if let Some(s) = &f.shifts {
+        heatmap(
+            "heatmap-shifts-input.png",
+            &s.before,
+            &s.owner,
+            s.copies,
+            "|cos| among shifted copies: input",
+        )?;
+        heatmap(
+            "heatmap-shifts-output.png",
+            &s.after,
+            &s.owner,
+            s.copies,
+            "|cos| among shifted copies: output",
+        )?;
+    }
+    if let Some(input) = &f.input {
+        plots::scatter(
             &out.join("scatter-input.png"),
-            &input,
-            &train.labels,
+            input,
+            &f.train_labels,
             dim,
             "input features",
         )?;
-        super::plots::scatter(
+        plots::scatter(
             &out.join("scatter-output.png"),
-            &to_vec(train_features)?,
-            &train.labels,
+            &f.train,
+            &f.train_labels,
             dim,
             "output features",
         )?;
     }
-    Ok(summary)
+    Ok(())
 }

@@ -1,20 +1,20 @@
-//! `redunet run` for multi-channel 1D signals: images through the polar
+//! A run on multi-channel signals: images through the polar
 //! transform (rotation becomes a cyclic shift) and/or lifting, then either
 //! the shift-invariant spectral network (`model.kind = "conv1d"`) or its
 //! vector counterpart on the flattened signals, evaluated on the test set and
 //! on the test set under every cyclic shift of a stride grid.
 
-use super::config::{ModelKind, RunConfig};
-use super::report::{
-    AccuracyBlock, DataSummary, Seconds, Summary, evaluate, progress_bar, show_record,
+use crate::config::{ModelKind, RunConfig};
+use crate::report::{
+    AccuracyBlock, DataSummary, Features, Progress, Seconds, ShiftCopies, Summary, evaluate,
     write_summary,
 };
-use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
 use redunet_core::host::{tensor, to_vec};
 use redunet_core::layer::vector::normalize_rows;
 use redunet_core::network::LayerRecord;
 use redunet_core::rates::rate_reduction;
+use redunet_core::{Error, Result};
 use redunet_core::{Memberships, VectorLayer};
 use redunet_data::Dataset;
 use redunet_vision::front::{FrontEnd, FrontEndConfig};
@@ -31,7 +31,7 @@ fn front_end(cfg: &RunConfig, sample_shape: &[usize], device: &Device) -> Result
         (ModelKind::Vector, 2) => cfg.polar.is_none(),
         _ => false,
     };
-    Ok(FrontEnd::new(
+    FrontEnd::new(
         &FrontEndConfig {
             sample_shape: sample_shape.to_vec(),
             polar: cfg.polar.clone(),
@@ -39,12 +39,12 @@ fn front_end(cfg: &RunConfig, sample_shape: &[usize], device: &Device) -> Result
             lift: cfg.lift.clone(),
         },
         device,
-    )?)
+    )
 }
 
 /// A data set's samples through the front end's first stage.
 fn signals(front: &FrontEnd, ds: &Dataset, device: &Device) -> Result<Tensor<3>> {
-    Ok(front.signals(tensor(ds.features.clone(), [ds.len(), ds.dim()], device))?)
+    front.signals(tensor(ds.features.clone(), [ds.len(), ds.dim()], device))
 }
 
 fn flatten(x: Tensor<3>) -> Tensor<2> {
@@ -110,7 +110,7 @@ fn stream_spectral(
     for l in 0..=layers {
         let (layer, rates) = SpectralLayer1d::construct_spectral(&s, pi, cfg, dft)?;
         if !rates.delta_r.is_finite() {
-            bail!("ΔR is not finite after layer {l}");
+            return Err(Error::NonFinite(format!("ΔR after layer {l}")));
         }
         let rec = LayerRecord::new(l, rates);
         on_layer(&rec);
@@ -150,11 +150,11 @@ pub fn run(
     device: &Device,
     device_name: &str,
     out: &Path,
-    quiet: bool,
-) -> Result<Summary> {
+    progress: &mut dyn Progress,
+) -> Result<(Summary, Features)> {
     let split = cfg.data.load(cfg.seed)?;
     for w in &split.warnings {
-        eprintln!("warning: {w}");
+        progress.warning(w);
     }
     let (train, test) = (&split.train, &split.test);
     let k = split.classes.len();
@@ -164,20 +164,17 @@ pub fn run(
     let [m, _, t] = train_sig.dims();
     let train_in = front.lift(train_sig.clone());
     let [_, c, _] = train_in.dims();
-    if !quiet {
-        eprintln!(
-            "data: {:?}, {k} classes {:?}, {m} train / {} test signals [{c}, {t}], model {:?}, device {device_name}",
-            cfg.data.source,
-            split.classes,
-            test.len(),
-            cfg.model.kind
-        );
-    }
+    progress.started(&format!(
+        "data: {:?}, {k} classes {:?}, {m} train / {} test signals [{c}, {t}], model {:?}, device {device_name}",
+        cfg.data.source,
+        split.classes,
+        test.len(),
+        cfg.model.kind
+    ));
     let pi = Memberships::from_labels(&train.labels, k, device)?;
     let layer_cfg = cfg.model.layer_config();
     let layers = cfg.model.layers;
-    let bar = progress_bar(quiet, layers);
-    let on_layer = |rec: &LayerRecord| show_record(&bar, rec);
+    let on_layer = |rec: &LayerRecord| progress.layer(rec);
     // Evaluation inputs are prepared first and move through each layer as
     // it is built, so no layer has to be kept: a 3500-layer vector network
     // on 1000-d signals would otherwise hold 42 GB of operators.
@@ -215,7 +212,11 @@ pub fn run(
     let start = Instant::now();
     let (records, built_features, mut eval_features) = match cfg.model.kind {
         ModelKind::Vector => stream_vector(&train_in, &pi, layers, &layer_cfg, evals, on_layer)?,
-        ModelKind::Mlp => bail!("model.kind = mlp is trained by `redunet train`, not constructed"),
+        ModelKind::Mlp => {
+            return Err(Error::Parameter(
+                "model.kind = mlp is trained, not constructed".into(),
+            ));
+        }
         ModelKind::Conv1d | ModelKind::Conv2d => {
             let dft = match image {
                 Some((h, w)) => Dft::new_2d(h, w, device),
@@ -239,14 +240,16 @@ pub fn run(
                 on_layer,
             )?;
             if let Some(w) = writer {
-                w.finish(Some(front.config().clone()), serde_json::to_value(cfg)?)?;
+                w.finish(
+                    Some(front.config().clone()),
+                    serde_json::to_value(cfg).expect("configurations serialise"),
+                )?;
             }
             streamed
         }
     };
     to_vec(built_features.clone().slice([0..1, 0..1]))?;
     let construct = start.elapsed().as_secs_f64();
-    bar.finish();
 
     let start = Instant::now();
     let mut eval_features = eval_features.drain(..);
@@ -304,7 +307,12 @@ pub fn run(
         let pick = redunet_core::host::indices(&rows, device);
         let before = to_vec(flatten(front.lift(all.select(0, pick.clone()))))?;
         let after = to_vec(fs.select(0, pick))?;
-        shift_maps = Some((before, after, rank, n_grid));
+        shift_maps = Some(ShiftCopies {
+            before,
+            after,
+            owner: rank,
+            copies: n_grid,
+        });
     }
     let evaluate_s = start.elapsed().as_secs_f64();
 
@@ -333,31 +341,14 @@ pub fn run(
         config: cfg.clone(),
     };
     write_summary(out, &summary, &records)?;
-    super::plots::rates(&out.join("rates.png"), &records)?;
-    let dim = c * t;
-    super::plots::cosine_heatmap(
-        &out.join("heatmap-train.png"),
-        &to_vec(train_features)?,
-        &train.labels,
-        dim,
-        cfg.eval.heatmap_per_class,
-        "|cos| between train features (sorted by class)",
-    )?;
-    if let Some((before, after, owner, per)) = shift_maps {
-        for (name, v, title) in [
-            (
-                "heatmap-shifts-input.png",
-                before,
-                "|cos| among shifted copies: input",
-            ),
-            (
-                "heatmap-shifts-output.png",
-                after,
-                "|cos| among shifted copies: output",
-            ),
-        ] {
-            super::plots::cosine_heatmap(&out.join(name), &v, &owner, dim, per, title)?;
-        }
-    }
-    Ok(summary)
+    let features = Features {
+        dim: c * t,
+        input: None,
+        train: to_vec(train_features)?,
+        train_labels: train.labels.clone(),
+        test: None,
+        test_labels: test.labels.clone(),
+        shifts: shift_maps,
+    };
+    Ok((summary, features))
 }

@@ -1,0 +1,189 @@
+//! The configuration of an experiment: data, model, evaluation, front end
+//! and training, as serde types with unknown keys rejected, validated once.
+
+use redunet_core::{Error, MembershipMode, Result, VectorLayerConfig};
+use serde::{Deserialize, Serialize};
+
+pub use redunet_data::source::{DataConfig, Source};
+pub use redunet_train::trainer::TrainConfig;
+pub use redunet_vision::front::{LiftConfig, PolarConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Samples flattened to vectors.
+    Vector,
+    /// Shift-invariant layers on multi-channel 1D signals `[C, T]`.
+    Conv1d,
+    /// Translation-invariant layers on multi-channel images `[C, H, W]`.
+    Conv2d,
+    /// A multi-layer perceptron feature extractor (`redunet train` only):
+    /// `model.layers` hidden layers of `model.width` units with ReLU, then
+    /// a linear map to `model.out_dim` features, normalised.
+    Mlp,
+}
+
+fn default_eta() -> f64 {
+    0.5
+}
+fn default_eps_sq() -> f64 {
+    0.1
+}
+fn default_lambda() -> f64 {
+    500.0
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub kind: ModelKind,
+    pub layers: usize,
+    #[serde(default = "default_eta")]
+    pub eta: f64,
+    #[serde(default = "default_eps_sq")]
+    pub eps_sq: f64,
+    #[serde(default = "default_lambda")]
+    pub lambda: f64,
+    #[serde(default)]
+    pub membership: MembershipMode,
+    /// Write the constructed network to `OUT/model` (vector and spectral
+    /// networks; the vector baselines on signals are evaluated only).
+    #[serde(default = "default_true")]
+    pub save: bool,
+    /// MLP: hidden width (default 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    /// MLP: feature dimension (default 128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_dim: Option<usize>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl ModelConfig {
+    pub fn layer_config(&self) -> VectorLayerConfig {
+        VectorLayerConfig {
+            eta: self.eta,
+            eps_sq: self.eps_sq,
+            lambda: self.lambda,
+            membership: self.membership,
+        }
+    }
+}
+
+fn default_knn_k() -> usize {
+    5
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Neighbours of the kNN classifier.
+    #[serde(default = "default_knn_k")]
+    pub knn_k: usize,
+    /// Dimension of each class subspace for nearest subspace (default 10;
+    /// 1 for the 2D/3D Gaussians, as in the papers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_comp: Option<usize>,
+    /// At most this many samples per class in the cosine heat maps.
+    #[serde(default = "default_heatmap")]
+    pub heatmap_per_class: usize,
+    /// "All shifts": every cyclic shift on this stride grid (signals only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_stride: Option<usize>,
+    /// Test samples per class evaluated under all shifts (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_test_per_class: Option<usize>,
+}
+
+fn default_heatmap() -> usize {
+    50
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            knn_k: default_knn_k(),
+            n_comp: None,
+            heatmap_per_class: default_heatmap(),
+            shift_stride: None,
+            shift_test_per_class: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    #[serde(default)]
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polar: Option<PolarConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lift: Option<LiftConfig>,
+    /// Back-propagation (`redunet train`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainConfig>,
+}
+
+impl RunConfig {
+    /// Checks every section and their combination.
+    pub fn validate(&self) -> Result<()> {
+        let cfg = self;
+        let bad = |m: String| Err(Error::Parameter(m));
+        cfg.data
+            .validate()
+            .map_err(|e| Error::Parameter(e.to_string()))?;
+        if cfg.model.layers == 0 {
+            return bad("model.layers must be at least 1".into());
+        }
+        cfg.model
+            .layer_config()
+            .validate()
+            .map_err(|e| Error::Parameter(format!("model: {e}")))?;
+        if let Some(p) = &cfg.polar
+            && (p.radii == 0 || p.angles == 0)
+        {
+            return bad("polar.radii and polar.angles must be at least 1".into());
+        }
+        if let Some(l) = &cfg.lift
+            && (l.out_channels == 0 || l.kernel_size == 0)
+        {
+            return bad("lift.out_channels and lift.kernel_size must be at least 1".into());
+        }
+        if let Some(t) = &cfg.train {
+            t.validate()
+                .map_err(|e| Error::Parameter(format!("train: {e}")))?;
+        }
+        if cfg.model.width == Some(0) || cfg.model.out_dim == Some(0) {
+            return bad("model.width and model.out_dim must be at least 1".into());
+        }
+        if cfg.model.kind == ModelKind::Conv2d && cfg.polar.is_some() {
+            return bad(
+                "model.kind = \"conv2d\" works on images; [polar] makes 1D signals (use conv1d)"
+                    .into(),
+            );
+        }
+        if cfg.eval.shift_stride == Some(0) {
+            return bad("eval.shift_stride must be at least 1".into());
+        }
+        if cfg.eval.knn_k == 0 {
+            return bad("eval.knn_k must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Whether samples are handled as multi-channel 1D signals.
+    pub fn uses_signals(&self) -> bool {
+        self.polar.is_some()
+            || self.lift.is_some()
+            || self.model.kind != ModelKind::Vector
+            || self.eval.shift_stride.is_some()
+    }
+}

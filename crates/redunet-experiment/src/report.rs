@@ -1,0 +1,127 @@
+//! What an experiment reports: the summary written to `summary.json` and
+//! `rates.csv`, the features its plots are drawn from, and the [`Progress`]
+//! callbacks through which a caller follows it.
+
+use crate::config::RunConfig;
+use burn::tensor::Tensor;
+use redunet_core::classify::{accuracy, knn_predict, nearest_subspace_predict};
+use redunet_core::network::LayerRecord;
+use redunet_core::{Error, Result};
+use redunet_data::npy::write_atomic;
+use serde::Serialize;
+use std::path::Path;
+
+pub use redunet_train::trainer::{Accuracies, EpochRecord, Event};
+
+/// How a caller follows an experiment; every method does nothing by
+/// default.
+pub trait Progress {
+    /// A one-line description of the data and the model, before the work.
+    fn started(&mut self, _description: &str) {}
+    /// Something the caller should know (an empty class skipped, …).
+    fn warning(&mut self, _message: &str) {}
+    /// The rates of stage `record.layer` of a construction (0: the input).
+    fn layer(&mut self, _record: &LayerRecord) {}
+    /// A training batch or epoch.
+    fn training(&mut self, _event: &Event<'_>) {}
+}
+
+/// Follows nothing.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// Host copies of features for plots: rows of `dim` values.
+#[derive(Debug, Clone, Default)]
+pub struct Features {
+    pub dim: usize,
+    /// Normalised input features (2D/3D data only).
+    pub input: Option<Vec<f32>>,
+    pub train: Vec<f32>,
+    pub train_labels: Vec<usize>,
+    pub test: Option<Vec<f32>>,
+    pub test_labels: Vec<usize>,
+    pub shifts: Option<ShiftCopies>,
+}
+
+/// Shifted copies of a few test samples, before and after the network.
+#[derive(Debug, Clone, Default)]
+pub struct ShiftCopies {
+    pub before: Vec<f32>,
+    pub after: Vec<f32>,
+    /// The sample each row is a copy of (its rank among the few).
+    pub owner: Vec<usize>,
+    /// Copies per sample.
+    pub copies: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Seconds {
+    pub construct: f64,
+    pub per_layer: f64,
+    pub evaluate: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccuracyBlock {
+    pub train: Accuracies,
+    pub test: Option<Accuracies>,
+    /// The test samples under every cyclic shift of the stride grid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_all_shifts: Option<Accuracies>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DataSummary {
+    pub source: String,
+    pub classes: Vec<usize>,
+    pub train: usize,
+    pub test: usize,
+    pub dim: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub device: String,
+    pub seconds: Seconds,
+    pub input: LayerRecord,
+    pub layers: Vec<LayerRecord>,
+    pub accuracy: AccuracyBlock,
+    pub data: DataSummary,
+    pub warnings: Vec<String>,
+    pub config: RunConfig,
+}
+
+/// Accuracy of kNN (`k` neighbours) and nearest subspace (`n_comp`
+/// dimensions per class) classifying `test` against `train`.
+pub fn evaluate(
+    train: &Tensor<2>,
+    train_labels: &[usize],
+    test: &Tensor<2>,
+    test_labels: &[usize],
+    k: usize,
+    n_comp: usize,
+) -> Result<Accuracies> {
+    Ok(Accuracies {
+        knn: accuracy(&knn_predict(train, train_labels, test, k)?, test_labels),
+        nearest_subspace: accuracy(
+            &nearest_subspace_predict(train, train_labels, test, n_comp)?,
+            test_labels,
+        ),
+    })
+}
+
+/// Writes `summary.json` and `rates.csv` into `out` (created if needed).
+pub fn write_summary(out: &Path, summary: &Summary, records: &[LayerRecord]) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let json = serde_json::to_vec_pretty(summary).expect("summaries serialise");
+    write_atomic(&out.join("summary.json"), &json)?;
+    let mut csv = String::from("layer,r,r_c,delta_r\n");
+    for r in records {
+        csv.push_str(&format!("{},{},{},{}\n", r.layer, r.r, r.r_c, r.delta_r));
+    }
+    write_atomic(&out.join("rates.csv"), csv.as_bytes())?;
+    Ok(())
+}

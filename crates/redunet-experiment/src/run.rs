@@ -1,0 +1,161 @@
+//! A run: load the data, construct the network layer by layer, evaluate
+//! it, save it, and summarise (REDUNET.md §3 for vector networks; the
+//! invariant ones are in [`crate::invariant`]).
+
+use crate::config::{ModelKind, RunConfig, Source};
+use crate::report::{
+    AccuracyBlock, DataSummary, Features, Progress, Seconds, Summary, evaluate, write_summary,
+};
+use burn::tensor::{Device, Tensor};
+use redunet_core::host::{tensor, to_vec};
+use redunet_core::{Error, Memberships, Result, VectorReduNet};
+use redunet_data::Dataset;
+use std::path::Path;
+use std::time::Instant;
+
+fn as_matrix(ds: &Dataset, device: &Device) -> Tensor<2> {
+    tensor(ds.features.clone(), [ds.len(), ds.dim()], device)
+}
+
+/// Runs a configuration end to end on `device`: writes `summary.json`,
+/// `rates.csv` and the saved model (`model.save`) into `out`, and returns
+/// the summary with the features the plots are drawn from.
+pub fn run(
+    cfg: &RunConfig,
+    device: &Device,
+    device_name: &str,
+    out: &Path,
+    progress: &mut dyn Progress,
+) -> Result<(Summary, Features)> {
+    cfg.validate()?;
+    if cfg.model.kind == ModelKind::Mlp {
+        return Err(Error::Parameter(
+            "model.kind = mlp is trained (`redunet train`), not constructed".into(),
+        ));
+    }
+    if cfg.uses_signals() {
+        return crate::invariant::run(cfg, device, device_name, out, progress);
+    }
+    let split = cfg.data.load(cfg.seed)?;
+    for w in &split.warnings {
+        progress.warning(w);
+    }
+    let k = split.classes.len();
+    let train = &split.train;
+    let test = &split.test;
+    let dim = train.dim();
+    progress.started(&format!(
+        "data: {:?}, {} classes {:?}, {} train / {} test samples of dimension {dim}, device {device_name}",
+        cfg.data.source,
+        k,
+        split.classes,
+        train.len(),
+        test.len()
+    ));
+    let z = as_matrix(train, device);
+    let pi = Memberships::from_labels(&train.labels, k, device)?;
+    let layer_cfg = cfg.model.layer_config();
+    let layers = cfg.model.layers;
+
+    let start = Instant::now();
+    let built = VectorReduNet::construct(&z, &pi, layers, &layer_cfg, |rec| progress.layer(rec))?;
+    // Make sure the construction has really finished on an asynchronous device.
+    to_vec(built.features.clone().slice([0..1, 0..1]))?;
+    let construct = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    // Train features for evaluation come from the unlabelled forward pass:
+    // with soft membership that is exactly the construction output.
+    let train_features = match layer_cfg.membership {
+        redunet_core::MembershipMode::Soft => built.features.clone(),
+        redunet_core::MembershipMode::Labels => built.network.transform(&z)?,
+    };
+    let default_comp = match cfg.data.source {
+        Source::Gaussian2d | Source::Gaussian3d => 1,
+        _ => 10,
+    };
+    let n_comp = cfg.eval.n_comp.unwrap_or(default_comp);
+    let knn_k = cfg.eval.knn_k;
+    let train_acc = evaluate(
+        &train_features,
+        &train.labels,
+        &train_features,
+        &train.labels,
+        knn_k,
+        n_comp,
+    )?;
+    let (test_features, test_acc) = if test.is_empty() {
+        (None, None)
+    } else {
+        let zt = as_matrix(test, device);
+        let ft = built.network.transform(&zt)?;
+        let acc = evaluate(
+            &train_features,
+            &train.labels,
+            &ft,
+            &test.labels,
+            knn_k,
+            n_comp,
+        )?;
+        (Some((zt, ft)), Some(acc))
+    };
+    let evaluate_s = start.elapsed().as_secs_f64();
+
+    let summary = Summary {
+        device: device_name.to_string(),
+        seconds: Seconds {
+            construct,
+            per_layer: construct / layers as f64,
+            evaluate: evaluate_s,
+        },
+        input: built.records[0],
+        layers: built.records[1..].to_vec(),
+        accuracy: AccuracyBlock {
+            train: train_acc,
+            test: test_acc,
+            test_all_shifts: None,
+        },
+        data: DataSummary {
+            source: format!("{:?}", cfg.data.source),
+            classes: split.classes.clone(),
+            train: train.len(),
+            test: test.len(),
+            dim,
+        },
+        warnings: split.warnings.clone(),
+        config: cfg.clone(),
+    };
+
+    write_summary(out, &summary, &built.records)?;
+    if cfg.model.save {
+        let net = redunet_train::vector::VectorReduNetModule::from_network(&built.network)?;
+        redunet_train::SavedModel {
+            trainee: redunet_train::trainer::Trainee {
+                net: redunet_train::Network::Vector(net),
+                head: None,
+            },
+            logit_scale: None,
+            meta: serde_json::to_value(cfg).expect("configurations serialise"),
+        }
+        .save(&out.join("model"))?;
+    }
+
+    let dim_2d_3d = dim == 2 || dim == 3;
+    let features = Features {
+        dim,
+        input: if dim_2d_3d {
+            Some(to_vec(redunet_core::layer::vector::normalize_rows(z))?)
+        } else {
+            None
+        },
+        train: to_vec(train_features)?,
+        train_labels: train.labels.clone(),
+        test: match test_features {
+            Some((_, ft)) => Some(to_vec(ft)?),
+            None => None,
+        },
+        test_labels: test.labels.clone(),
+        shifts: None,
+    };
+    Ok((summary, features))
+}

@@ -1,0 +1,343 @@
+//! Training and evaluating saved models: back-propagation through a ReduNet
+//! (initialised by forward construction or at random) or an MLP feature
+//! extractor, with the `[train]` section of the configuration (REDUNET.md
+//! §6); the trained network is saved as a standalone model.
+
+use crate::config::{ModelKind, RunConfig};
+use crate::report::{DataSummary, Progress};
+use burn::tensor::{Device, Tensor};
+use redunet_core::host::tensor;
+use redunet_core::network::LayerRecord;
+use redunet_core::{Error, Memberships, Result, VectorLayerConfig};
+use redunet_data::Dataset;
+use redunet_data::npy::write_atomic;
+use redunet_train::mlp::Mlp;
+use redunet_train::spectral::{LiftInit, SpectralReduNet};
+use redunet_train::trainer::{
+    Accuracies, CheckpointPlan, EpochRecord, EvalSettings, Init, Objective, TrainConfig, TrainData,
+    Trainee, corrupt_labels, evaluate, fit,
+};
+use redunet_train::vector::VectorReduNetModule;
+use redunet_train::{Network, SavedModel};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainAccuracy {
+    pub train: Option<Accuracies>,
+    pub test: Option<Accuracies>,
+    /// Cross-entropy objective: the linear head's test accuracy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_head: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSeconds {
+    /// Forward construction or random initialisation.
+    pub init: f64,
+    /// Back-propagation epochs and their evaluations.
+    pub train: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub device: String,
+    pub seconds: TrainSeconds,
+    /// After the last epoch (or of the initial network when epochs = 0).
+    pub accuracy: TrainAccuracy,
+    /// Mean training loss per epoch (epochs 1…E).
+    pub loss: Vec<f64>,
+    pub history: Vec<EpochRecord>,
+    /// Rates of the forward construction, when the network was built so.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub construction: Vec<LayerRecord>,
+    /// Training labels replaced by `train.label_noise`.
+    pub noisy_labels: usize,
+    pub checkpoint: String,
+    /// The trained network, standalone (`redunet transform`, `redunet eval`).
+    pub model: String,
+    pub data: DataSummary,
+    pub warnings: Vec<String>,
+    pub config: RunConfig,
+}
+
+fn train_section(cfg: &RunConfig) -> Result<&TrainConfig> {
+    cfg.train
+        .as_ref()
+        .ok_or_else(|| Error::Parameter("the configuration has no [train] section".into()))
+}
+
+fn image_shape(ds: &Dataset) -> Result<(usize, usize, usize)> {
+    match ds.sample_shape.as_slice() {
+        [h, w] => Ok((*h, *w, 1)),
+        [c, h, w] => Ok((*h, *w, *c)),
+        s => Err(Error::Shape(format!(
+            "conv2d needs images [H, W] or [C, H, W], got samples of shape {s:?}"
+        ))),
+    }
+}
+
+/// The network a configuration describes, on `device`, initialised as
+/// `train.init` says; returns the construction's rate record too.
+fn build(
+    cfg: &RunConfig,
+    train: &Dataset,
+    x: &Tensor<2>,
+    pi: &Memberships,
+    device: &Device,
+    progress: &mut dyn Progress,
+) -> Result<(Network, Vec<LayerRecord>)> {
+    let t = train_section(cfg)?;
+    let layer_cfg: VectorLayerConfig = cfg.model.layer_config();
+    let layers = cfg.model.layers;
+    let on_layer = |r: &LayerRecord| progress.layer(r);
+    Ok(match (cfg.model.kind, t.init) {
+        (ModelKind::Vector, Init::Forward) => {
+            let (n, rec) = VectorReduNetModule::construct(x, pi, layers, &layer_cfg, on_layer)?;
+            (Network::Vector(n), rec)
+        }
+        (ModelKind::Vector, Init::Random) => (
+            Network::Vector(VectorReduNetModule::random(
+                x.dims()[1],
+                pi,
+                layers,
+                &layer_cfg,
+                t.seed,
+                device,
+            )?),
+            Vec::new(),
+        ),
+        (ModelKind::Conv2d, init) => {
+            if cfg.polar.is_some() {
+                return Err(Error::Parameter(
+                    "model.kind = conv2d takes images; [polar] is for conv1d".into(),
+                ));
+            }
+            let shape = image_shape(train)?;
+            let lift = cfg.lift.as_ref().map(|l| LiftInit {
+                out_channels: l.out_channels,
+                kernel_size: l.kernel_size,
+                seed: l.seed,
+            });
+            match init {
+                Init::Forward => {
+                    let (n, rec) = SpectralReduNet::construct(
+                        x, shape, lift, pi, layers, &layer_cfg, on_layer,
+                    )?;
+                    (Network::Spectral(n), rec)
+                }
+                Init::Random => (
+                    Network::Spectral(SpectralReduNet::random(
+                        shape, lift, pi, layers, &layer_cfg, t.seed, device,
+                    )?),
+                    Vec::new(),
+                ),
+            }
+        }
+        (ModelKind::Mlp, _) => (
+            Network::Mlp(Mlp::new(
+                x.dims()[1],
+                layers,
+                cfg.model.width.unwrap_or(512),
+                cfg.model.out_dim.unwrap_or(128),
+                t.seed,
+                device,
+            )),
+            Vec::new(),
+        ),
+        (ModelKind::Conv1d, _) => {
+            return Err(Error::Parameter(
+                "training supports model.kind = vector, conv2d or mlp (conv1d is not trainable yet)"
+                    .into(),
+            ));
+        }
+    })
+}
+
+struct Prepared {
+    split: redunet_data::split::Split,
+    labels: Vec<usize>,
+    noisy: usize,
+    x: Tensor<2>,
+    test_x: Option<Tensor<2>>,
+    pi: Memberships,
+}
+
+impl Prepared {
+    fn data(&self) -> TrainData<'_> {
+        TrainData {
+            x: &self.x,
+            labels: &self.labels,
+            test_x: self.test_x.as_ref(),
+            test_labels: &self.split.test.labels,
+            num_classes: self.split.classes.len(),
+            image: image_shape(&self.split.train).ok(),
+        }
+    }
+}
+
+fn eval_settings(cfg: &RunConfig) -> EvalSettings {
+    EvalSettings {
+        knn_k: cfg.eval.knn_k,
+        n_comp: cfg.eval.n_comp.unwrap_or(10),
+    }
+}
+
+/// The configuration's data on `device`, with the training labels that
+/// `train.label_noise` corrupts (none without a `[train]` section).
+fn prepare(cfg: &RunConfig, device: &Device) -> Result<Prepared> {
+    let split = cfg.data.load(cfg.seed)?;
+    let k = split.classes.len();
+    let mut labels = split.train.labels.clone();
+    let noisy = cfg.train.as_ref().map_or(0, |t| {
+        corrupt_labels(&mut labels, k, t.label_noise, t.seed).len()
+    });
+    let flat = |ds: &Dataset| tensor(ds.features.clone(), [ds.len(), ds.dim()], device);
+    let x = flat(&split.train);
+    let test_x = (!split.test.is_empty()).then(|| flat(&split.test));
+    let pi = Memberships::from_labels(&labels, k, device)?;
+    Ok(Prepared {
+        split,
+        labels,
+        noisy,
+        x,
+        test_x,
+        pi,
+    })
+}
+
+fn run_fit(
+    net: Network,
+    t: &TrainConfig,
+    data: &TrainData<'_>,
+    eval: EvalSettings,
+    plan: CheckpointPlan<'_>,
+    progress: &mut dyn Progress,
+) -> Result<(Trainee<Network>, Vec<EpochRecord>)> {
+    let ckpt = plan
+        .dir
+        .ok_or_else(|| Error::Parameter("no checkpoint directory".into()))?
+        .to_path_buf();
+    let trained = fit(net, t, data, eval, plan, |e| progress.training(&e))?;
+    if t.epochs == 0 {
+        // No back-propagation: the initial network is the result; keep it
+        // as the checkpoint so `redunet eval` can read it.
+        let state = redunet_train::trainer::CheckpointState {
+            epoch: 0,
+            history: trained.history.clone(),
+            config: t.clone(),
+        };
+        redunet_train::trainer::save_checkpoint(&ckpt, &trained.trainee, None, &state)?;
+    }
+    Ok((trained.trainee, trained.history))
+}
+
+/// Builds the network the configuration describes (forward construction or
+/// random start), trains it by back-propagation on `device.autodiff()`, and
+/// writes into `out`: `summary.json`, the standalone trained model
+/// (`model/`) and the resume checkpoint (`checkpoint/`, continued from
+/// `resume` when given).
+pub fn train(
+    cfg: &RunConfig,
+    device: &Device,
+    device_name: &str,
+    out: &Path,
+    resume: Option<&Path>,
+    progress: &mut dyn Progress,
+) -> Result<TrainSummary> {
+    cfg.validate()?;
+    let t = train_section(cfg)?.clone();
+    let p = prepare(cfg, device)?;
+    for w in &p.split.warnings {
+        progress.warning(w);
+    }
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    progress.started(&format!(
+        "data: {:?}, {} classes, {} train / {} test, model {:?}, init {:?}, objective {:?}, {} epochs, device {device_name}",
+        cfg.data.source,
+        p.split.classes.len(),
+        p.split.train.len(),
+        p.split.test.len(),
+        cfg.model.kind,
+        t.init,
+        t.objective,
+        t.epochs
+    ));
+    let start = Instant::now();
+    let (net, construction) = build(cfg, &p.split.train, &p.x, &p.pi, device, progress)?;
+    let init_s = start.elapsed().as_secs_f64();
+    let (data, eval) = (p.data(), eval_settings(cfg));
+    let ckpt = out.join("checkpoint");
+    let plan = || CheckpointPlan {
+        dir: Some(&ckpt),
+        resume,
+    };
+    let start = Instant::now();
+    let (trainee, history) = run_fit(net, &t, &data, eval, plan(), progress)?;
+    SavedModel {
+        trainee,
+        logit_scale: (t.objective == Objective::CrossEntropy).then_some(t.logit_scale),
+        meta: serde_json::to_value(cfg).expect("configurations serialise"),
+    }
+    .save(&out.join("model"))?;
+    let train_s = start.elapsed().as_secs_f64();
+    let last = history
+        .iter()
+        .rev()
+        .find(|r| r.train.is_some())
+        .ok_or_else(|| Error::Empty("no evaluation on record".into()))?;
+    let summary = TrainSummary {
+        device: device_name.to_string(),
+        seconds: TrainSeconds {
+            init: init_s,
+            train: train_s,
+        },
+        accuracy: TrainAccuracy {
+            train: last.train,
+            test: last.test,
+            test_head: last.test_head,
+        },
+        loss: history.iter().filter_map(|r| r.loss).collect(),
+        history,
+        construction,
+        noisy_labels: p.noisy,
+        checkpoint: "checkpoint".into(),
+        model: "model".into(),
+        data: DataSummary {
+            source: format!("{:?}", cfg.data.source),
+            classes: p.split.classes.clone(),
+            train: p.split.train.len(),
+            test: p.split.test.len(),
+            dim: p.split.train.dim(),
+        },
+        warnings: p.split.warnings.clone(),
+        config: cfg.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&summary).expect("summaries serialise");
+    write_atomic(&out.join("summary.json"), &json)?;
+    Ok(summary)
+}
+
+/// `redunet eval`: a saved model (`OUT/model` of `redunet train` or `redunet
+/// run`) evaluated on the configuration's data, as the run evaluated it: kNN
+/// and nearest subspace against the training features (with the training
+/// labels `train.label_noise` corrupts), and the head on the test set.
+pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<TrainAccuracy> {
+    let model = SavedModel::load(model_dir, device)?;
+    let p = prepare(cfg, device)?;
+    let (train, test, test_head) = evaluate(
+        &model.trainee,
+        &p.data(),
+        eval_settings(cfg),
+        model.logit_scale.unwrap_or(1.0),
+    )?;
+    Ok(TrainAccuracy {
+        train: Some(train),
+        test,
+        test_head,
+    })
+}
