@@ -20,6 +20,7 @@ use crate::trainer::{FeatureNet, Trainee, head};
 use crate::vector::{VectorLayerParams, VectorReduNetModule, VectorShape};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
+use redunet_vision::spectral::Dft;
 use redunet_core::network::{commit_dir, staging_dir};
 use redunet_core::{Error, Result, VectorLayerConfig};
 use redunet_data::npy::write_atomic;
@@ -144,6 +145,7 @@ impl Network {
                             im: zeros4([p, c.len() + 1, ch, ch]),
                         })
                         .collect(),
+                    dft: Dft::new_2d(sh.height, sh.width, device),
                     shape: sh.clone(),
                 })
             }

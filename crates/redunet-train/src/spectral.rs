@@ -13,7 +13,6 @@
 use burn::module::{Module, Param};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
-use redunet_core::host::to_vec;
 use redunet_core::{Error, LayerRecord, Memberships, Result, VectorLayerConfig};
 use redunet_vision::lift::{circular_conv2d, normals};
 use redunet_vision::spectral::{
@@ -63,6 +62,8 @@ pub struct SpectralReduNet {
     /// Lifting kernels `[C, C_in, k, k]` (2D only), followed by ReLU.
     pub lift: Option<Param<Tensor<4>>>,
     pub layers: Vec<SpectralLayerParams>,
+    /// The DFT tables of `height × width`, built once.
+    pub dft: Dft,
     #[module(skip)]
     pub shape: SpectralShape,
 }
@@ -152,6 +153,7 @@ impl SpectralReduNet {
             Self {
                 lift: kernels.map(Param::from_tensor),
                 layers: params,
+                dft,
                 shape: SpectralShape {
                     height,
                     width,
@@ -219,6 +221,7 @@ impl SpectralReduNet {
         Ok(Self {
             lift: lift.map(|l| Param::from_tensor(lift_kernels(&l, in_channels, device))),
             layers: params,
+            dft: Dft::new_2d(height, width, device),
             shape: SpectralShape {
                 height,
                 width,
@@ -248,7 +251,7 @@ impl SpectralReduNet {
     pub fn features(&self, x: Tensor<2>) -> Tensor<2> {
         let sh = &self.shape;
         let b = x.dims()[0];
-        let dft = Dft::new_2d(sh.height, sh.width, &x.device());
+        let dft = &self.dft;
         let z = signals_of(
             x,
             self.lift.as_ref().map(|k| k.val()),
@@ -259,7 +262,7 @@ impl SpectralReduNet {
         let mut s = dft.spectrum(&normalize_signals(z));
         for (l, params) in self.layers.iter().enumerate() {
             let layer = SpectralLayer1d::from_embedded(
-                &dft,
+                dft,
                 embed_operators(params.re.val(), params.im.val()),
                 sh.gammas[l].clone(),
                 sh.classes[l].clone(),
@@ -278,16 +281,16 @@ impl SpectralReduNet {
     pub fn features_eval(&self, x: &Tensor<2>, device: &Device) -> Result<Tensor<2>> {
         check_input(x, self.input_dim())?;
         let sh = &self.shape;
-        let dft = Dft::new_2d(sh.height, sh.width, device);
-        let c = sh.channels;
+        // The parameters stay where they are (the plain device, for a
+        // module from `valid()` or loading): no host round trip, except the
+        // host copy the fused CPU step works from.
+        let dft = Module::to_device(self.dft.clone(), device);
         let mut layers = Vec::with_capacity(self.layers.len());
         for (l, params) in self.layers.iter().enumerate() {
-            let mut ops = to_vec(params.re.val())?;
-            ops.extend(to_vec(params.im.val())?);
-            layers.push(SpectralLayer1d::from_operators(
+            layers.push(SpectralLayer1d::from_complex(
                 &dft,
-                ops,
-                c,
+                params.re.val().to_device(device),
+                params.im.val().to_device(device),
                 sh.gammas[l].clone(),
                 sh.classes[l].clone(),
                 sh.num_classes,
@@ -295,19 +298,9 @@ impl SpectralReduNet {
             )?);
         }
         let net = SpectralNet1d { layers };
-        let kernels = match &self.lift {
-            Some(k) => Some(Tensor::<4>::from_data(
-                TensorData::new(to_vec(k.val())?, k.val().dims()),
-                device,
-            )),
-            None => None,
-        };
+        let kernels = self.lift.as_ref().map(|k| k.val().to_device(device));
         let b = x.dims()[0];
-        let x = Tensor::<2>::from_data(
-            TensorData::new(to_vec(x.clone())?, [b, self.input_dim()]),
-            device,
-        );
-        let z = signals_of(x, kernels, sh.height, sh.width, sh.in_channels);
+        let z = signals_of(x.clone(), kernels, sh.height, sh.width, sh.in_channels);
         Ok(net.transform(&z)?.reshape([b, self.feature_dim()]))
     }
 }

@@ -438,13 +438,7 @@ pub fn evaluate<M: FeatureNet>(
         let fte = trainee.net.features_eval(tx, &device)?;
         test = Some(classify(&fte, data.test_labels)?);
         if let Some(h) = &trainee.head {
-            let w = Tensor::<2>::from_data(
-                TensorData::new(
-                    redunet_core::host::to_vec(h.weight.val())?,
-                    h.weight.val().dims(),
-                ),
-                &device,
-            );
+            let w = h.weight.val().to_device(&device);
             let logits = fte.matmul(w).mul_scalar(logit_scale);
             let pred = redunet_core::host::to_vec(logits.argmax(1).float())?;
             let pred: Vec<usize> = pred.iter().map(|&p| p as usize).collect();

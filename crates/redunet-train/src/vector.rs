@@ -6,7 +6,6 @@
 use crate::trainer::FeatureNet;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
-use redunet_core::host::to_vec;
 use redunet_core::layer::vector::normalize_rows;
 use redunet_core::{
     Error, LayerRecord, Memberships, Result, VectorLayer, VectorLayerConfig, VectorReduNet,
@@ -175,11 +174,11 @@ impl FeatureNet for VectorReduNetModule {
                 self.shape.dim
             )));
         }
+        // The parameters are used where they are (the plain device, for a
+        // module from `valid()` or loading): no host round trip.
         let mut layers = Vec::with_capacity(self.layers.len());
         for (l, p) in self.layers.iter().enumerate() {
-            let e = Tensor::from_data(TensorData::new(to_vec(p.e.val())?, [d, d]), device);
-            let dims = p.c.val().dims();
-            let c = Tensor::from_data(TensorData::new(to_vec(p.c.val())?, dims), device);
+            let (e, c) = (p.e.val().to_device(device), p.c.val().to_device(device));
             layers.push(self.layer(l, e, c)?);
         }
         VectorReduNet::from_layers(layers)?.transform(x)

@@ -49,7 +49,11 @@ fn host_cpu(device: &Device) -> bool {
 /// products on the device. Only the half spectrum along the last axis is
 /// kept (`W/2 + 1` columns, all `H` rows); `weights` gives each kept
 /// frequency's multiplicity in the full spectrum.
-#[derive(Debug, Clone)]
+///
+/// A Burn module without parameters: its tables are constant tensors, so a
+/// network that holds it builds them once and moves them with itself
+/// (`to_device`, `valid`, `autodiff`).
+#[derive(burn::module::Module, Debug)]
 pub struct Dft {
     pub height: usize,
     pub width: usize,
@@ -649,6 +653,48 @@ impl SpectralLayer1d {
         let re = blocks.clone().slice([0..p, 0..k1, 0..ch, 0..ch]);
         let im = blocks.slice([0..p, 0..k1, ch..c2, 0..ch]);
         redunet_core::host::to_vec(Tensor::stack::<5>(vec![re, im], 0))
+    }
+
+    /// A layer around complex operators `re + i·im`, each `[P, k'+1, C, C]`
+    /// (E first), on their device: no host copy except the one the fused
+    /// CPU step works from on CPU devices.
+    pub fn from_complex(
+        dft: &Dft,
+        re: Tensor<4>,
+        im: Tensor<4>,
+        gamma: Vec<f64>,
+        classes: Vec<usize>,
+        num_classes: usize,
+        config: VectorLayerConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let [p, k1, ch, ch2] = re.dims();
+        if p != dft.frequencies()
+            || ch != ch2
+            || im.dims() != re.dims()
+            || k1 != classes.len() + 1
+            || gamma.len() != classes.len()
+            || classes.iter().any(|&j| j >= num_classes)
+        {
+            return Err(Error::Shape(format!(
+                "operators {:?} for P = {}, classes {classes:?} of {num_classes}, {} weights",
+                re.dims(),
+                dft.frequencies(),
+                gamma.len()
+            )));
+        }
+        let ops = embed_operators(re, im);
+        let host = host_ops(&ops)?;
+        Ok(Self {
+            dft: dft.clone(),
+            ops,
+            host,
+            gamma,
+            classes,
+            num_classes,
+            channels: ch,
+            config,
+        })
     }
 
     /// A layer around embedded operators `[P, (k'+1)·2C, 2C]` (see
