@@ -10,7 +10,6 @@ use redunet::core::classify::{accuracy, nearest_subspace_predict};
 use redunet::core::host::tensor;
 use redunet::core::{MembershipMode, Memberships, VectorLayerConfig, VectorReduNet};
 use redunet::data::{builtin, split::per_class_split};
-use redunet::train::vector::VectorReduNetModule;
 use redunet::train::{Network, SavedModel};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,8 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Save as a standalone model directory, then load it with nothing else.
     let dir = std::env::temp_dir().join(format!("redunet-construct-{}", std::process::id()));
-    let net = VectorReduNetModule::from_network(&built.network)?;
-    SavedModel::new(Network::Vector(net)).save(&dir)?;
+    SavedModel::new(Network::Vector(built.network)).save(&dir)?;
     let model = SavedModel::load(&dir, &device)?;
     std::fs::remove_dir_all(&dir)?;
 

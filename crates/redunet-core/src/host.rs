@@ -3,6 +3,7 @@
 
 use crate::{Error, Result};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
 
 /// Reads a float tensor back as `f32` values, row-major.
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
@@ -40,4 +41,16 @@ pub fn check_finite<const D: usize>(t: &Tensor<D>, what: &str) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// `n` standard normal draws from a seeded ChaCha8 stream (Box–Muller).
+pub fn normals(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let u1: f64 = 1.0 - rng.random::<f64>();
+            let u2: f64 = rng.random::<f64>();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect()
 }

@@ -32,8 +32,11 @@ impl LayerRecord {
     }
 }
 
-/// A forward-constructed vector ReduNet.
-#[derive(Debug, Clone)]
+/// A vector ReduNet: built forward by [`Self::construct`] (or drawn at
+/// random), applied by [`Self::transform`]; a Burn module whose parameters
+/// are every layer's E and C_j, so the same value is fine-tuned on
+/// `device.autodiff()`.
+#[derive(burn::module::Module, Debug)]
 pub struct VectorReduNet {
     layers: Vec<VectorLayer>,
 }
@@ -110,6 +113,76 @@ impl VectorReduNet {
             records,
             features: z,
         })
+    }
+
+    /// Random start: per layer, E and C_j with N(0, s²/d) entries at the
+    /// scales s = α = d/(mε²), α_j = d/(m_jε²) that forward construction
+    /// would use, symmetrised (constructed operators are symmetric), and
+    /// γ_j = m_j/m; drawn from `seed`.
+    pub fn random(
+        dim: usize,
+        pi: &Memberships,
+        layers: usize,
+        config: &VectorLayerConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        if dim == 0 {
+            return Err(Error::Empty("features of dimension 0".into()));
+        }
+        let classes = pi.present();
+        let counts = pi.counts();
+        let m = pi.num_samples() as f64;
+        let eps = config.eps_sq;
+        let sym = |scale: f64, s: u64| -> Vec<f32> {
+            let raw = crate::host::normals(dim * dim, s);
+            let mut v = vec![0f32; dim * dim];
+            let sd = scale / (dim as f64).sqrt();
+            for a in 0..dim {
+                for b in 0..dim {
+                    let x = (raw[a * dim + b] + raw[b * dim + a]) as f64 / 2f64.sqrt();
+                    v[a * dim + b] = (x * sd) as f32;
+                }
+            }
+            v
+        };
+        let gamma: Vec<f64> = classes.iter().map(|&j| counts[j] / m).collect();
+        let k = classes.len();
+        let mut built = Vec::with_capacity(layers);
+        for l in 0..layers {
+            let base = seed.wrapping_mul(1_000_003).wrapping_add(100 * l as u64);
+            let e = sym(dim as f64 / (m * eps), base);
+            let mut c = Vec::with_capacity(k * dim * dim);
+            for (i, &j) in classes.iter().enumerate() {
+                c.extend(sym(dim as f64 / (counts[j] * eps), base + 1 + i as u64));
+            }
+            built.push(VectorLayer::from_parts(
+                tensor(e, [dim, dim], device),
+                tensor(c, [k, dim, dim], device),
+                gamma.clone(),
+                classes.clone(),
+                pi.num_classes(),
+                *config,
+            )?);
+        }
+        Ok(Self { layers: built })
+    }
+
+    /// The features of `x`, as differentiable tensor operations on the
+    /// device of the parameters (the forward pass of fine-tuning): rows
+    /// normalised, then every layer with soft memberships. Unchecked; see
+    /// [`Self::transform`] for checked input.
+    ///
+    /// # Shapes
+    /// - x: `[m, d]`
+    /// - output: `[m, d]`, unit rows
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let mut z = normalize_rows(x);
+        for layer in &self.layers {
+            z = layer.forward_trusted(&z);
+        }
+        z
     }
 
     /// A network of the given layers (all of one dimension).

@@ -128,16 +128,10 @@ pub fn run(
 
     write_summary(out, &summary, &built.records)?;
     if cfg.model.save {
-        let net = redunet_train::vector::VectorReduNetModule::from_network(&built.network)?;
-        redunet_train::SavedModel {
-            trainee: redunet_train::trainer::Trainee {
-                net: redunet_train::Network::Vector(net),
-                head: None,
-            },
-            logit_scale: None,
-            meta: serde_json::to_value(cfg).expect("configurations serialise"),
-        }
-        .save(&out.join("model"))?;
+        let mut model =
+            redunet_train::SavedModel::new(redunet_train::Network::Vector(built.network));
+        model.meta = serde_json::to_value(cfg).expect("configurations serialise");
+        model.save(&out.join("model"))?;
     }
 
     let dim_2d_3d = dim == 2 || dim == 3;

@@ -8,7 +8,7 @@ use crate::report::{DataSummary, Progress};
 use burn::tensor::{Device, Tensor};
 use redunet_core::host::tensor;
 use redunet_core::network::LayerRecord;
-use redunet_core::{Error, Memberships, Result, VectorLayerConfig};
+use redunet_core::{Error, Memberships, Result, VectorLayerConfig, VectorReduNet};
 use redunet_data::Dataset;
 use redunet_data::npy::write_atomic;
 use redunet_train::mlp::Mlp;
@@ -17,7 +17,6 @@ use redunet_train::trainer::{
     Accuracies, CheckpointPlan, EpochRecord, EvalSettings, Init, Objective, TrainConfig, TrainData,
     Trainee, corrupt_labels, evaluate, fit,
 };
-use redunet_train::vector::VectorReduNetModule;
 use redunet_train::{Network, SavedModel};
 use serde::Serialize;
 use std::path::Path;
@@ -94,11 +93,11 @@ fn build(
     let on_layer = |r: &LayerRecord| progress.layer(r);
     Ok(match (cfg.model.kind, t.init) {
         (ModelKind::Vector, Init::Forward) => {
-            let (n, rec) = VectorReduNetModule::construct(x, pi, layers, &layer_cfg, on_layer)?;
-            (Network::Vector(n), rec)
+            let built = VectorReduNet::construct(x, pi, layers, &layer_cfg, on_layer)?;
+            (Network::Vector(built.network), built.records)
         }
         (ModelKind::Vector, Init::Random) => (
-            Network::Vector(VectorReduNetModule::random(
+            Network::Vector(VectorReduNet::random(
                 x.dims()[1],
                 pi,
                 layers,

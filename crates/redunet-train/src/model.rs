@@ -17,13 +17,14 @@
 use crate::mlp::{Dense, Mlp};
 use crate::spectral::{SpectralLayerParams, SpectralReduNet, SpectralShape};
 use crate::trainer::{FeatureNet, Trainee, head};
-use crate::vector::{VectorLayerParams, VectorReduNetModule, VectorShape};
+use crate::vector::VectorShape;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
-use redunet_vision::spectral::Dft;
+use redunet_core::VectorReduNet;
 use redunet_core::network::{commit_dir, staging_dir};
 use redunet_core::{Error, Result, VectorLayerConfig};
 use redunet_data::npy::write_atomic;
+use redunet_vision::spectral::Dft;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -37,7 +38,7 @@ pub const CONFIG_FILE: &str = "model.json";
 /// Any network the library trains or constructs, as one Burn module.
 #[derive(Module, Debug)]
 pub enum Network {
-    Vector(VectorReduNetModule),
+    Vector(VectorReduNet),
     Spectral(SpectralReduNet),
     Mlp(Mlp),
 }
@@ -99,39 +100,31 @@ struct ModelDoc {
 }
 
 impl Network {
-    /// The architecture of this network.
-    pub fn architecture(&self) -> Architecture {
-        match self {
-            Network::Vector(n) => Architecture::Vector(n.shape.clone()),
+    /// The architecture of this network (an error only for a vector
+    /// network without layers, or whose layers disagree on their settings).
+    pub fn architecture(&self) -> Result<Architecture> {
+        Ok(match self {
+            Network::Vector(n) => Architecture::Vector(VectorShape::of(n)?),
             Network::Spectral(n) => Architecture::Spectral(n.shape.clone()),
             Network::Mlp(n) => Architecture::Mlp(n.dims()),
-        }
+        })
     }
 
     /// Length of a flattened input sample.
     pub fn input_dim(&self) -> usize {
-        self.architecture().input_dim()
+        match self {
+            Network::Vector(n) => n.dim().unwrap_or(0),
+            Network::Spectral(n) => n.input_dim(),
+            Network::Mlp(n) => n.dims()[0],
+        }
     }
 
     /// A network of this architecture with zero parameters (to be loaded).
-    fn skeleton(arch: &Architecture, device: &Device) -> Self {
+    fn skeleton(arch: &Architecture, device: &Device) -> Result<Self> {
         let zeros2 = |s: [usize; 2]| Param::from_tensor(Tensor::<2>::zeros(s, device));
         let zeros4 = |s: [usize; 4]| Param::from_tensor(Tensor::<4>::zeros(s, device));
-        match arch {
-            Architecture::Vector(sh) => Network::Vector(VectorReduNetModule {
-                layers: sh
-                    .classes
-                    .iter()
-                    .map(|c| VectorLayerParams {
-                        e: zeros2([sh.dim, sh.dim]),
-                        c: Param::from_tensor(Tensor::<3>::zeros(
-                            [c.len(), sh.dim, sh.dim],
-                            device,
-                        )),
-                    })
-                    .collect(),
-                shape: sh.clone(),
-            }),
+        Ok(match arch {
+            Architecture::Vector(sh) => Network::Vector(sh.skeleton(device)?),
             Architecture::Spectral(sh) => {
                 let p = sh.height * (sh.width / 2 + 1);
                 let ch = sh.channels;
@@ -158,7 +151,7 @@ impl Network {
                     })
                     .collect(),
             }),
-        }
+        })
     }
 }
 
@@ -301,7 +294,7 @@ impl SavedModel {
 
     /// Writes the model into `dir` (created or replaced atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let arch = self.trainee.net.architecture();
+        let arch = self.trainee.net.architecture()?;
         let head = match (&self.trainee.head, self.logit_scale) {
             (Some(h), Some(logit_scale)) => Some(HeadSpec {
                 classes: h.weight.val().dims()[1],
@@ -383,7 +376,7 @@ impl SavedModel {
             )));
         }
         let skeleton = Trainee {
-            net: Network::skeleton(&doc.architecture, device),
+            net: Network::skeleton(&doc.architecture, device)?,
             head: doc.head.map(|h| head(feature_dim, h.classes, device)),
         };
         let trainee = skeleton

@@ -9,20 +9,8 @@
 use burn::tensor::module::{conv1d, conv2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData, activation::relu};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
-/// `n` standard normal draws from a seeded ChaCha8 stream (Box–Muller).
-pub fn normals(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let u1: f64 = 1.0 - rng.random::<f64>();
-            let u2: f64 = rng.random::<f64>();
-            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-        })
-        .collect()
-}
+pub use redunet_core::host::normals;
 
 /// Lifting of 1D signals `[m, in, T]` to `[m, out, T]`.
 #[derive(Debug, Clone)]

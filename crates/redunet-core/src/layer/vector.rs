@@ -24,6 +24,7 @@ use crate::host::{indices, tensor, to_vec};
 use crate::linalg::spd_inverse_logdet_trusted;
 use crate::rates::{Rates, check_features, weighted_rows};
 use crate::{Error, Memberships, Result};
+use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, IndexingUpdateOp, Tensor};
 use serde::{Deserialize, Serialize};
@@ -85,19 +86,24 @@ impl VectorLayerConfig {
     }
 }
 
-/// One constructed vector ReduNet layer: E, the C_j of the classes that had
-/// members, and their γ_j.
-#[derive(Debug, Clone)]
+/// One vector ReduNet layer: E, the C_j of the classes that had members,
+/// and their γ_j — a Burn module whose parameters are the operators, so the
+/// layer constructed forward is the layer fine-tuned by back-propagation.
+#[derive(Module, Debug)]
 pub struct VectorLayer {
     /// The expansion operator E `[d, d]`.
-    e: Tensor<2>,
+    e: Param<Tensor<2>>,
     /// `[d, k' d]`: the C_j side by side, so that one matrix product gives
     /// every `Z C_j` at once, already laid out as `[m, k', d]`.
-    c_cat: Tensor<2>,
+    c_cat: Param<Tensor<2>>,
+    #[module(skip)]
     gamma: Vec<f64>,
     /// Original class index of each stored C_j (classes with members).
+    #[module(skip)]
     classes: Vec<usize>,
+    #[module(skip)]
     num_classes: usize,
+    #[module(skip)]
     config: VectorLayerConfig,
 }
 
@@ -177,8 +183,8 @@ impl VectorLayer {
             .sum();
         Ok((
             Self {
-                e,
-                c_cat,
+                e: Param::from_tensor(e),
+                c_cat: Param::from_tensor(c_cat),
                 gamma,
                 classes,
                 num_classes: pi.num_classes(),
@@ -216,8 +222,8 @@ impl VectorLayer {
         }
         let c_cat = c.swap_dims(0, 1).reshape([d, k * d]);
         Ok(Self {
-            e,
-            c_cat,
+            e: Param::from_tensor(e),
+            c_cat: Param::from_tensor(c_cat),
             gamma,
             classes,
             num_classes,
@@ -251,14 +257,14 @@ impl VectorLayer {
 
     /// The expansion operator E `[d, d]`.
     pub fn e(&self) -> Tensor<2> {
-        self.e.clone()
+        self.e.val()
     }
 
     /// The compression operators C_j `[k', d, d]` of the classes with members.
     pub fn c(&self) -> Tensor<3> {
         let d = self.dim();
         let k = self.classes.len();
-        self.c_cat.clone().reshape([d, k, d]).swap_dims(0, 1)
+        self.c_cat.val().reshape([d, k, d]).swap_dims(0, 1)
     }
 
     fn check_input(&self, z: &Tensor<2>) -> Result<()> {
@@ -328,7 +334,7 @@ impl VectorLayer {
             return out;
         }
         let k = self.classes.len();
-        let comp = z.clone().matmul(self.c_cat.clone()).reshape([m, k, d]);
+        let comp = z.clone().matmul(self.c_cat.val()).reshape([m, k, d]);
         let weights = w.clone() * self.gamma_row(&device);
         (comp * weights.unsqueeze_dim(2)).sum_dim(1).reshape([m, d])
     }
@@ -358,8 +364,8 @@ impl VectorLayer {
     fn project(&self, z: &Tensor<2>) -> (Tensor<2>, Tensor<3>) {
         let [m, d] = z.dims();
         let k = self.classes.len();
-        let expd = z.clone().matmul(self.e.clone());
-        let comp = z.clone().matmul(self.c_cat.clone()).reshape([m, k, d]);
+        let expd = z.clone().matmul(self.e.val());
+        let comp = z.clone().matmul(self.c_cat.val()).reshape([m, k, d]);
         (expd, comp)
     }
 
