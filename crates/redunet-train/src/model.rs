@@ -36,6 +36,9 @@ pub const PARAMS_FILE: &str = "model.bpk";
 pub const CONFIG_FILE: &str = "model.json";
 
 /// Any network the library trains or constructs, as one Burn module.
+// One network per model, never held in bulk: the spectral variant's inline
+// DFT tables are not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Network {
     Vector(VectorReduNet),
