@@ -11,9 +11,8 @@ use crate::layer::vector::normalize_rows;
 use crate::{Error, Result};
 use burn::tensor::Tensor;
 
-fn check(train: &Tensor<2>, labels: &[usize], test: &Tensor<2>) -> Result<usize> {
-    let [m, d] = train.dims();
-    let [_, dt] = test.dims();
+fn check_train(train: &Tensor<2>, labels: &[usize]) -> Result<usize> {
+    let [m, _] = train.dims();
     if m == 0 {
         return Err(Error::Empty("no training samples".into()));
     }
@@ -23,53 +22,85 @@ fn check(train: &Tensor<2>, labels: &[usize], test: &Tensor<2>) -> Result<usize>
             got: labels.len(),
         });
     }
-    if d != dt {
-        return Err(Error::Shape(format!(
-            "train features have dimension {d}, test {dt}"
-        )));
-    }
     Ok(labels.iter().max().map_or(0, |&l| l + 1))
 }
 
-/// kNN predictions for `test` rows against labelled `train` rows (cosine
-/// similarity; the rows are normalised here).
+fn check_test(dim: usize, test: &Tensor<2>) -> Result<()> {
+    let [_, dt] = test.dims();
+    if dim != dt {
+        return Err(Error::Shape(format!(
+            "train features have dimension {dim}, test {dt}"
+        )));
+    }
+    Ok(())
+}
+
+/// kNN fitted to labelled training features: cosine similarity (rows are
+/// normalised once, here), majority vote of the `k` nearest.
+#[derive(Debug, Clone)]
+pub struct Knn {
+    /// Normalised training rows, transposed: `[d, m]`.
+    train_t: Tensor<2>,
+    labels: Vec<usize>,
+    classes: usize,
+    k: usize,
+}
+
+impl Knn {
+    pub fn fit(train: &Tensor<2>, labels: &[usize], k: usize) -> Result<Self> {
+        let classes = check_train(train, labels)?;
+        if k == 0 {
+            return Err(Error::Parameter("k must be at least 1".into()));
+        }
+        Ok(Self {
+            train_t: normalize_rows(train.clone()).transpose(),
+            labels: labels.to_vec(),
+            classes,
+            k: k.min(labels.len()),
+        })
+    }
+
+    /// The predicted class of each row of `test`.
+    pub fn predict(&self, test: &Tensor<2>) -> Result<Vec<usize>> {
+        let [d, m] = self.train_t.dims();
+        check_test(d, test)?;
+        let (k, labels) = (self.k, &self.labels);
+        let [n, _] = test.dims();
+        let test = normalize_rows(test.clone());
+        let mut predictions = Vec::with_capacity(n);
+        // Similarities in row blocks keep host memory bounded.
+        let block = (1 << 22) / m.max(1) + 1;
+        for start in (0..n).step_by(block) {
+            let end = (start + block).min(n);
+            let sims = to_vec(
+                test.clone()
+                    .slice([start..end, 0..d])
+                    .matmul(self.train_t.clone()),
+            )?;
+            for row in sims.chunks(m) {
+                let mut idx: Vec<usize> = (0..m).collect();
+                idx.select_nth_unstable_by(k - 1, |&a, &b| row[b].total_cmp(&row[a]));
+                let mut votes = vec![0usize; self.classes];
+                for &i in &idx[..k] {
+                    votes[labels[i]] += 1;
+                }
+                let best = votes.iter().max().copied().unwrap_or(0);
+                predictions.push(votes.iter().position(|&v| v == best).unwrap_or(0));
+            }
+        }
+        Ok(predictions)
+    }
+}
+
+/// kNN predictions for `test` rows against labelled `train` rows (fits a
+/// [`Knn`] and predicts once).
 pub fn knn_predict(
     train: &Tensor<2>,
     labels: &[usize],
     test: &Tensor<2>,
     k: usize,
 ) -> Result<Vec<usize>> {
-    let classes = check(train, labels, test)?;
-    if k == 0 {
-        return Err(Error::Parameter("k must be at least 1".into()));
-    }
-    let [m, _] = train.dims();
-    let [n, d] = test.dims();
-    let k = k.min(m);
-    let train_t = normalize_rows(train.clone()).transpose();
-    let test = normalize_rows(test.clone());
-    let mut predictions = Vec::with_capacity(n);
-    // Similarities in row blocks keep host memory bounded.
-    let block = (1 << 22) / m.max(1) + 1;
-    for start in (0..n).step_by(block) {
-        let end = (start + block).min(n);
-        let sims = to_vec(
-            test.clone()
-                .slice([start..end, 0..d])
-                .matmul(train_t.clone()),
-        )?;
-        for row in sims.chunks(m) {
-            let mut idx: Vec<usize> = (0..m).collect();
-            idx.select_nth_unstable_by(k - 1, |&a, &b| row[b].total_cmp(&row[a]));
-            let mut votes = vec![0usize; classes];
-            for &i in &idx[..k] {
-                votes[labels[i]] += 1;
-            }
-            let best = votes.iter().max().copied().unwrap_or(0);
-            predictions.push(votes.iter().position(|&v| v == best).unwrap_or(0));
-        }
-    }
-    Ok(predictions)
+    Knn::fit(train, labels, k)?.predict(test)
 }
 
 /// The orthonormal bases U_j `[d, n_comp]` of each class's principal
@@ -79,7 +110,7 @@ pub fn class_subspaces(
     labels: &[usize],
     n_comp: usize,
 ) -> Result<Vec<Option<Tensor<2>>>> {
-    let classes = check(train, labels, train)?;
+    let classes = check_train(train, labels)?;
     let [_, d] = train.dims();
     let device = train.device();
     // As the reference: a subspace as large as the space is no test at all.
@@ -263,32 +294,54 @@ pub fn jacobi_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     ((0..n).map(|i| a[i * n + i]).collect(), v)
 }
 
-/// Nearest-subspace predictions: `argmin_j ‖(I − U_j U_jᵀ) z‖` over the
-/// classes with training samples (rows are normalised first).
+/// Nearest subspace fitted to labelled training features: per class the
+/// span of its top `n_comp` principal directions (of normalised rows).
+#[derive(Debug, Clone)]
+pub struct NearestSubspace {
+    dim: usize,
+    subspaces: Vec<Option<Tensor<2>>>,
+}
+
+impl NearestSubspace {
+    pub fn fit(train: &Tensor<2>, labels: &[usize], n_comp: usize) -> Result<Self> {
+        check_train(train, labels)?;
+        Ok(Self {
+            dim: train.dims()[1],
+            subspaces: class_subspaces(&normalize_rows(train.clone()), labels, n_comp)?,
+        })
+    }
+
+    /// The class of the nearest subspace to each (normalised) row of `test`.
+    pub fn predict(&self, test: &Tensor<2>) -> Result<Vec<usize>> {
+        check_test(self.dim, test)?;
+        let test = normalize_rows(test.clone());
+        let [n, _] = test.dims();
+        let norms = to_vec(test.clone().powi_scalar(2).sum_dim(1))?;
+        let mut best = vec![(f64::INFINITY, 0usize); n];
+        for (j, u) in self.subspaces.iter().enumerate() {
+            let Some(u) = u else { continue };
+            // ‖(I − UUᵀ)z‖² = ‖z‖² − ‖Uᵀz‖² for orthonormal U.
+            let inside = to_vec(test.clone().matmul(u.clone()).powi_scalar(2).sum_dim(1))?;
+            for i in 0..n {
+                let resid = (norms[i] as f64 - inside[i] as f64).max(0.0);
+                if resid < best[i].0 {
+                    best[i] = (resid, j);
+                }
+            }
+        }
+        Ok(best.into_iter().map(|(_, j)| j).collect())
+    }
+}
+
+/// Nearest-subspace predictions (fits a [`NearestSubspace`] and predicts
+/// once).
 pub fn nearest_subspace_predict(
     train: &Tensor<2>,
     labels: &[usize],
     test: &Tensor<2>,
     n_comp: usize,
 ) -> Result<Vec<usize>> {
-    check(train, labels, test)?;
-    let subspaces = class_subspaces(&normalize_rows(train.clone()), labels, n_comp)?;
-    let test = normalize_rows(test.clone());
-    let [n, _] = test.dims();
-    let norms = to_vec(test.clone().powi_scalar(2).sum_dim(1))?;
-    let mut best = vec![(f64::INFINITY, 0usize); n];
-    for (j, u) in subspaces.iter().enumerate() {
-        let Some(u) = u else { continue };
-        // ‖(I − UUᵀ)z‖² = ‖z‖² − ‖Uᵀz‖² for orthonormal U.
-        let inside = to_vec(test.clone().matmul(u.clone()).powi_scalar(2).sum_dim(1))?;
-        for i in 0..n {
-            let resid = (norms[i] as f64 - inside[i] as f64).max(0.0);
-            if resid < best[i].0 {
-                best[i] = (resid, j);
-            }
-        }
-    }
-    Ok(best.into_iter().map(|(_, j)| j).collect())
+    NearestSubspace::fit(train, labels, n_comp)?.predict(test)
 }
 
 /// Fraction of predictions equal to the labels.

@@ -6,7 +6,7 @@
 
 use crate::config::{ModelKind, RunConfig};
 use crate::report::{
-    AccuracyBlock, DataSummary, Features, Progress, Seconds, ShiftCopies, Summary, evaluate,
+    AccuracyBlock, Classifiers, DataSummary, Features, Progress, Seconds, ShiftCopies, Summary,
     write_summary,
 };
 use burn::tensor::{Device, Tensor};
@@ -260,38 +260,18 @@ pub fn run(
     };
     let n_comp = cfg.eval.n_comp.unwrap_or(10);
     let knn_k = cfg.eval.knn_k;
-    let train_acc = evaluate(
-        &train_features,
-        &train.labels,
-        &train_features,
-        &train.labels,
-        knn_k,
-        n_comp,
-    )?;
+    let fitted = Classifiers::fit(&train_features, &train.labels, knn_k, n_comp)?;
+    let train_acc = fitted.accuracies(&train_features, &train.labels)?;
     let mut test_acc = None;
     let mut shift_acc = None;
     let mut shift_maps = None;
     if test_sig.is_some() {
         let ft = eval_features.next().expect("test features");
-        test_acc = Some(evaluate(
-            &train_features,
-            &train.labels,
-            &ft,
-            &test.labels,
-            knn_k,
-            n_comp,
-        )?);
+        test_acc = Some(fitted.accuracies(&ft, &test.labels)?);
     }
     if let Some((n_chosen, n_grid, labels, all)) = shift_setup {
         let fs = eval_features.next().expect("shifted features");
-        shift_acc = Some(evaluate(
-            &train_features,
-            &train.labels,
-            &fs,
-            &labels,
-            knn_k,
-            n_comp,
-        )?);
+        shift_acc = Some(fitted.accuracies(&fs, &labels)?);
         // Heat maps of a few samples' shifted copies, before and after.
         let few: Vec<usize> = (0..n_chosen)
             .step_by((n_chosen / 5).max(1))

@@ -3,15 +3,13 @@
 //! callbacks through which a caller follows it.
 
 use crate::config::RunConfig;
-use burn::tensor::Tensor;
-use redunet_core::classify::{accuracy, knn_predict, nearest_subspace_predict};
 use redunet_core::network::LayerRecord;
 use redunet_core::{Error, Result};
 use redunet_data::npy::write_atomic;
 use serde::Serialize;
 use std::path::Path;
 
-pub use redunet_train::trainer::{Accuracies, EpochRecord, Event};
+pub use redunet_train::trainer::{Accuracies, Classifiers, EpochRecord, Event};
 
 /// How a caller follows an experiment; every method does nothing by
 /// default.
@@ -89,25 +87,6 @@ pub struct Summary {
     pub data: DataSummary,
     pub warnings: Vec<String>,
     pub config: RunConfig,
-}
-
-/// Accuracy of kNN (`k` neighbours) and nearest subspace (`n_comp`
-/// dimensions per class) classifying `test` against `train`.
-pub fn evaluate(
-    train: &Tensor<2>,
-    train_labels: &[usize],
-    test: &Tensor<2>,
-    test_labels: &[usize],
-    k: usize,
-    n_comp: usize,
-) -> Result<Accuracies> {
-    Ok(Accuracies {
-        knn: accuracy(&knn_predict(train, train_labels, test, k)?, test_labels),
-        nearest_subspace: accuracy(
-            &nearest_subspace_predict(train, train_labels, test, n_comp)?,
-            test_labels,
-        ),
-    })
 }
 
 /// Writes `summary.json` and `rates.csv` into `out` (created if needed).

@@ -4,7 +4,7 @@
 
 use crate::config::{ModelKind, RunConfig, Source};
 use crate::report::{
-    AccuracyBlock, DataSummary, Features, Progress, Seconds, Summary, evaluate, write_summary,
+    AccuracyBlock, Classifiers, DataSummary, Features, Progress, Seconds, Summary, write_summary,
 };
 use burn::tensor::{Device, Tensor};
 use redunet_core::host::{tensor, to_vec};
@@ -76,27 +76,14 @@ pub fn run(
     };
     let n_comp = cfg.eval.n_comp.unwrap_or(default_comp);
     let knn_k = cfg.eval.knn_k;
-    let train_acc = evaluate(
-        &train_features,
-        &train.labels,
-        &train_features,
-        &train.labels,
-        knn_k,
-        n_comp,
-    )?;
+    let fitted = Classifiers::fit(&train_features, &train.labels, knn_k, n_comp)?;
+    let train_acc = fitted.accuracies(&train_features, &train.labels)?;
     let (test_features, test_acc) = if test.is_empty() {
         (None, None)
     } else {
         let zt = as_matrix(test, device);
         let ft = built.network.transform(&zt)?;
-        let acc = evaluate(
-            &train_features,
-            &train.labels,
-            &ft,
-            &test.labels,
-            knn_k,
-            n_comp,
-        )?;
+        let acc = fitted.accuracies(&ft, &test.labels)?;
         (Some((zt, ft)), Some(acc))
     };
     let evaluate_s = start.elapsed().as_secs_f64();

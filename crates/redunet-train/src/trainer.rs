@@ -20,7 +20,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use redunet_core::classify::{accuracy, knn_predict, nearest_subspace_predict};
+use redunet_core::classify::{Knn, NearestSubspace, accuracy};
 use redunet_core::network::{commit_dir, staging_dir};
 use redunet_core::{Error, Memberships, Result};
 use serde::{Deserialize, Serialize};
@@ -251,6 +251,31 @@ pub struct Accuracies {
     pub nearest_subspace: f64,
 }
 
+/// kNN and nearest subspace, fitted once to labelled training features,
+/// then scoring any number of feature sets.
+#[derive(Debug, Clone)]
+pub struct Classifiers {
+    knn: Knn,
+    nearest_subspace: NearestSubspace,
+}
+
+impl Classifiers {
+    pub fn fit(train: &Tensor<2>, labels: &[usize], knn_k: usize, n_comp: usize) -> Result<Self> {
+        Ok(Self {
+            knn: Knn::fit(train, labels, knn_k)?,
+            nearest_subspace: NearestSubspace::fit(train, labels, n_comp)?,
+        })
+    }
+
+    /// Accuracy of both classifiers on `features` with true `labels`.
+    pub fn accuracies(&self, features: &Tensor<2>, labels: &[usize]) -> Result<Accuracies> {
+        Ok(Accuracies {
+            knn: accuracy(&self.knn.predict(features)?, labels),
+            nearest_subspace: accuracy(&self.nearest_subspace.predict(features)?, labels),
+        })
+    }
+}
+
 /// How evaluation classifies.
 #[derive(Debug, Clone, Copy)]
 pub struct EvalSettings {
@@ -423,15 +448,8 @@ pub fn evaluate<M: FeatureNet>(
 ) -> Result<(Accuracies, Option<Accuracies>, Option<f64>)> {
     let device = data.x.device();
     let ftr = trainee.net.features_eval(data.x, &device)?;
-    let classify = |f: &Tensor<2>, labels: &[usize]| -> Result<Accuracies> {
-        Ok(Accuracies {
-            knn: accuracy(&knn_predict(&ftr, data.labels, f, eval.knn_k)?, labels),
-            nearest_subspace: accuracy(
-                &nearest_subspace_predict(&ftr, data.labels, f, eval.n_comp)?,
-                labels,
-            ),
-        })
-    };
+    let fitted = Classifiers::fit(&ftr, data.labels, eval.knn_k, eval.n_comp)?;
+    let classify = |f: &Tensor<2>, labels: &[usize]| fitted.accuracies(f, labels);
     let train = classify(&ftr, data.labels)?;
     let (mut test, mut head) = (None, None);
     if let Some(tx) = data.test_x {
