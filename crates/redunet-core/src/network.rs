@@ -79,6 +79,18 @@ impl VectorReduNet {
     /// Builds `layers` layers from training features `z: [m, d]` (rows are
     /// normalised first) and memberships `pi`. `on_layer` sees each record as
     /// it is made (record 0 is the input), e.g. to drive a progress bar.
+    ///
+    /// ```
+    /// use redunet_core::{Device, Memberships, Tensor, VectorLayerConfig, VectorReduNet};
+    /// let device = Device::default();
+    /// let z = Tensor::<2>::from_floats([[1.0, 0.1], [0.9, 0.2], [0.1, 1.0], [0.2, 0.9]], &device);
+    /// let pi = Memberships::from_labels(&[0, 0, 1, 1], 2, &device)?;
+    /// let built = VectorReduNet::construct(&z, &pi, 3, &VectorLayerConfig::default(), |_| {})?;
+    /// assert_eq!(built.records.len(), 4); // the input and three layers
+    /// let features = built.network.transform(&z)?; // unlabelled: soft memberships
+    /// assert_eq!(features.dims(), [4, 2]);
+    /// # Ok::<(), redunet_core::Error>(())
+    /// ```
     pub fn construct(
         z: &Tensor<2>,
         pi: &Memberships,

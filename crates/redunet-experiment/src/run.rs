@@ -20,6 +20,22 @@ fn as_matrix(ds: &Dataset, device: &Device) -> Tensor<2> {
 /// Runs a configuration end to end on `device`: writes `summary.json`,
 /// `rates.csv` and the saved model (`model.save`) into `out`, and returns
 /// the summary with the features the plots are drawn from.
+///
+/// ```
+/// use redunet_experiment::{RunConfig, Silent};
+/// let cfg: RunConfig = serde_json::from_value(serde_json::json!({
+///     "data": { "source": "gaussian2d", "train_per_class": 20, "test_per_class": 5 },
+///     "model": { "kind": "vector", "layers": 3 },
+/// }))
+/// .unwrap();
+/// let device = burn::tensor::Device::default();
+/// let out = std::env::temp_dir().join(format!("redunet-run-doc-{}", std::process::id()));
+/// let (summary, _features) = redunet_experiment::run::run(&cfg, &device, "flex", &out, &mut Silent)?;
+/// assert_eq!(summary.layers.len(), 3);
+/// assert!(summary.accuracy.test.unwrap().nearest_subspace > 0.5);
+/// # std::fs::remove_dir_all(&out).ok();
+/// # Ok::<(), redunet_core::Error>(())
+/// ```
 pub fn run(
     cfg: &RunConfig,
     device: &Device,

@@ -270,6 +270,21 @@ impl Architecture {
 }
 
 /// A model loaded from (or about to be written to) a model directory.
+///
+/// ```
+/// use redunet_core::{Device, Memberships, Tensor, VectorLayerConfig, VectorReduNet};
+/// use redunet_train::{Network, SavedModel};
+/// let device = Device::default();
+/// let z = Tensor::<2>::from_floats([[1.0, 0.1], [0.9, 0.2], [0.1, 1.0], [0.2, 0.9]], &device);
+/// let pi = Memberships::from_labels(&[0, 0, 1, 1], 2, &device)?;
+/// let built = VectorReduNet::construct(&z, &pi, 2, &VectorLayerConfig::default(), |_| {})?;
+/// let dir = std::env::temp_dir().join(format!("redunet-doc-{}", std::process::id()));
+/// SavedModel::new(Network::Vector(built.network)).save(&dir)?;
+/// let model = SavedModel::load(&dir, &device)?; // the directory alone
+/// assert_eq!(model.transform(&z)?.dims(), [4, 2]);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), redunet_core::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SavedModel {
     /// The network and its head.
