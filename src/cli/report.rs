@@ -3,7 +3,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use redunet_core::network::LayerRecord;
-use redunet_experiment::report::Summary;
+use redunet_experiment::report::{Accuracies, Event, Progress, Summary};
 use std::path::Path;
 
 /// A progress bar over the layers of a construction (hidden when quiet).
@@ -71,4 +71,95 @@ pub fn print_summary(s: &Summary, out: &Path) {
         );
     }
     println!("  results in {}", out.display());
+}
+
+/// Progress on the terminal: warnings always; unless quiet, the data line,
+/// and a bar over the layers of a construction (`run`) or over all batches
+/// of training, with the running loss, the latest accuracy and a line per
+/// evaluated epoch.
+pub struct Terminal {
+    pub bar: ProgressBar,
+    quiet: bool,
+    /// Training: the epochs, and the latest accuracy shown beside the loss.
+    epochs: Option<usize>,
+    last: String,
+}
+
+impl Terminal {
+    pub fn new(bar: ProgressBar, quiet: bool, epochs: Option<usize>) -> Self {
+        Self {
+            bar,
+            quiet,
+            epochs,
+            last: String::new(),
+        }
+    }
+}
+
+impl Progress for Terminal {
+    fn started(&mut self, description: &str) {
+        if !self.quiet {
+            self.bar.suspend(|| eprintln!("{description}"));
+        }
+    }
+
+    fn warning(&mut self, message: &str) {
+        self.bar.suspend(|| eprintln!("warning: {message}"));
+    }
+
+    fn layer(&mut self, r: &LayerRecord) {
+        if self.epochs.is_some() {
+            self.bar.set_message(format!(
+                "constructing: layer {} ΔR {:.4}",
+                r.layer, r.delta_r
+            ));
+        } else {
+            show_record(&self.bar, r);
+        }
+    }
+
+    fn training(&mut self, event: &Event<'_>) {
+        match event {
+            Event::Batch {
+                epoch,
+                step,
+                steps,
+                loss,
+            } => {
+                self.bar
+                    .set_length((self.epochs.unwrap_or(0) * steps) as u64);
+                self.bar.set_position(((epoch - 1) * steps + step) as u64);
+                self.bar
+                    .set_message(format!("epoch {epoch} loss {loss:.4} {}", self.last));
+            }
+            Event::Epoch(r) => {
+                if let Some(a) = r.test.or(r.train) {
+                    self.last = format!(
+                        "(last {} kNN {:.3} NS {:.3})",
+                        if r.test.is_some() { "test" } else { "train" },
+                        a.knn,
+                        a.nearest_subspace
+                    );
+                }
+                if r.test.is_some() && !self.quiet {
+                    self.bar.suspend(|| {
+                        eprintln!(
+                            "epoch {}: loss {} test {}{}",
+                            r.epoch,
+                            r.loss.map_or("–".into(), |l| format!("{l:.4}")),
+                            fmt_acc(&r.test),
+                            r.test_head
+                                .map_or(String::new(), |h| format!(" head {h:.4}"))
+                        )
+                    });
+                }
+            }
+        }
+    }
+}
+
+pub fn fmt_acc(a: &Option<Accuracies>) -> String {
+    a.map_or("–".into(), |a| {
+        format!("kNN {:.4} NS {:.4}", a.knn, a.nearest_subspace)
+    })
 }

@@ -3,36 +3,12 @@
 
 use super::config::RunConfig;
 use super::plots;
-use super::report::{progress_bar, show_record};
+use super::report::{Terminal, progress_bar};
 use anyhow::Result;
 use burn::tensor::Device;
-use indicatif::ProgressBar;
 use redunet_core::network::LayerRecord;
-use redunet_experiment::report::{Features, Progress, Summary};
+use redunet_experiment::report::{Features, Summary};
 use std::path::Path;
-
-/// Progress on the terminal: warnings always, the data line and the
-/// layers' rates unless quiet.
-struct Terminal {
-    bar: ProgressBar,
-    quiet: bool,
-}
-
-impl Progress for Terminal {
-    fn started(&mut self, description: &str) {
-        if !self.quiet {
-            self.bar.suspend(|| eprintln!("{description}"));
-        }
-    }
-
-    fn warning(&mut self, message: &str) {
-        self.bar.suspend(|| eprintln!("warning: {message}"));
-    }
-
-    fn layer(&mut self, record: &LayerRecord) {
-        show_record(&self.bar, record);
-    }
-}
 
 /// Runs a configuration end to end and writes its outputs into `out`.
 pub fn run(
@@ -42,10 +18,7 @@ pub fn run(
     out: &Path,
     quiet: bool,
 ) -> Result<Summary> {
-    let mut terminal = Terminal {
-        bar: progress_bar(quiet, cfg.model.layers),
-        quiet,
-    };
+    let mut terminal = Terminal::new(progress_bar(quiet, cfg.model.layers), quiet, None);
     let (summary, features) =
         redunet_experiment::run::run(cfg, device, device_name, out, &mut terminal)?;
     terminal.bar.finish();

@@ -732,40 +732,23 @@ impl SpectralLayer1d {
         num_classes: usize,
         config: VectorLayerConfig,
     ) -> Result<Self> {
-        config.validate()?;
         let (p, ch, k1) = (dft.frequencies(), channels, classes.len() + 1);
-        if operators.len() != 2 * p * k1 * ch * ch
-            || gamma.len() != classes.len()
-            || classes.iter().any(|&j| j >= num_classes)
-        {
+        if operators.len() != 2 * p * k1 * ch * ch {
             return Err(Error::Shape(format!(
-                "operators of {} values for P = {p}, k' = {}, C = {ch}, {} weights, classes {classes:?} of {num_classes}",
+                "operators of {} values for P = {p}, k' = {}, C = {ch}",
                 operators.len(),
                 classes.len(),
-                gamma.len()
             )));
         }
         let device = dft.weight_row.device();
         let parts = Tensor::<5>::from_data(TensorData::new(operators, [2, p, k1, ch, ch]), &device);
-        let re = parts
-            .clone()
-            .slice([0..1, 0..p, 0..k1, 0..ch, 0..ch])
-            .reshape([p, k1, ch, ch]);
-        let im = parts
-            .slice([1..2, 0..p, 0..k1, 0..ch, 0..ch])
-            .reshape([p, k1, ch, ch]);
-        let ops = embed_operators(re, im);
-        let host = host_ops(&ops)?;
-        Ok(Self {
-            dft: dft.clone(),
-            ops,
-            host,
-            gamma,
-            classes,
-            num_classes,
-            channels,
-            config,
-        })
+        let part = |i: usize| {
+            parts
+                .clone()
+                .slice([i..i + 1, 0..p, 0..k1, 0..ch, 0..ch])
+                .reshape([p, k1, ch, ch])
+        };
+        Self::from_complex(dft, part(0), part(1), gamma, classes, num_classes, config)
     }
 
     pub fn num_classes(&self) -> usize {
