@@ -4,6 +4,16 @@ use crate::host::{tensor, to_vec};
 use crate::{Error, Result};
 use burn::tensor::{Device, Int, Tensor};
 
+/// α, and per class with members α_j and γ_j (see [`Memberships::scales`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scales {
+    pub alpha: f64,
+    /// The classes with members, in order.
+    pub classes: Vec<usize>,
+    pub alphas: Vec<f64>,
+    pub gammas: Vec<f64>,
+}
+
 /// Validated class memberships of `m` samples in `k` classes.
 ///
 /// Hard labels keep the label list, so that per-class work can gather the
@@ -159,6 +169,23 @@ impl Memberships {
         (0..self.counts.len())
             .filter(|&j| self.counts[j] > 1e-9)
             .collect()
+    }
+
+    /// The scales of the coding rates for features of dimension `d` (the
+    /// channels C of spectral networks): α = d/(m ε²) and, for each class
+    /// with members, α_j = d/(m_j ε²) and γ_j = m_j/m.
+    pub fn scales(&self, d: usize, eps_sq: f64) -> Scales {
+        let m = self.num_samples() as f64;
+        let classes = self.present();
+        Scales {
+            alpha: d as f64 / (m * eps_sq),
+            alphas: classes
+                .iter()
+                .map(|&j| d as f64 / (self.counts[j] * eps_sq))
+                .collect(),
+            gammas: classes.iter().map(|&j| self.counts[j] / m).collect(),
+            classes,
+        }
     }
 
     /// Row indices of class `j` (hard memberships only).

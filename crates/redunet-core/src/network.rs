@@ -143,10 +143,7 @@ impl VectorReduNet {
         if dim == 0 {
             return Err(Error::Empty("features of dimension 0".into()));
         }
-        let classes = pi.present();
-        let counts = pi.counts();
-        let m = pi.num_samples() as f64;
-        let eps = config.eps_sq;
+        let sc = pi.scales(dim, config.eps_sq);
         let sym = |scale: f64, s: u64| -> Vec<f32> {
             let raw = crate::host::normals(dim * dim, s);
             let mut v = vec![0f32; dim * dim];
@@ -159,21 +156,20 @@ impl VectorReduNet {
             }
             v
         };
-        let gamma: Vec<f64> = classes.iter().map(|&j| counts[j] / m).collect();
-        let k = classes.len();
+        let k = sc.classes.len();
         let mut built = Vec::with_capacity(layers);
         for l in 0..layers {
             let base = seed.wrapping_mul(1_000_003).wrapping_add(100 * l as u64);
-            let e = sym(dim as f64 / (m * eps), base);
+            let e = sym(sc.alpha, base);
             let mut c = Vec::with_capacity(k * dim * dim);
-            for (i, &j) in classes.iter().enumerate() {
-                c.extend(sym(dim as f64 / (counts[j] * eps), base + 1 + i as u64));
+            for (i, &a) in sc.alphas.iter().enumerate() {
+                c.extend(sym(a, base + 1 + i as u64));
             }
             built.push(VectorLayer::from_parts(
                 tensor(e, [dim, dim], device),
                 tensor(c, [k, dim, dim], device),
-                gamma.clone(),
-                classes.clone(),
+                sc.gammas.clone(),
+                sc.classes.clone(),
                 pi.num_classes(),
                 *config,
             )?);

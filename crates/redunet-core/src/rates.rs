@@ -107,10 +107,10 @@ pub struct ClassGroup {
 
 /// The present classes of `pi` in [`ClassGroup`]s, by number of rows.
 pub fn class_groups(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> Vec<ClassGroup> {
-    let [m, d] = z.dims();
-    let counts = pi.counts();
+    let d = z.dims()[1];
+    let scales = pi.scales(d, eps_sq);
     let mut groups: std::collections::BTreeMap<usize, ClassGroup> = Default::default();
-    for j in pi.present() {
+    for (slot, &j) in scales.classes.iter().enumerate() {
         let x = weighted_rows(z, pi, j);
         let g = groups.entry(x.dims()[0]).or_insert_with(|| ClassGroup {
             rows: Vec::new(),
@@ -118,8 +118,8 @@ pub fn class_groups(z: &Tensor<2>, pi: &Memberships, eps_sq: f64) -> Vec<ClassGr
             gammas: Vec::new(),
         });
         g.rows.push(x);
-        g.alphas.push(d as f64 / (counts[j] * eps_sq));
-        g.gammas.push(counts[j] / m as f64);
+        g.alphas.push(scales.alphas[slot]);
+        g.gammas.push(scales.gammas[slot]);
     }
     groups.into_values().collect()
 }

@@ -186,13 +186,10 @@ impl SpectralReduNet {
     ) -> Result<Self> {
         config.validate()?;
         let channels = lift.map_or(in_channels, |l| l.out_channels);
-        let classes = pi.present();
-        let counts = pi.counts();
-        let m = pi.num_samples() as f64;
-        let eps = config.eps_sq;
-        let mut scales = vec![channels as f64 / (m * eps)];
-        scales.extend(classes.iter().map(|&j| channels as f64 / (counts[j] * eps)));
-        let gamma: Vec<f64> = classes.iter().map(|&j| counts[j] / m).collect();
+        let sc = pi.scales(channels, config.eps_sq);
+        let mut scales = vec![sc.alpha];
+        scales.extend(&sc.alphas);
+        let (classes, gamma) = (sc.classes, sc.gammas);
         let p = height * (width / 2 + 1);
         let k1 = classes.len() + 1;
         let n = p * k1 * channels * channels;

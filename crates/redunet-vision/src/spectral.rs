@@ -394,12 +394,10 @@ impl SpectralLayer1d {
         }
         let t = dft.len();
         let device = s.x.device();
-        let classes = pi.present();
-        let counts = pi.counts();
-        let eps = config.eps_sq;
-        let mut scales = vec![ch as f64 / (m as f64 * eps)];
-        scales.extend(classes.iter().map(|&j| ch as f64 / (counts[j] * eps)));
-        let gamma: Vec<f64> = classes.iter().map(|&j| counts[j] / m as f64).collect();
+        let sc = pi.scales(ch, config.eps_sq);
+        let mut scales = vec![sc.alpha];
+        scales.extend(&sc.alphas);
+        let (classes, gamma) = (sc.classes, sc.gammas);
 
         // Σ v vᴴ = A + iB per frequency, embedded as [[I + aA, −aB], [aB, I + aA]].
         let embed = |xr: Tensor<3>, xi: Tensor<3>, a: f64| {

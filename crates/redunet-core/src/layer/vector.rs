@@ -22,6 +22,7 @@
 
 use crate::host::{indices, tensor, to_vec};
 use crate::linalg::spd_inverse_logdet_trusted;
+use crate::membership::Scales;
 use crate::rates::{Rates, check_features, weighted_rows};
 use crate::{Error, Memberships, Result};
 use burn::module::{Module, Param};
@@ -132,15 +133,12 @@ impl VectorLayer {
         let [m, d] = z.dims();
         pi.check_samples(m)?;
         let device = z.device();
-        let classes = pi.present();
-        let counts = pi.counts();
-        let eps = config.eps_sq;
-        let alpha = d as f64 / (m as f64 * eps);
-        let alphas: Vec<f64> = classes
-            .iter()
-            .map(|&j| d as f64 / (counts[j] * eps))
-            .collect();
-        let gamma: Vec<f64> = classes.iter().map(|&j| counts[j] / m as f64).collect();
+        let Scales {
+            alpha,
+            classes,
+            alphas,
+            gammas: gamma,
+        } = pi.scales(d, config.eps_sq);
 
         let class_grams: Vec<Tensor<3>> = classes
             .iter()
