@@ -239,18 +239,3 @@ pub fn cholesky_f64(a: &[f64], n: usize) -> std::result::Result<Vec<f64>, (usize
     }
     Ok(l)
 }
-
-/// `logdet(I + a · ZᵀZ)` for `z: [m, d]`, through whichever of the d×d or
-/// m×m Gram matrices is smaller (they have the same non-unit spectrum).
-pub fn logdet_identity_plus_gram(z: Tensor<2>, a: f64) -> Result<f64> {
-    let [m, d] = z.dims();
-    let device = z.device();
-    let gram = if m < d {
-        z.clone().matmul(z.transpose())
-    } else {
-        z.clone().transpose().matmul(z)
-    };
-    let n = m.min(d);
-    let mat = Tensor::<2>::eye(n, &device) + gram.mul_scalar(a);
-    Ok(spd_logdet(mat.unsqueeze_dim(0))?[0])
-}

@@ -67,9 +67,12 @@ pub fn weighted_rows(z: &Tensor<2>, pi: &Memberships, j: usize) -> Tensor<2> {
     }
 }
 
-/// `logdet(I + a XᵀX)` for a batch of matrices of one shape, on the smaller
-/// Gram side.
-fn logdets_same_shape(xs: Vec<Tensor<2>>, scales: &[f64]) -> Result<Vec<f64>> {
+/// The batch `[b, n, n]` of `I + a XᵀX` for matrices `X` of one shape,
+/// formed on the smaller Gram side (`n = min(rows, cols)`: `XXᵀ` and `XᵀX`
+/// have the same non-unit spectrum, so the log-determinant is the same).
+/// The one place the coding rates' matrices are formed (the loss
+/// differentiates through it).
+pub fn identity_plus_grams(xs: Vec<Tensor<2>>, scales: &[f64]) -> Tensor<3> {
     let [rows, cols] = xs[0].dims();
     let device = xs[0].device();
     let n = rows.min(cols);
@@ -85,7 +88,12 @@ fn logdets_same_shape(xs: Vec<Tensor<2>>, scales: &[f64]) -> Result<Vec<f64>> {
             (Tensor::<2>::eye(n, &device) + g.mul_scalar(a)).unsqueeze_dim(0)
         })
         .collect();
-    spd_logdet(Tensor::cat(grams, 0))
+    Tensor::cat(grams, 0)
+}
+
+/// `logdet(I + a XᵀX)` for a batch of matrices of one shape.
+fn logdets_same_shape(xs: Vec<Tensor<2>>, scales: &[f64]) -> Result<Vec<f64>> {
+    spd_logdet(identity_plus_grams(xs, scales))
 }
 
 /// R(Z) = ½ logdet(I + d/(m ε²) ZᵀZ).

@@ -21,7 +21,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
 use redunet_core::linalg::spd_inverse_logdet_trusted;
-use redunet_core::rates::{ClassGroup, class_groups};
+use redunet_core::rates::{ClassGroup, class_groups, identity_plus_grams};
 use redunet_core::{Error, Memberships, Rates};
 // Not `Result`: Burn's `Config` derive expands to code that names it.
 type Res<T> = redunet_core::Result<T>;
@@ -198,29 +198,14 @@ impl Mcr2Loss {
 /// `½ logdet(I + a XᵀX)` of each `X` as a loss term (exact value, gradient
 /// by the surrogate) and as a number. All `X` must have the same shape.
 fn half_logdets(xs: Vec<Tensor<2>>, scales: &[f64]) -> Res<(Vec<Tensor<1>>, Vec<f64>)> {
-    let [m, d] = xs[0].dims();
     let device = xs[0].device();
-    let gram = |x: Tensor<2>| {
-        if m < d {
-            x.clone().matmul(x.transpose())
-        } else {
-            x.clone().transpose().matmul(x)
-        }
-    };
-    let n = m.min(d);
-    let eye = Tensor::<2>::eye(n, &device);
-    let mats: Vec<Tensor<2>> = xs
-        .into_iter()
-        .zip(scales)
-        .map(|(x, &a)| eye.clone() + gram(x).mul_scalar(a))
-        .collect();
-    let batch = Tensor::stack::<3>(mats.iter().map(|t| t.clone().detach()).collect(), 0);
-    let (inv, logdets) = spd_inverse_logdet_trusted(batch)?;
+    let mats = identity_plus_grams(xs, scales);
+    let [b, n, _] = mats.dims();
+    let (inv, logdets) = spd_inverse_logdet_trusted(mats.clone().detach())?;
     let halves: Vec<f64> = logdets.iter().map(|l| 0.5 * l).collect();
-    let terms = mats
-        .into_iter()
-        .enumerate()
-        .map(|(i, a)| {
+    let terms = (0..b)
+        .map(|i| {
+            let a = mats.clone().slice([i..i + 1, 0..n, 0..n]).reshape([n, n]);
             let m_inv = inv
                 .clone()
                 .slice([i..i + 1, 0..n, 0..n])
