@@ -12,7 +12,7 @@ use redunet::core::{MembershipMode, Memberships, VectorLayerConfig};
 use redunet::data::{builtin, split::per_class_split};
 use redunet::vision::lift::Lift2d;
 use redunet::vision::polar::Polar;
-use redunet::vision::spectral::{Dft, Dft1d, SpectralLayer1d};
+use redunet::vision::spectral::{Dft, SpectralLayer};
 use std::time::Duration;
 
 fn layer(c: &mut Criterion) {
@@ -24,7 +24,7 @@ fn layer(c: &mut Criterion) {
     let m = split.train.len();
     let images = tensor(split.train.features.clone(), [m, 784], &device);
     let signals = Polar::new(28, 28, 5, 200, &device).apply(images);
-    let dft = Dft1d::new(200, &device);
+    let dft = Dft::new(200, &device);
     let s = dft.normalize(dft.spectrum(&signals));
     let pi = Memberships::from_labels(&split.train.labels, 2, &device).unwrap();
     let config = VectorLayerConfig {
@@ -35,7 +35,7 @@ fn layer(c: &mut Criterion) {
     g.sample_size(20).measurement_time(Duration::from_secs(10));
     g.bench_function("conv1d construct+step m2000 C5 T200 k2 soft", |b| {
         b.iter(|| {
-            let (layer, _) = SpectralLayer1d::construct_spectral(&s, &pi, &config, &dft).unwrap();
+            let (layer, _) = SpectralLayer::construct_spectral(&s, &pi, &config, &dft).unwrap();
             let out = layer.step(&s, Some(&pi));
             to_vec(out.x.slice([0..1, 0..1, 0..1])).unwrap()
         })
@@ -50,7 +50,7 @@ fn layer(c: &mut Criterion) {
     let pi = Memberships::from_labels(&split.train.labels, 10, &device).unwrap();
     g.bench_function("conv2d construct+step m500 28x28 C16 k10 soft", |b| {
         b.iter(|| {
-            let (layer, _) = SpectralLayer1d::construct_spectral(&s, &pi, &config, &dft).unwrap();
+            let (layer, _) = SpectralLayer::construct_spectral(&s, &pi, &config, &dft).unwrap();
             let out = layer.step(&s, Some(&pi));
             to_vec(out.x.slice([0..1, 0..1, 0..1])).unwrap()
         })

@@ -7,7 +7,7 @@ use redunet::core::host::{tensor, to_vec};
 use redunet::data::npy;
 use redunet::train::SavedModel;
 use redunet::vision::saved::SpectralModel;
-use redunet::vision::spectral::SpectralNet1d;
+use redunet::vision::spectral::SpectralNet;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -161,7 +161,7 @@ fn real_main() -> Result<()> {
                 Ok(x)
             };
             // The model first: a wrong model path is reported as such.
-            let f = if SpectralNet1d::is_saved_in(&model) {
+            let f = if SpectralNet::is_saved_in(&model) {
                 let net = SpectralModel::load(&model, &dev)
                     .with_context(|| format!("loading model {}", model.display()))?;
                 let x = read_input()?;

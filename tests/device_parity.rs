@@ -11,7 +11,7 @@ use redunet::data::{builtin, split::per_class_split};
 /// ΔR of small spectral constructions: 1D polar signals and 2D images.
 fn spectral_records(device_name: &str) -> Vec<f64> {
     use redunet::vision::polar::Polar;
-    use redunet::vision::spectral::{Dft, SpectralNet1d};
+    use redunet::vision::spectral::{Dft, SpectralNet};
     let device = redunet::devices::by_name(device_name).unwrap_or_else(|e| panic!("{e}"));
     let data = builtin::mnist().unwrap();
     let split = per_class_split(&data, Some(&[0, 1]), 20, 0).unwrap();
@@ -23,8 +23,8 @@ fn spectral_records(device_name: &str) -> Vec<f64> {
         ..Default::default()
     };
     let signals = Polar::new(28, 28, 5, 40, &device).apply(images.clone());
-    let one = SpectralNet1d::construct(&signals, &pi, 3, &config, |_| {}).unwrap();
-    let two = SpectralNet1d::construct_with(
+    let one = SpectralNet::construct(&signals, &pi, 3, &config, |_| {}).unwrap();
+    let two = SpectralNet::construct_with(
         &images.reshape([m, 1, 784]),
         &Dft::new_2d(28, 28, &device),
         &pi,

@@ -19,7 +19,7 @@ use redunet_core::{Memberships, VectorLayer};
 use redunet_data::Dataset;
 use redunet_vision::front::{FrontEnd, FrontEndConfig};
 use redunet_vision::saved::SpectralNetWriter;
-use redunet_vision::spectral::{Dft, SpectralLayer1d};
+use redunet_vision::spectral::{Dft, SpectralLayer};
 use std::path::Path;
 use std::time::Instant;
 
@@ -108,7 +108,7 @@ fn stream_spectral(
     let mut ev: Vec<_> = evals.iter().map(spec).collect();
     let mut records = Vec::with_capacity(layers + 1);
     for l in 0..=layers {
-        let (layer, rates) = SpectralLayer1d::construct_spectral(&s, pi, cfg, dft)?;
+        let (layer, rates) = SpectralLayer::construct_spectral(&s, pi, cfg, dft)?;
         if !rates.delta_r.is_finite() {
             return Err(Error::NonFinite(format!("ΔR after layer {l}")));
         }

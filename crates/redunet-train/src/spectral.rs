@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use redunet_core::{Error, LayerRecord, Memberships, Result, VectorLayerConfig};
 use redunet_vision::lift::{circular_conv2d, normals};
 use redunet_vision::spectral::{
-    Dft, SpectralLayer1d, SpectralNet1d, Spectrum, embed_operators, normalize_signals,
+    Dft, SpectralLayer, SpectralNet, Spectrum, embed_operators, normalize_signals,
 };
 
 /// One layer's parameters: real and imaginary parts of
@@ -125,7 +125,7 @@ impl SpectralReduNet {
         let kernels = lift.map(|l| lift_kernels(&l, in_channels, &device));
         let z = signals_of(x.clone(), kernels.clone(), height, width, in_channels);
         let dft = Dft::new_2d(height, width, &device);
-        let built = SpectralNet1d::construct_with(&z, &dft, pi, layers, config, on_layer)?;
+        let built = SpectralNet::construct_with(&z, &dft, pi, layers, config, on_layer)?;
         let channels = z.dims()[1];
         let p = dft.frequencies();
         let mut params = Vec::with_capacity(layers);
@@ -258,7 +258,7 @@ impl SpectralReduNet {
         );
         let mut s = dft.spectrum(&normalize_signals(z));
         for (l, params) in self.layers.iter().enumerate() {
-            let layer = SpectralLayer1d::from_embedded(
+            let layer = SpectralLayer::from_embedded(
                 dft,
                 embed_operators(params.re.val(), params.im.val()),
                 sh.gammas[l].clone(),
@@ -274,7 +274,7 @@ impl SpectralReduNet {
 
     /// Features of a large set without gradients, by the fused CPU step
     /// where the device allows it: the parameters are read back into a
-    /// [`SpectralNet1d`] on `device` (the inner, non-autodiff device).
+    /// [`SpectralNet`] on `device` (the inner, non-autodiff device).
     pub fn features_eval(&self, x: &Tensor<2>, device: &Device) -> Result<Tensor<2>> {
         check_input(x, self.input_dim())?;
         let sh = &self.shape;
@@ -284,7 +284,7 @@ impl SpectralReduNet {
         let dft = Module::to_device(self.dft.clone(), device);
         let mut layers = Vec::with_capacity(self.layers.len());
         for (l, params) in self.layers.iter().enumerate() {
-            layers.push(SpectralLayer1d::from_complex(
+            layers.push(SpectralLayer::from_complex(
                 &dft,
                 params.re.val().to_device(device),
                 params.im.val().to_device(device),
@@ -294,7 +294,7 @@ impl SpectralReduNet {
                 sh.config,
             )?);
         }
-        let net = SpectralNet1d { layers };
+        let net = SpectralNet { layers };
         let kernels = self.lift.as_ref().map(|k| k.val().to_device(device));
         let b = x.dims()[0];
         let z = signals_of(x.clone(), kernels, sh.height, sh.width, sh.in_channels);

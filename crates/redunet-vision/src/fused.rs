@@ -97,7 +97,7 @@ fn frequencies_per_task(p: usize) -> usize {
 }
 
 /// One layer step on a host spectrum `x: [P, 2C, m]`; see
-/// `SpectralLayer1d::step`. `hard` holds the memberships `[k', m]` when the
+/// `SpectralLayer::step`. `hard` holds the memberships `[k', m]` when the
 /// true labels are used, otherwise the soft estimate `softmax(−λ‖C_j v‖)` is
 /// formed. Returns the normalised `[P, 2C, m]` output.
 pub(crate) fn step(

@@ -7,7 +7,7 @@
 //! of layers never holds them all in memory.
 
 use crate::front::{FrontEnd, FrontEndConfig};
-use crate::spectral::{Dft, SpectralLayer1d, SpectralNet1d};
+use crate::spectral::{Dft, SpectralLayer, SpectralNet};
 use burn::tensor::{Device, Tensor};
 use redunet_core::network::{commit_dir, read_model_array, read_model_json, staging_dir};
 use redunet_core::{Error, Result, VectorLayerConfig};
@@ -64,7 +64,7 @@ impl SpectralNetWriter {
         })
     }
 
-    pub fn push(&mut self, layer: &SpectralLayer1d) -> Result<()> {
+    pub fn push(&mut self, layer: &SpectralLayer) -> Result<()> {
         let dft = layer.dft();
         let shape = (dft.height, dft.width, layer.channels(), layer.num_classes());
         if *self.shape.get_or_insert(shape) != shape {
@@ -113,7 +113,7 @@ impl SpectralNetWriter {
     }
 }
 
-impl SpectralNet1d {
+impl SpectralNet {
     /// Saves the network into directory `dir` (created or replaced
     /// atomically); `meta` is stored verbatim.
     pub fn save(&self, dir: &Path, meta: serde_json::Value) -> Result<()> {
@@ -177,7 +177,7 @@ impl SpectralNet1d {
             let shape = [2, dft.frequencies(), l.classes.len() + 1, c, c];
             let data = read_model_array(dir, &l.operators, &shape)
                 .map_err(|e| corrupt(format!("layer {}: {e}", i + 1)))?;
-            let layer = SpectralLayer1d::from_operators(
+            let layer = SpectralLayer::from_operators(
                 &dft,
                 data,
                 c,
@@ -197,14 +197,14 @@ impl SpectralNet1d {
 /// out, loaded from its directory alone.
 pub struct SpectralModel {
     pub front: Option<FrontEnd>,
-    pub net: SpectralNet1d,
+    pub net: SpectralNet,
     pub meta: serde_json::Value,
 }
 
 impl SpectralModel {
     /// Loads a directory written by [`SpectralNetWriter`] onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let (net, front, meta) = SpectralNet1d::load_with_front(dir, device)?;
+        let (net, front, meta) = SpectralNet::load_with_front(dir, device)?;
         let front = front.map(|f| FrontEnd::new(&f, device)).transpose()?;
         Ok(Self { front, net, meta })
     }

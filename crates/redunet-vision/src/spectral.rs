@@ -1,5 +1,6 @@
-//! The shift-invariant ReduNet layer for multi-channel 1D signals, computed
-//! in the spectral domain (REDUNET.md §4).
+//! The shift-invariant ReduNet layer for multi-channel 1D signals, and with
+//! the 2D transform the translation-invariant one for images, computed in
+//! the spectral domain (REDUNET.md §4).
 //!
 //! With the orthonormal DFT `v_i(p) = DFT(z_i)(p) ∈ ℂ^C`,
 //!
@@ -72,9 +73,6 @@ pub struct Dft {
     /// sums over frequencies become one matrix–vector product.
     weight_row: Tensor<2>,
 }
-
-/// The 1D case.
-pub type Dft1d = Dft;
 
 fn trig_tables(n: usize, cols: usize, scale: f64) -> (Vec<f32>, Vec<f32>) {
     let mut c = vec![0f32; n * cols];
@@ -286,7 +284,7 @@ impl Dft {
 }
 
 /// Complex operators `re + i·im`, each `[P, k'+1, C, C]`, in the stacked
-/// real embedding `[P, (k'+1)·2C, 2C]` that [`SpectralLayer1d`] applies
+/// real embedding `[P, (k'+1)·2C, 2C]` that [`SpectralLayer`] applies
 /// (a plain tensor function, so gradients reach `re` and `im`).
 pub fn embed_operators(re: Tensor<4>, im: Tensor<4>) -> Tensor<3> {
     let [p, k1, ch, _] = re.dims();
@@ -295,9 +293,10 @@ pub fn embed_operators(re: Tensor<4>, im: Tensor<4>) -> Tensor<3> {
     Tensor::cat(vec![top, bottom], 2).reshape([p, k1 * 2 * ch, 2 * ch])
 }
 
-/// A constructed 1D shift-invariant ReduNet layer.
+/// A constructed shift-invariant (1D) or translation-invariant (2D)
+/// ReduNet layer, depending on its [`Dft`].
 #[derive(Debug, Clone)]
-pub struct SpectralLayer1d {
+pub struct SpectralLayer {
     dft: Dft,
     /// E(p) then each C_j(p) in their real embeddings `[[A, −B], [B, A]]`,
     /// scaled by α and α_j, stacked along rows: `[P, (k'+1)·2C, 2C]`, so
@@ -358,7 +357,7 @@ fn class_columns(x: &Tensor<3>, pi: &Memberships, j: usize) -> Tensor<3> {
     }
 }
 
-impl SpectralLayer1d {
+impl SpectralLayer {
     /// Builds E(p), C_j(p), γ from signals `z: [m, C, T]` and memberships;
     /// also returns R, R_c, ΔR of `z` in the spectral form.
     pub fn construct(
@@ -371,7 +370,7 @@ impl SpectralLayer1d {
             return Err(Error::Empty(format!("signals of shape [{m}, {ch}, {t}]")));
         }
         redunet_core::host::check_finite(z, "input signals")?;
-        let dft = Dft1d::new(t, &z.device());
+        let dft = Dft::new(t, &z.device());
         let s = dft.spectrum(z);
         Self::construct_spectral(&s, pi, config, &dft)
     }
@@ -754,21 +753,21 @@ impl SpectralLayer1d {
     }
 }
 
-/// A stack of 1D spectral layers built forward, with the rates of every
+/// A stack of spectral layers (1D or 2D) built forward, with the rates of every
 /// stage (0 = the normalised input) under the construction memberships.
 #[derive(Debug, Clone)]
-pub struct SpectralNet1d {
-    pub layers: Vec<SpectralLayer1d>,
+pub struct SpectralNet {
+    pub layers: Vec<SpectralLayer>,
 }
 
 /// Network, rate record and the training features after the last layer.
-pub struct Construction1d {
-    pub network: SpectralNet1d,
+pub struct SpectralConstruction {
+    pub network: SpectralNet,
     pub records: Vec<redunet_core::LayerRecord>,
     pub features: Tensor<3>,
 }
 
-impl SpectralNet1d {
+impl SpectralNet {
     /// Builds `layers` layers from signals `z: [m, C, T]` (normalised
     /// first). Between layers the features stay in the spectral domain: the
     /// update, the normalisation (Parseval) and the next construction all
@@ -779,7 +778,7 @@ impl SpectralNet1d {
         layers: usize,
         config: &VectorLayerConfig,
         on_layer: impl FnMut(&redunet_core::LayerRecord),
-    ) -> Result<Construction1d> {
+    ) -> Result<SpectralConstruction> {
         let dft = Dft::new(z.dims()[2], &z.device());
         Self::construct_with(z, &dft, pi, layers, config, on_layer)
     }
@@ -794,7 +793,7 @@ impl SpectralNet1d {
         layers: usize,
         config: &VectorLayerConfig,
         mut on_layer: impl FnMut(&redunet_core::LayerRecord),
-    ) -> Result<Construction1d> {
+    ) -> Result<SpectralConstruction> {
         redunet_core::host::check_finite(z, "input signals")?;
         if z.dims()[2] != dft.len() {
             return Err(Error::Shape(format!(
@@ -807,7 +806,7 @@ impl SpectralNet1d {
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..=layers {
-            let (layer, rates) = SpectralLayer1d::construct_spectral(&s, pi, config, dft)?;
+            let (layer, rates) = SpectralLayer::construct_spectral(&s, pi, config, dft)?;
             if !rates.delta_r.is_finite() {
                 return Err(Error::NonFinite(format!("ΔR after layer {l}")));
             }
@@ -820,7 +819,7 @@ impl SpectralNet1d {
             s = layer.step(&s, Some(pi));
             built.push(layer);
         }
-        Ok(Construction1d {
+        Ok(SpectralConstruction {
             network: Self { layers: built },
             records,
             features: dft.signals(s),

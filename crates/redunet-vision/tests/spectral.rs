@@ -4,7 +4,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use redunet_core::linalg::spd_inverse_f64;
 use redunet_core::{MembershipMode, Memberships, VectorLayerConfig};
 use redunet_vision::shift::cyclic_shift;
-use redunet_vision::spectral::SpectralLayer1d;
+use redunet_vision::spectral::SpectralLayer;
 
 fn normalized(m: usize, c: usize, t: usize, device: &Device) -> Tensor<3> {
     let z = Tensor::<3>::random([m, c, t], Distribution::Normal(0.0, 1.0), device);
@@ -55,8 +55,7 @@ fn spectral_expansion_equals_the_block_circulant_operator() {
     let eps = 0.1;
     let z = normalized(m, c, t, &device);
     let pi = Memberships::from_labels(&[0, 1, 0, 1], 2, &device).unwrap();
-    let (layer, rates) =
-        SpectralLayer1d::construct(&z, &pi, &VectorLayerConfig::default()).unwrap();
+    let (layer, rates) = SpectralLayer::construct(&z, &pi, &VectorLayerConfig::default()).unwrap();
     let zs = values(z);
     let rows = augmented(&zs, m, c, t);
     let n = c * t;
@@ -99,7 +98,7 @@ fn shifting_the_input_shifts_the_output() {
             membership: mode,
             ..Default::default()
         };
-        let (layer, _) = SpectralLayer1d::construct(&z, &pi, &cfg).unwrap();
+        let (layer, _) = SpectralLayer::construct(&z, &pi, &cfg).unwrap();
         let out = layer.forward(&z, Some(&pi)).unwrap();
         for s in [1, 4, 7] {
             let shifted = layer
@@ -119,8 +118,7 @@ fn shifting_the_input_shifts_the_output() {
     // An odd length exercises the frequencies without a Nyquist term.
     let z = normalized(6, 2, 7, &device);
     let pi = Memberships::from_labels(&[0, 1, 0, 1, 0, 1], 2, &device).unwrap();
-    let (layer, rates) =
-        SpectralLayer1d::construct(&z, &pi, &VectorLayerConfig::default()).unwrap();
+    let (layer, rates) = SpectralLayer::construct(&z, &pi, &VectorLayerConfig::default()).unwrap();
     assert!(rates.delta_r.is_finite() && rates.delta_r >= 0.0);
     let out = layer.forward(&z, None).unwrap();
     let shifted = layer.forward(&cyclic_shift(z, 3), None).unwrap();
@@ -149,7 +147,7 @@ fn dft_round_trips_and_keeps_norms_in_1d_and_2d() {
 #[test]
 fn translating_an_image_translates_the_2d_network_output() {
     use redunet_vision::shift::translate;
-    use redunet_vision::spectral::{Dft, SpectralNet1d};
+    use redunet_vision::spectral::{Dft, SpectralNet};
     let device = Device::default();
     let (m, c, h, w) = (10, 2, 6, 7);
     let z = normalized(m, c, h * w, &device);
@@ -157,7 +155,7 @@ fn translating_an_image_translates_the_2d_network_output() {
     let pi = Memberships::from_labels(&labels, 2, &device).unwrap();
     let dft = Dft::new_2d(h, w, &device);
     let built =
-        SpectralNet1d::construct_with(&z, &dft, &pi, 3, &VectorLayerConfig::default(), |_| {})
+        SpectralNet::construct_with(&z, &dft, &pi, 3, &VectorLayerConfig::default(), |_| {})
             .unwrap();
     assert!(built.records.last().unwrap().delta_r > built.records[0].delta_r);
     let as_img = |x: Tensor<3>| x.reshape([m, c, h, w]);
@@ -190,7 +188,7 @@ fn fused_cpu_step_equals_the_tensor_step() {
             lambda: 50.0,
             ..Default::default()
         };
-        let (layer, _) = SpectralLayer1d::construct_spectral(&s, &pi, &config, &dft).unwrap();
+        let (layer, _) = SpectralLayer::construct_spectral(&s, &pi, &config, &dft).unwrap();
         let fused = values(layer.step(&s, Some(&pi)).x);
         let hard = (membership == MembershipMode::Labels).then(|| pi.pi().clone().transpose());
         let tensor = values(layer.step_tensor(&s, hard).x);
@@ -214,7 +212,7 @@ fn fused_cpu_step_equals_the_tensor_step() {
 /// layer file is a typed error, not a panic.
 #[test]
 fn spectral_networks_save_and_load() {
-    use redunet_vision::spectral::{Dft, SpectralNet1d};
+    use redunet_vision::spectral::{Dft, SpectralNet};
     let device = Device::default();
     let (h, w, c, m) = (4, 6, 2, 9);
     let labels: Vec<usize> = (0..m).map(|i| i % 3).collect();
@@ -225,15 +223,15 @@ fn spectral_networks_save_and_load() {
         membership: MembershipMode::Soft,
         ..Default::default()
     };
-    let built = SpectralNet1d::construct_with(&z, &dft, &pi, 3, &config, |_| {}).unwrap();
+    let built = SpectralNet::construct_with(&z, &dft, &pi, 3, &config, |_| {}).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model");
     built
         .network
         .save(&path, serde_json::json!({"note": "test"}))
         .unwrap();
-    assert!(SpectralNet1d::is_saved_in(&path));
-    let (loaded, meta) = SpectralNet1d::load(&path, &device).unwrap();
+    assert!(SpectralNet::is_saved_in(&path));
+    let (loaded, meta) = SpectralNet::load(&path, &device).unwrap();
     assert_eq!(meta["note"], "test");
     let probe = normalized(5, c, h * w, &device);
     let a = values(built.network.transform(&probe).unwrap());
@@ -246,6 +244,6 @@ fn spectral_networks_save_and_load() {
     assert!(diff < 1e-6, "reloaded network differs by {diff}");
 
     std::fs::write(path.join("layer-0002.npy"), b"not an npy file").unwrap();
-    let err = SpectralNet1d::load(&path, &device).unwrap_err();
+    let err = SpectralNet::load(&path, &device).unwrap_err();
     assert!(err.to_string().contains("layer-0002"), "{err}");
 }
