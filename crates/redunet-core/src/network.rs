@@ -50,31 +50,6 @@ pub struct Construction {
     pub features: Tensor<2>,
 }
 
-const FORMAT: &str = "redunet-vector-network";
-const VERSION: u32 = 1;
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SavedLayer {
-    config: VectorLayerConfig,
-    gamma: Vec<f64>,
-    classes: Vec<usize>,
-    e: String,
-    c: String,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SavedNetwork {
-    format: String,
-    version: u32,
-    dim: usize,
-    num_classes: usize,
-    layers: Vec<SavedLayer>,
-    #[serde(default)]
-    meta: serde_json::Value,
-}
-
 impl VectorReduNet {
     /// Builds `layers` layers from training features `z: [m, d]` (rows are
     /// normalised first) and memberships `pi`. `on_layer` sees each record as
@@ -228,86 +203,6 @@ impl VectorReduNet {
             z = layer.forward_trusted(&z);
         }
         Ok(z)
-    }
-
-    /// Saves the network into directory `dir` (created or replaced
-    /// atomically): `model.json` plus E and C of each layer as `.npy`.
-    /// `meta` is stored verbatim for the caller (e.g. the run configuration).
-    pub fn save(&self, dir: &Path, meta: serde_json::Value) -> Result<()> {
-        let dim = self
-            .dim()
-            .ok_or_else(|| Error::Empty("a network without layers".into()))?;
-        let tmp = staging_dir(dir)?;
-        let mut saved = Vec::with_capacity(self.layers.len());
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (e, c) = layer.to_parts()?;
-            let k = layer.classes().len();
-            let names = (
-                format!("layer-{:04}-e.npy", i + 1),
-                format!("layer-{:04}-c.npy", i + 1),
-            );
-            npy::write_npy_f32(&tmp.join(&names.0), &[dim, dim], &e)?;
-            npy::write_npy_f32(&tmp.join(&names.1), &[k, dim, dim], &c)?;
-            saved.push(SavedLayer {
-                config: *layer.config(),
-                gamma: layer.gamma().to_vec(),
-                classes: layer.classes().to_vec(),
-                e: names.0,
-                c: names.1,
-            });
-        }
-        let doc = SavedNetwork {
-            format: FORMAT.into(),
-            version: VERSION,
-            dim,
-            num_classes: self.layers[0].num_classes(),
-            layers: saved,
-            meta,
-        };
-        let json = serde_json::to_vec_pretty(&doc).expect("model metadata serialises");
-        npy::write_atomic(&tmp.join("model.json"), &json)?;
-        commit_dir(&tmp, dir)
-    }
-
-    /// Loads a network saved by [`Self::save`] onto `device`; returns it with
-    /// the stored `meta`.
-    pub fn load(dir: &Path, device: &Device) -> Result<(Self, serde_json::Value)> {
-        let corrupt = |reason: String| Error::CorruptModel {
-            path: dir.to_path_buf(),
-            reason,
-        };
-        let json_path = dir.join("model.json");
-        let bytes = std::fs::read(&json_path).map_err(|source| Error::Io {
-            path: json_path.clone(),
-            source,
-        })?;
-        let doc: SavedNetwork =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("model.json: {e}")))?;
-        if doc.format != FORMAT || doc.version != VERSION {
-            return Err(corrupt(format!(
-                "format {} version {} (expected {FORMAT} version {VERSION})",
-                doc.format, doc.version
-            )));
-        }
-        if doc.layers.is_empty() {
-            return Err(corrupt("no layers".into()));
-        }
-        let d = doc.dim;
-        let mut layers = Vec::with_capacity(doc.layers.len());
-        for (i, l) in doc.layers.into_iter().enumerate() {
-            let k = l.classes.len();
-            let read = |name: &str, shape: Vec<usize>| {
-                read_model_array(dir, name, &shape)
-                    .map_err(|e| corrupt(format!("layer {}: {e}", i + 1)))
-            };
-            let e = tensor(read(&l.e, vec![d, d])?, [d, d], device);
-            let c = tensor(read(&l.c, vec![k, d, d])?, [k, d, d], device);
-            let layer =
-                VectorLayer::from_parts(e, c, l.gamma, l.classes, doc.num_classes, l.config)
-                    .map_err(|e| corrupt(format!("layer {}: {e}", i + 1)))?;
-            layers.push(layer);
-        }
-        Ok((Self { layers }, doc.meta))
     }
 }
 

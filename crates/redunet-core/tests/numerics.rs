@@ -358,47 +358,6 @@ fn bad_inputs_are_typed_errors() {
 }
 
 #[test]
-fn saved_network_transforms_identically() {
-    let d = dev();
-    let (m, dim) = (40, 6);
-    let labels: Vec<usize> = (0..m).map(|i| i % 2).collect();
-    let z = tensor(random_features(m, dim, 10), [m, dim], &d);
-    let pi = Memberships::from_labels(&labels, 2, &d).unwrap();
-    let built =
-        VectorReduNet::construct(&z, &pi, 3, &VectorLayerConfig::default(), |_| {}).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("net");
-    built
-        .network
-        .save(&path, serde_json::json!({"note": "test"}))
-        .unwrap();
-    // Saving again over an existing directory replaces it.
-    built
-        .network
-        .save(&path, serde_json::json!({"note": "again"}))
-        .unwrap();
-    let (loaded, meta) = VectorReduNet::load(&path, &d).unwrap();
-    assert_eq!(meta["note"], "again");
-    let fresh = tensor(random_features(7, dim, 11), [7, dim], &d);
-    let a = to_vec(built.network.transform(&fresh).unwrap()).unwrap();
-    let b = to_vec(loaded.transform(&fresh).unwrap()).unwrap();
-    assert_eq!(a, b);
-
-    // Corrupt and missing files are errors, not panics.
-    std::fs::write(path.join("layer-0002-c.npy"), b"garbage").unwrap();
-    assert!(VectorReduNet::load(&path, &d).is_err());
-    std::fs::write(path.join("model.json"), b"{not json").unwrap();
-    assert!(matches!(
-        VectorReduNet::load(&path, &d),
-        Err(Error::CorruptModel { .. })
-    ));
-    assert!(matches!(
-        VectorReduNet::load(&dir.path().join("nowhere"), &d),
-        Err(Error::Io { .. })
-    ));
-}
-
-#[test]
 fn classifiers_recover_separated_classes() {
     use redunet_core::classify::{accuracy, knn_predict, nearest_subspace_predict};
     let d = dev();

@@ -20,7 +20,7 @@
 //! on the training samples during construction). E and C_j are symmetric, so
 //! `E z` for all rows is the product `Z E`.
 
-use crate::host::{indices, tensor, to_vec};
+use crate::host::{indices, tensor};
 use crate::linalg::spd_inverse_logdet_trusted;
 use crate::membership::Scales;
 use crate::rates::{Rates, check_features, weighted_rows};
@@ -448,11 +448,6 @@ impl VectorLayer {
     /// `normalize(z + η g)`, per row.
     fn step(&self, z: &Tensor<2>, g: Tensor<2>) -> Tensor<2> {
         normalize_rows(z.clone() + g.mul_scalar(self.config.eta))
-    }
-
-    /// Parameters for saving: E, C, γ, classes.
-    pub fn to_parts(&self) -> Result<(Vec<f32>, Vec<f32>)> {
-        Ok((to_vec(self.e())?, to_vec(self.c())?))
     }
 }
 
