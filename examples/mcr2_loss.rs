@@ -66,6 +66,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let xt = tensor(test.features.clone(), [test.len(), 784], &device);
 
     let loss = Mcr2LossConfig::new().with_eps_sq(0.5).init();
+    // Seeded initialisation, so that the run (and its accuracy) repeats.
+    ad.seed(0);
     let mut model = Cnn::new(&ad);
     let mut optim = AdamConfig::new().init();
     // Mini-batches of 250, each holding every class (the split is grouped
