@@ -6,8 +6,7 @@
 
 use crate::config::{ModelKind, RunConfig};
 use crate::report::{
-    AccuracyBlock, Classifiers, DataSummary, Features, Progress, Seconds, ShiftCopies, Summary,
-    write_summary,
+    AccuracyBlock, Classifiers, Features, Progress, ShiftCopies, Summary, write_summary,
 };
 use burn::tensor::{Device, Tensor};
 use redunet_core::host::{tensor, to_vec};
@@ -296,30 +295,20 @@ pub fn run(
     }
     let evaluate_s = start.elapsed().as_secs_f64();
 
-    let summary = Summary {
-        device: device_name.to_string(),
-        seconds: Seconds {
-            construct,
-            per_layer: construct / layers as f64,
-            evaluate: evaluate_s,
-        },
-        input: records[0],
-        layers: records[1..].to_vec(),
-        accuracy: AccuracyBlock {
+    let summary = Summary::new(
+        cfg,
+        device_name,
+        &split,
+        &records,
+        (construct, evaluate_s),
+        AccuracyBlock {
             train: train_acc,
             test: test_acc,
             test_all_shifts: shift_acc,
         },
-        data: DataSummary {
-            source: format!("{:?}", cfg.data.source),
-            classes: split.classes.clone(),
-            train: train.len(),
-            test: test.len(),
-            dim: c * t,
-        },
-        warnings: split.warnings.clone(),
-        config: cfg.clone(),
-    };
+        c * t,
+    );
+
     write_summary(out, &summary, &records)?;
     let features = Features {
         dim: c * t,

@@ -89,6 +89,41 @@ pub struct Summary {
     pub config: RunConfig,
 }
 
+impl Summary {
+    /// The summary of a run of `cfg` on data `split` whose rate record is
+    /// `records` (the input, then each layer), with its timings in seconds.
+    pub fn new(
+        cfg: &RunConfig,
+        device_name: &str,
+        split: &redunet_data::split::Split,
+        records: &[LayerRecord],
+        (construct, evaluate): (f64, f64),
+        accuracy: AccuracyBlock,
+        dim: usize,
+    ) -> Self {
+        Self {
+            device: device_name.to_string(),
+            seconds: Seconds {
+                construct,
+                per_layer: construct / records.len().saturating_sub(1).max(1) as f64,
+                evaluate,
+            },
+            input: records[0],
+            layers: records[1..].to_vec(),
+            accuracy,
+            data: DataSummary {
+                source: format!("{:?}", cfg.data.source),
+                classes: split.classes.clone(),
+                train: split.train.len(),
+                test: split.test.len(),
+                dim,
+            },
+            warnings: split.warnings.clone(),
+            config: cfg.clone(),
+        }
+    }
+}
+
 /// Writes `summary.json` and `rates.csv` into `out` (created if needed).
 pub fn write_summary(out: &Path, summary: &Summary, records: &[LayerRecord]) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|source| Error::Io {

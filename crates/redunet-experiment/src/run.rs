@@ -3,9 +3,7 @@
 //! invariant ones are in [`crate::invariant`]).
 
 use crate::config::{ModelKind, RunConfig, Source};
-use crate::report::{
-    AccuracyBlock, Classifiers, DataSummary, Features, Progress, Seconds, Summary, write_summary,
-};
+use crate::report::{AccuracyBlock, Classifiers, Features, Progress, Summary, write_summary};
 use burn::tensor::{Device, Tensor};
 use redunet_core::host::{tensor, to_vec};
 use redunet_core::{Error, Memberships, Result, VectorReduNet};
@@ -104,30 +102,19 @@ pub fn run(
     };
     let evaluate_s = start.elapsed().as_secs_f64();
 
-    let summary = Summary {
-        device: device_name.to_string(),
-        seconds: Seconds {
-            construct,
-            per_layer: construct / layers as f64,
-            evaluate: evaluate_s,
-        },
-        input: built.records[0],
-        layers: built.records[1..].to_vec(),
-        accuracy: AccuracyBlock {
+    let summary = Summary::new(
+        cfg,
+        device_name,
+        &split,
+        &built.records,
+        (construct, evaluate_s),
+        AccuracyBlock {
             train: train_acc,
             test: test_acc,
             test_all_shifts: None,
         },
-        data: DataSummary {
-            source: format!("{:?}", cfg.data.source),
-            classes: split.classes.clone(),
-            train: train.len(),
-            test: test.len(),
-            dim,
-        },
-        warnings: split.warnings.clone(),
-        config: cfg.clone(),
-    };
+        dim,
+    );
 
     write_summary(out, &summary, &built.records)?;
     if cfg.model.save {
