@@ -144,6 +144,8 @@ fn first_per_class(labels: &[usize], per_class: Option<usize>) -> Vec<usize> {
         .collect()
 }
 
+/// [`crate::run::run`] for configurations on signals (polar transform,
+/// lifting, `conv1d` / `conv2d`, or "all shifts" evaluation).
 pub fn run(
     cfg: &RunConfig,
     device: &Device,

@@ -160,7 +160,6 @@ struct Prepared {
     noisy: usize,
     x: Tensor<2>,
     test_x: Option<Tensor<2>>,
-    pi: Memberships,
 }
 
 impl Prepared {
@@ -195,14 +194,12 @@ fn prepare(cfg: &RunConfig, device: &Device) -> Result<Prepared> {
     let flat = |ds: &Dataset| tensor(ds.features.clone(), [ds.len(), ds.dim()], device);
     let x = flat(&split.train);
     let test_x = (!split.test.is_empty()).then(|| flat(&split.test));
-    let pi = Memberships::from_labels(&labels, k, device)?;
     Ok(Prepared {
         split,
         labels,
         noisy,
         x,
         test_x,
-        pi,
     })
 }
 
@@ -267,7 +264,9 @@ pub fn train(
         t.epochs
     ));
     let start = Instant::now();
-    let (net, construction) = build(cfg, &p.split.train, &p.x, &p.pi, device, progress)?;
+    // The construction's memberships (the possibly corrupted labels).
+    let pi = Memberships::from_labels(&p.labels, p.split.classes.len(), device)?;
+    let (net, construction) = build(cfg, &p.split.train, &p.x, &pi, device, progress)?;
     let init_s = start.elapsed().as_secs_f64();
     let (data, eval) = (p.data(), eval_settings(cfg));
     let ckpt = out.join("checkpoint");

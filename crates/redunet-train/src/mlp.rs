@@ -92,6 +92,7 @@ impl FeatureNet for Mlp {
                 self.input_dim()
             )));
         }
+        redunet_core::host::check_finite(x, "network input")?;
         let parts: Vec<Tensor<2>> = (0..m)
             .step_by(4096)
             .map(|a| self.features(x.clone().slice([a..(a + 4096).min(m), 0..d])))

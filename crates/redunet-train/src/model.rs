@@ -200,12 +200,12 @@ fn checked_layers(
 }
 
 impl Architecture {
-    /// Length of a flattened input sample.
-    pub fn input_dim(&self) -> usize {
+    /// Length of a feature vector (what a head takes).
+    pub fn feature_dim(&self) -> usize {
         match self {
             Architecture::Vector(s) => s.dim,
-            Architecture::Spectral(s) => s.in_channels * s.height * s.width,
-            Architecture::Mlp(d) => d[0],
+            Architecture::Spectral(s) => s.channels * s.height * s.width,
+            Architecture::Mlp(d) => d.last().copied().unwrap_or(0),
         }
     }
 
@@ -366,11 +366,7 @@ impl SavedModel {
             )));
         }
         let mut count = doc.architecture.validate().map_err(corrupt)?;
-        let feature_dim = match &doc.architecture {
-            Architecture::Vector(s) => s.dim,
-            Architecture::Spectral(s) => s.channels * s.height * s.width,
-            Architecture::Mlp(d) => d[d.len() - 1],
-        };
+        let feature_dim = doc.architecture.feature_dim();
         if let Some(h) = doc.head {
             if h.classes == 0 || !(h.logit_scale.is_finite() && h.logit_scale > 0.0) {
                 return Err(corrupt(format!("head {h:?}")));
@@ -413,16 +409,9 @@ impl SavedModel {
     }
 
     /// Features `[m, d]` of flattened inputs `x: [m, n]` (raw images for
-    /// a spectral network: the lifting stage is part of it).
+    /// a spectral network: the lifting stage is part of it). Every network's
+    /// `features_eval` checks the input's width and finiteness.
     pub fn transform(&self, x: &Tensor<2>) -> Result<Tensor<2>> {
-        let n = self.trainee.net.input_dim();
-        if x.dims()[1] != n {
-            return Err(Error::Shape(format!(
-                "the model takes inputs of {n} values, got {:?}",
-                x.dims()
-            )));
-        }
-        redunet_core::host::check_finite(x, "model input")?;
         self.trainee.net.features_eval(x, &x.device())
     }
 }
