@@ -98,8 +98,11 @@ fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> {
 }
 
 fn validate(cfg: &RunConfig) -> Result<(), ConfigError> {
-    cfg.validate()
-        .map_err(|e| ConfigError::Invalid(e.to_string().replace("invalid parameter: ", "")))
+    cfg.validate().map_err(|e| match e {
+        redunet_core::Error::Parameter(m)
+        | redunet_core::Error::Data(redunet_data::DataError::Invalid(m)) => ConfigError::Invalid(m),
+        e => ConfigError::Invalid(e.to_string()),
+    })
 }
 
 #[cfg(test)]

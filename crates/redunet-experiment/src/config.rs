@@ -137,9 +137,7 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         let cfg = self;
         let bad = |m: String| Err(Error::Parameter(m));
-        cfg.data
-            .validate()
-            .map_err(|e| Error::Parameter(e.to_string()))?;
+        cfg.data.validate()?;
         if cfg.model.layers == 0 {
             return bad("model.layers must be at least 1".into());
         }
@@ -147,15 +145,11 @@ impl RunConfig {
             .layer_config()
             .validate()
             .map_err(|e| Error::Parameter(format!("model: {e}")))?;
-        if let Some(p) = &cfg.polar
-            && (p.radii == 0 || p.angles == 0)
-        {
-            return bad("polar.radii and polar.angles must be at least 1".into());
+        if let Some(p) = &cfg.polar {
+            p.validate()?;
         }
-        if let Some(l) = &cfg.lift
-            && (l.out_channels == 0 || l.kernel_size == 0)
-        {
-            return bad("lift.out_channels and lift.kernel_size must be at least 1".into());
+        if let Some(l) = &cfg.lift {
+            l.validate()?;
         }
         if let Some(t) = &cfg.train {
             t.validate()

@@ -52,6 +52,30 @@ pub struct FrontEndConfig {
     pub lift: Option<LiftConfig>,
 }
 
+impl PolarConfig {
+    /// At least one radius and one angle.
+    pub fn validate(&self) -> Result<()> {
+        if self.radii == 0 || self.angles == 0 {
+            return Err(invalid(
+                "polar.radii and polar.angles must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl LiftConfig {
+    /// At least one output channel and a kernel of size at least 1.
+    pub fn validate(&self) -> Result<()> {
+        if self.out_channels == 0 || self.kernel_size == 0 {
+            return Err(invalid(
+                "lift.out_channels and lift.kernel_size must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 enum Lifting {
     OneD(Lift1d),
     TwoD(Lift2d, usize, usize),
@@ -78,11 +102,7 @@ impl FrontEndConfig {
             return Err(invalid(format!("samples of shape {s:?}")));
         }
         if let Some(p) = &self.polar {
-            if p.radii == 0 || p.angles == 0 {
-                return Err(invalid(
-                    "polar.radii and polar.angles must be at least 1".into(),
-                ));
-            }
+            p.validate()?;
             if s.len() != 2 {
                 return Err(invalid(format!(
                     "[polar] needs images [H, W], got samples of shape {s:?}"
@@ -104,12 +124,8 @@ impl FrontEndConfig {
                 "signals need samples [C, T] or [T], got {s:?} (add a [polar] section for images)"
             )));
         }
-        if let Some(l) = &self.lift
-            && (l.out_channels == 0 || l.kernel_size == 0)
-        {
-            return Err(invalid(
-                "lift.out_channels and lift.kernel_size must be at least 1".into(),
-            ));
+        if let Some(l) = &self.lift {
+            l.validate()?;
         }
         Ok(())
     }
