@@ -24,7 +24,7 @@ fn layer(c: &mut Criterion) {
     let m = split.train.len();
     let images = tensor(split.train.features.clone(), [m, 784], &device);
     let signals = Polar::new(28, 28, 5, 200, &device).apply(images);
-    let dft = Dft::new(200, &device);
+    let dft = Dft::new(200, &device).expect("tables");
     let s = dft.normalize(dft.spectrum(&signals));
     let pi = Memberships::from_labels(&split.train.labels, 2, &device).unwrap();
     let config = VectorLayerConfig {
@@ -45,7 +45,7 @@ fn layer(c: &mut Criterion) {
     let m = split.train.len();
     let images = tensor(split.train.features.clone(), [m, 1, 28, 28], &device);
     let lifted = Lift2d::random(16, 1, 9, 0, &device).apply(images);
-    let dft = Dft::new_2d(28, 28, &device);
+    let dft = Dft::new_2d(28, 28, &device).expect("tables");
     let s = dft.normalize(dft.spectrum(&lifted.reshape([m, 16, 784])));
     let pi = Memberships::from_labels(&split.train.labels, 10, &device).unwrap();
     g.bench_function("conv2d construct+step m500 28x28 C16 k10 soft", |b| {

@@ -21,7 +21,7 @@ fn case(classes: Option<&[usize]>, per_class: usize, channels: usize, extra: usi
     let images = tensor(split.train.features.clone(), [m, 1, 28, 28], &device);
     let lifted = Lift2d::random(channels, 1, 9, 0, &device).apply(images);
     let signals = lifted.reshape([m, channels, 784]);
-    let dft = Dft::new_2d(28, 28, &device);
+    let dft = Dft::new_2d(28, 28, &device).expect("28×28 tables");
     let s = dft.normalize(dft.spectrum(&signals));
     let pi = Memberships::from_labels(&split.train.labels, k, &device).unwrap();
     let config = VectorLayerConfig {

@@ -5,9 +5,8 @@ use clap::{Parser, Subcommand};
 use redunet::cli::{config, report, run, train};
 use redunet::core::host::{tensor, to_vec};
 use redunet::data::npy;
-use redunet::train::SavedModel;
-use redunet::vision::saved::SpectralModel;
-use redunet::vision::spectral::SpectralNet;
+use redunet::data::output::OutputDir;
+use redunet::experiment::apply::AnyModel;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -112,8 +111,10 @@ fn real_main() -> Result<()> {
             let out = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
             });
-            let summary = run::run(&cfg, &dev, &device, &out, quiet)?;
-            report::print_summary(&summary, &out);
+            let mut output = OutputDir::begin(&out)?;
+            let summary = run::run(&cfg, &dev, &device, output.stage(), quiet)?;
+            output.commit()?;
+            report::print_summary(&summary, output.dir());
         }
         Command::Train {
             config,
@@ -128,8 +129,10 @@ fn real_main() -> Result<()> {
             let out = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
             });
-            let summary = train::train(&cfg, &dev, &device, &out, quiet, resume.as_deref())?;
-            train::print_summary(&summary, &out);
+            let mut output = OutputDir::begin(&out)?;
+            let summary =
+                train::train(&cfg, &dev, &device, &mut output, quiet, resume.as_deref())?;
+            train::print_summary(&summary, output.dir());
         }
         Command::Eval {
             model,
@@ -161,22 +164,14 @@ fn real_main() -> Result<()> {
                 Ok(x)
             };
             // The model first: a wrong model path is reported as such.
-            let f = if SpectralNet::is_saved_in(&model) {
-                let net = SpectralModel::load(&model, &dev)
-                    .with_context(|| format!("loading model {}", model.display()))?;
-                let x = read_input()?;
-                let m = x.shape[0];
-                let d: usize = x.shape[1..].iter().product();
-                net.transform(tensor(x.data, [m, d.max(1)], &dev))
-                    .with_context(|| format!("transforming with model {}", model.display()))?
-            } else {
-                let net = SavedModel::load(&model, &dev)
-                    .with_context(|| format!("loading model {}", model.display()))?;
-                let x = read_input()?;
-                let m = x.shape[0];
-                let d: usize = x.shape[1..].iter().product();
-                net.transform(&tensor(x.data, [m, d.max(1)], &dev))?
-            };
+            let net = AnyModel::load(&model, &dev)
+                .with_context(|| format!("loading model {}", model.display()))?;
+            let x = read_input()?;
+            let m = x.shape[0];
+            let d: usize = x.shape[1..].iter().product();
+            let f = net
+                .transform(tensor(x.data, [m, d], &dev), &x.shape[1..])
+                .with_context(|| format!("transforming {}", input.display()))?;
             let [m, d] = f.dims();
             npy::write_npy_f32(&output, &[m, d], &to_vec(f)?)?;
             eprintln!(

@@ -162,7 +162,7 @@ fn a_trained_model_stands_alone_and_rejects_corruption() {
     let copy = |name: &str| {
         let d = dir.path().join(name);
         std::fs::create_dir_all(&d).unwrap();
-        for f in ["model.json", "model.bpk"] {
+        for f in ["model.json", "model.bpk", "checksums.json"] {
             std::fs::copy(model.join(f), d.join(f)).unwrap();
         }
         d
@@ -207,11 +207,20 @@ fn a_trained_model_stands_alone_and_rejects_corruption() {
         ),
     ];
     for (name, damage) in cases {
+        // As damaged on disk: the checksums name the file.
         let d = copy(name);
         damage(&d);
         let (ok, _, err) = go(&d);
         assert!(!ok, "{name}: accepted");
-        assert!(err.contains(name) || err.contains("model"), "{name}: {err}");
+        assert!(err.contains("model.") && err.contains(name), "{name}: {err}");
+        // Forged with matching checksums: the validation of every field
+        // still refuses it.
+        if d.join("model.json").exists() && d.join("model.bpk").exists() {
+            redunet::data::output::seal(&d).unwrap();
+            let (ok, _, err) = go(&d);
+            assert!(!ok, "{name} (resealed): accepted");
+            assert!(err.contains(name) && err.contains("model"), "{name}: {err}");
+        }
     }
     // Wrong input shape: a typed error.
     write_images(&images, 2);

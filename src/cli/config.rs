@@ -8,7 +8,7 @@ pub use redunet_experiment::config::*;
 /// Errors in reading or checking a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -22,9 +22,28 @@ pub enum ConfigError {
     Set(String),
 }
 
+/// Configurations are a few hundred bytes; anything past this is not one
+/// (and `/dev/zero` must not hang the program).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+fn read_limited(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes: not a configuration"),
+        ));
+    }
+    Ok(text)
+}
+
 /// Reads a configuration file and applies `--set` overrides.
 pub fn load(path: &Path, sets: &[String]) -> Result<RunConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    let text = read_limited(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;

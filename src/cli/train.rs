@@ -6,6 +6,7 @@ use super::report::{Terminal, fmt_acc};
 use anyhow::Result;
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
+use redunet_data::output::OutputDir;
 use redunet_experiment::train::TrainSummary;
 use std::path::Path;
 
@@ -14,7 +15,7 @@ pub fn train(
     cfg: &RunConfig,
     device: &Device,
     device_name: &str,
-    out: &Path,
+    out: &mut OutputDir,
     quiet: bool,
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {

@@ -33,12 +33,6 @@ pub enum Error {
     Parameter(String),
     #[error("device error: {0}")]
     Device(String),
-    #[error("cannot access {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("corrupt model at {path}: {reason}")]
     CorruptModel { path: PathBuf, reason: String },
     #[error(transparent)]

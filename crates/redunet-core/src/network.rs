@@ -211,33 +211,21 @@ impl VectorReduNet {
 pub fn staging_dir(dir: &Path) -> Result<PathBuf> {
     let tmp = sibling(dir, "partial");
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io_error(&tmp))?;
+        std::fs::remove_dir_all(&tmp).map_err(io_error("remove", &tmp))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(io_error(&tmp))?;
+    std::fs::create_dir_all(&tmp).map_err(io_error("create", &tmp))?;
     Ok(tmp)
 }
 
-/// Moves the finished directory `tmp` to `dir`: a reader sees the old model
-/// or the new one, never a mixture. An old one is moved aside first and
-/// removed only after the new one is there.
+/// Moves the finished directory `tmp` to `dir` in one atomic exchange: a
+/// reader sees the old model or the new one, never a mixture or nothing.
 pub fn commit_dir(tmp: &Path, dir: &Path) -> Result<()> {
-    let old = sibling(dir, "old");
-    if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(io_error(&old))?;
-        }
-        std::fs::rename(dir, &old).map_err(io_error(dir))?;
-    }
-    std::fs::rename(tmp, dir).map_err(io_error(dir))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(io_error(&old))?;
-    }
-    Ok(())
+    Ok(redunet_data::output::replace_dir(tmp, dir)?)
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Io { path, source }
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let f = redunet_data::io_error(action, path);
+    move |e| Error::Data(f(e))
 }
 
 /// Reads `name` (an `.npy` inside the model directory `dir`) and checks
@@ -267,7 +255,7 @@ pub fn read_model_array(dir: &Path, name: &str, shape: &[usize]) -> Result<Vec<f
 /// Reads a model's `model.json`.
 pub fn read_model_json(dir: &Path) -> Result<Vec<u8>> {
     let path = dir.join("model.json");
-    std::fs::read(&path).map_err(io_error(&path))
+    std::fs::read(&path).map_err(io_error("read", &path))
 }
 
 fn sibling(dir: &Path, tag: &str) -> PathBuf {

@@ -43,6 +43,12 @@ pub fn mixture(centres: &[Vec<f32>], per_class: usize, noise: f32, seed: u64) ->
             "noise {noise} must be finite and ≥ 0"
         )));
     }
+    // Features and labels, 4 + 8 bytes a coordinate / sample at most.
+    crate::memory::check(
+        crate::memory::bytes(&[centres.len(), per_class, dim + 2], 4),
+        "the Gaussian mixture",
+        "lower data.train_per_class or data.test_per_class",
+    )?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut features = Vec::with_capacity(centres.len() * per_class * dim);
     let mut labels = Vec::with_capacity(centres.len() * per_class);

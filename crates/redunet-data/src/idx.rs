@@ -17,6 +17,7 @@ pub struct IdxArray {
 /// Reads an IDX file of type u8; a name ending in `.gz` is decompressed.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let raw = std::fs::read(path).map_err(|source| DataError::Io {
+        action: "read",
         path: path.to_path_buf(),
         source,
     })?;
@@ -26,16 +27,48 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
 /// Parses IDX bytes, gzip-compressed or not; `path` only names the source in
 /// errors.
 pub fn idx_from_bytes(raw: &[u8], path: &Path) -> Result<IdxArray> {
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw)
-            .read_to_end(&mut out)
-            .map_err(|e| corrupt(path, format!("gzip: {e}")))?;
-        out
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let bytes = gunzip_idx(raw).map_err(|reason| corrupt(path, reason))?;
+        parse_idx(&bytes).map_err(|reason| corrupt(path, reason))
     } else {
-        raw.to_vec()
-    };
-    parse_idx(&bytes).map_err(|reason| corrupt(path, reason))
+        parse_idx(raw).map_err(|reason| corrupt(path, reason))
+    }
+}
+
+/// Deflate expands at most 1032:1; a header claiming more than that is
+/// forged, and is refused before anything is decompressed.
+const MAX_GZIP_RATIO: usize = 1032;
+
+/// Decompresses a gzip IDX file, reading its header first and then no more
+/// than the data it declares (plus one byte, to detect trailing data), so a
+/// small file cannot expand into gigabytes before its error.
+fn gunzip_idx(raw: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let gz = |e: std::io::Error| format!("gzip: {e}");
+    let mut dec = flate2::read::GzDecoder::new(raw);
+    let mut head = vec![0u8; 4];
+    dec.read_exact(&mut head).map_err(gz)?;
+    let ndim = head[3] as usize;
+    let mut dims = vec![0u8; 4 * ndim];
+    dec.read_exact(&mut dims).map_err(gz)?;
+    head.extend_from_slice(&dims);
+    let count = dims
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .try_fold(1usize, |acc, n| acc.checked_mul(n))
+        .ok_or("IDX dimensions overflow")?;
+    if count / MAX_GZIP_RATIO > raw.len() {
+        return Err(format!(
+            "IDX header declares {count} bytes of data, more than {} compressed bytes can hold",
+            raw.len()
+        ));
+    }
+    crate::memory::check(count as u64, "the IDX data", "a smaller file")
+        .map_err(|e| e.to_string())?;
+    let mut out = head;
+    dec.take(count as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(gz)?;
+    Ok(out)
 }
 
 fn corrupt(path: &Path, reason: String) -> DataError {
@@ -84,6 +117,8 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
             body.len()
         ));
     }
+    crate::memory::check(count as u64, "the IDX data", "a smaller file")
+        .map_err(|e| e.to_string())?;
     Ok(IdxArray {
         shape,
         data: body.to_vec(),

@@ -20,7 +20,9 @@
 pub mod builtin;
 pub mod gaussian;
 pub mod idx;
+pub mod memory;
 pub mod npy;
+pub mod output;
 pub mod source;
 pub mod split;
 
@@ -29,8 +31,10 @@ use std::path::PathBuf;
 /// Errors from reading or validating data.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
+    /// `action` is what failed: "read", "write", "create", …
+    #[error("cannot {action} {path}")]
     Io {
+        action: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -54,9 +58,32 @@ pub enum DataError {
     Unavailable(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+    #[error(
+        "{what} needs {} of memory, but only {} are available: {hint}",
+        memory::human(*needed),
+        memory::human(*available)
+    )]
+    OutOfMemory {
+        what: String,
+        needed: u64,
+        available: u64,
+        hint: String,
+    },
+    #[error("{path} is in use by another redunet process (it holds {lock})")]
+    InUse { path: PathBuf, lock: PathBuf },
 }
 
 pub type Result<T> = std::result::Result<T, DataError>;
+
+/// The [`DataError::Io`] of a failed `action` ("read", "write", …) on `path`.
+pub fn io_error(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DataError {
+    let path = path.to_path_buf();
+    move |source| DataError::Io {
+        action,
+        path,
+        source,
+    }
+}
 
 /// A labelled data set held on the host: `features` is row-major `[m, dim…]`.
 #[derive(Debug, Clone, PartialEq)]

@@ -38,6 +38,7 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> DataError {
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| DataError::Io {
+        action: "read",
         path: path.to_path_buf(),
         source,
     })
@@ -145,19 +146,20 @@ fn dict_value(text: &str, key: &str) -> Option<String> {
 }
 
 fn element_bytes<'a>(bytes: &'a [u8], h: &Header, path: &Path) -> Result<(&'a [u8], usize)> {
-    let count = h
+    // Checked, so that a forged shape cannot wrap around to the file's size.
+    let (count, needed) = h
         .shape
         .iter()
         .try_fold(1usize, |a, &n| a.checked_mul(n))
-        .ok_or_else(|| corrupt(path, "shape overflows"))?;
+        .and_then(|count| Some((count, count.checked_mul(h.size)?)))
+        .ok_or_else(|| corrupt(path, format!("shape {:?} overflows", h.shape)))?;
     let body = &bytes[h.offset.min(bytes.len())..];
-    if body.len() != count * h.size {
+    if body.len() != needed {
         return Err(corrupt(
             path,
             format!(
-                "shape {:?} needs {} data bytes, file has {}",
+                "shape {:?} needs {needed} data bytes, file has {}",
                 h.shape,
-                count * h.size,
                 body.len()
             ),
         ));
@@ -324,6 +326,7 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 /// that a reader never sees a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source| DataError::Io {
+        action: "write",
         path: path.to_path_buf(),
         source,
     };

@@ -107,7 +107,10 @@ impl DataConfig {
                     gaussian::centres_3d()
                 };
                 let train = d.train_per_class.unwrap_or(0);
-                let data = gaussian::mixture(&centres, train + test, d.noise.unwrap_or(0.1), seed)?;
+                let n = train.checked_add(test).ok_or_else(|| {
+                    DataError::Invalid("data.train_per_class + data.test_per_class overflows".into())
+                })?;
+                let data = gaussian::mixture(&centres, n, d.noise.unwrap_or(0.1), seed)?;
                 per_class_split(&data, classes, train, test)?
             }
             Source::Mnist => per_class_split(

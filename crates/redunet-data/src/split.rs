@@ -40,8 +40,18 @@ pub fn per_class_split(
             }
             c.to_vec()
         }
-        None => (0..data.num_classes()).collect(),
+        // The labels present, so that a stray large label value costs
+        // nothing (and warns of nothing) for the ids nobody uses.
+        None => {
+            let present: std::collections::BTreeSet<usize> = data.labels.iter().copied().collect();
+            present.into_iter().collect()
+        }
     };
+    // Members of every class in one pass, in file order.
+    let mut by_label: std::collections::HashMap<usize, Vec<usize>> = Default::default();
+    for (i, &l) in data.labels.iter().enumerate() {
+        by_label.entry(l).or_default().push(i);
+    }
     let mut warnings = Vec::new();
     let mut train_idx = Vec::new();
     let mut test_idx = Vec::new();
@@ -49,9 +59,7 @@ pub fn per_class_split(
     let mut test_labels = Vec::new();
     let mut kept = Vec::new();
     for &label in &wanted {
-        let members: Vec<usize> = (0..data.len())
-            .filter(|&i| data.labels[i] == label)
-            .collect();
+        let members = by_label.remove(&label).unwrap_or_default();
         if members.is_empty() {
             warnings.push(format!("class {label} has no samples: skipped"));
             continue;

@@ -220,8 +220,8 @@ pub fn run(
         }
         ModelKind::Conv1d | ModelKind::Conv2d => {
             let dft = match image {
-                Some((h, w)) => Dft::new_2d(h, w, device),
-                None => Dft::new(t, device),
+                Some((h, w)) => Dft::new_2d(h, w, device)?,
+                None => Dft::new(t, device)?,
             };
             let mut writer = if cfg.model.save {
                 Some(SpectralNetWriter::create(&out.join("model"))?)

@@ -7,6 +7,7 @@
 //! the summary (and the features the plots are drawn from). Progress is
 //! reported through the [`Progress`] trait; nothing here prints.
 
+pub mod apply;
 pub mod config;
 pub mod invariant;
 pub mod report;

@@ -4,7 +4,7 @@
 
 use crate::config::RunConfig;
 use redunet_core::network::LayerRecord;
-use redunet_core::{Error, Result};
+use redunet_core::Result;
 use redunet_data::npy::write_atomic;
 use serde::Serialize;
 use std::path::Path;
@@ -126,10 +126,7 @@ impl Summary {
 
 /// Writes `summary.json` and `rates.csv` into `out` (created if needed).
 pub fn write_summary(out: &Path, summary: &Summary, records: &[LayerRecord]) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|source| Error::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(out).map_err(redunet_data::io_error("create", out))?;
     let json = serde_json::to_vec_pretty(summary).expect("summaries serialise");
     write_atomic(&out.join("summary.json"), &json)?;
     let mut csv = String::from("layer,r,r_c,delta_r\n");

@@ -13,9 +13,11 @@ use redunet_data::Dataset;
 use redunet_data::npy::write_atomic;
 use redunet_train::mlp::Mlp;
 use redunet_train::spectral::{LiftInit, SpectralReduNet};
+use redunet_data::output::OutputDir;
 use redunet_train::trainer::{
-    Accuracies, CheckpointPlan, EpochRecord, EvalSettings, Init, Objective, TrainConfig, TrainData,
-    Trainee, corrupt_labels, evaluate, fit,
+    Accuracies, CheckpointPlan, CheckpointState, EpochRecord, EvalSettings, Init, Objective,
+    TrainConfig, TrainData, Trainee, corrupt_labels, evaluate, fit, read_checkpoint_state,
+    save_checkpoint,
 };
 use redunet_train::{Network, SavedModel};
 use serde::Serialize;
@@ -43,6 +45,9 @@ pub struct TrainSeconds {
 pub struct TrainSummary {
     pub device: String,
     pub seconds: TrainSeconds,
+    /// Epochs of back-propagation behind this result (below `train.epochs`
+    /// while a run is still going: each checkpoint publishes a whole result).
+    pub epochs_completed: usize,
     /// After the last epoch (or of the initial network when epochs = 0).
     pub accuracy: TrainAccuracy,
     /// Mean training loss per epoch (epochs 1…E).
@@ -203,55 +208,120 @@ fn prepare(cfg: &RunConfig, device: &Device) -> Result<Prepared> {
     })
 }
 
-fn run_fit(
-    net: Network,
-    t: &TrainConfig,
-    data: &TrainData<'_>,
-    eval: EvalSettings,
-    plan: CheckpointPlan<'_>,
-    progress: &mut dyn Progress,
-) -> Result<(Trainee<Network>, Vec<EpochRecord>)> {
-    let ckpt = plan
-        .dir
-        .ok_or_else(|| Error::Parameter("no checkpoint directory".into()))?
-        .to_path_buf();
-    let trained = fit(net, t, data, eval, plan, |e| progress.training(&e))?;
-    if t.epochs == 0 {
-        // No back-propagation: the initial network is the result; keep it
-        // as the checkpoint so `redunet eval` can read it.
-        let state = redunet_train::trainer::CheckpointState {
-            epoch: 0,
-            history: trained.history.clone(),
-            config: t.clone(),
-        };
-        redunet_train::trainer::save_checkpoint(&ckpt, &trained.trainee, None, &state)?;
+/// What a checkpoint records about the run that trained it: the model, data,
+/// front end and seed settings (the `[train]` section is compared by the
+/// trainer itself; evaluation settings do not change the training).
+fn provenance(cfg: &RunConfig) -> serde_json::Value {
+    let mut v = serde_json::to_value(cfg).expect("configurations serialise");
+    if let Some(o) = v.as_object_mut() {
+        o.remove("train");
+        o.remove("eval");
+        if let Some(m) = o.get_mut("model").and_then(|m| m.as_object_mut()) {
+            m.remove("save");
+        }
     }
-    Ok((trained.trainee, trained.history))
+    v
+}
+
+/// What the summary of a (possibly partial) training run is assembled from.
+struct Report<'a> {
+    cfg: &'a RunConfig,
+    device_name: &'a str,
+    prepared: &'a Prepared,
+    construction: &'a [LayerRecord],
+    init_s: f64,
+    start: Instant,
+}
+
+impl Report<'_> {
+    fn summary(&self, history: &[EpochRecord], epochs_completed: usize) -> Result<TrainSummary> {
+        let p = self.prepared;
+        let last = history
+            .iter()
+            .rev()
+            .find(|r| r.train.is_some())
+            .ok_or_else(|| Error::Empty("no evaluation on record".into()))?;
+        Ok(TrainSummary {
+            device: self.device_name.to_string(),
+            seconds: TrainSeconds {
+                init: self.init_s,
+                train: self.start.elapsed().as_secs_f64(),
+            },
+            epochs_completed,
+            accuracy: TrainAccuracy {
+                train: last.train,
+                test: last.test,
+                test_head: last.test_head,
+            },
+            loss: history.iter().filter_map(|r| r.loss).collect(),
+            history: history.to_vec(),
+            construction: self.construction.to_vec(),
+            noisy_labels: p.noisy,
+            checkpoint: "checkpoint".into(),
+            model: "model".into(),
+            data: DataSummary {
+                source: format!("{:?}", self.cfg.data.source),
+                classes: p.split.classes.clone(),
+                train: p.split.train.len(),
+                test: p.split.test.len(),
+                dim: p.split.train.dim(),
+            },
+            warnings: p.split.warnings.clone(),
+            config: self.cfg.clone(),
+        })
+    }
+
+    /// Writes the model and the summary beside the checkpoint already in
+    /// the stage, and publishes the three together.
+    fn publish(
+        &self,
+        out: &mut OutputDir,
+        trainee: &Trainee<Network>,
+        state: &CheckpointState,
+    ) -> Result<TrainSummary> {
+        let t = train_section(self.cfg)?;
+        SavedModel {
+            trainee: trainee.clone(),
+            logit_scale: (t.objective == Objective::CrossEntropy).then_some(t.logit_scale),
+            meta: serde_json::to_value(self.cfg).expect("configurations serialise"),
+        }
+        .save(&out.stage().join("model"))?;
+        let summary = self.summary(&state.history, state.epoch)?;
+        let json = serde_json::to_vec_pretty(&summary).expect("summaries serialise");
+        write_atomic(&out.stage().join("summary.json"), &json)?;
+        out.commit()?;
+        Ok(summary)
+    }
 }
 
 /// Builds the network the configuration describes (forward construction or
 /// random start), trains it by back-propagation on `device.autodiff()`, and
-/// writes into `out`: `summary.json`, the standalone trained model
+/// publishes into `out` the summary, the standalone trained model
 /// (`model/`) and the resume checkpoint (`checkpoint/`, continued from
-/// `resume` when given).
+/// `resume` when given) — as one unit at every checkpoint, so that a crash
+/// leaves the last whole result.
+///
+/// Resuming checks the checkpoint first (its files' checksums, that it was
+/// trained with the same model, data, seed and training settings, and that
+/// `train.epochs` goes past it), before anything is built.
 pub fn train(
     cfg: &RunConfig,
     device: &Device,
     device_name: &str,
-    out: &Path,
+    out: &mut OutputDir,
     resume: Option<&Path>,
     progress: &mut dyn Progress,
 ) -> Result<TrainSummary> {
     cfg.validate()?;
     let t = train_section(cfg)?.clone();
+    let provenance = provenance(cfg);
+    if let Some(dir) = resume {
+        read_checkpoint_state(dir)?.check_resume(dir, &t, &provenance)?;
+    }
     let p = prepare(cfg, device)?;
     for w in &p.split.warnings {
         progress.warning(w);
     }
-    std::fs::create_dir_all(out).map_err(|source| Error::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
     progress.started(&format!(
         "data: {:?}, {} classes, {} train / {} test, model {:?}, init {:?}, objective {:?}, {} epochs, device {device_name}",
         cfg.data.source,
@@ -267,57 +337,48 @@ pub fn train(
     // The construction's memberships (the possibly corrupted labels).
     let pi = Memberships::from_labels(&p.labels, p.split.classes.len(), device)?;
     let (net, construction) = build(cfg, &p.split.train, &p.x, &pi, device, progress)?;
-    let init_s = start.elapsed().as_secs_f64();
+    let report = Report {
+        cfg,
+        device_name,
+        prepared: &p,
+        construction: &construction,
+        init_s: start.elapsed().as_secs_f64(),
+        start: Instant::now(),
+    };
     let (data, eval) = (p.data(), eval_settings(cfg));
-    let ckpt = out.join("checkpoint");
-    let plan = || CheckpointPlan {
-        dir: Some(&ckpt),
-        resume,
+    // The stage keeps its path across commits.
+    let ckpt = out.stage().join("checkpoint");
+    let mut last = None;
+    let mut on_checkpoint = |trainee: &Trainee<Network>, state: &CheckpointState| {
+        last = Some(report.publish(out, trainee, state)?);
+        Ok(())
     };
-    let start = Instant::now();
-    let (trainee, history) = run_fit(net, &t, &data, eval, plan(), progress)?;
-    SavedModel {
-        trainee,
-        logit_scale: (t.objective == Objective::CrossEntropy).then_some(t.logit_scale),
-        meta: serde_json::to_value(cfg).expect("configurations serialise"),
+    let trained = fit(
+        net,
+        &t,
+        &data,
+        eval,
+        CheckpointPlan {
+            dir: Some(&ckpt),
+            resume,
+            provenance: provenance.clone(),
+            on_checkpoint: Some(&mut on_checkpoint),
+        },
+        |e| progress.training(&e),
+    )?;
+    if let Some(s) = last {
+        return Ok(s);
     }
-    .save(&out.join("model"))?;
-    let train_s = start.elapsed().as_secs_f64();
-    let last = history
-        .iter()
-        .rev()
-        .find(|r| r.train.is_some())
-        .ok_or_else(|| Error::Empty("no evaluation on record".into()))?;
-    let summary = TrainSummary {
-        device: device_name.to_string(),
-        seconds: TrainSeconds {
-            init: init_s,
-            train: train_s,
-        },
-        accuracy: TrainAccuracy {
-            train: last.train,
-            test: last.test,
-            test_head: last.test_head,
-        },
-        loss: history.iter().filter_map(|r| r.loss).collect(),
-        history,
-        construction,
-        noisy_labels: p.noisy,
-        checkpoint: "checkpoint".into(),
-        model: "model".into(),
-        data: DataSummary {
-            source: format!("{:?}", cfg.data.source),
-            classes: p.split.classes.clone(),
-            train: p.split.train.len(),
-            test: p.split.test.len(),
-            dim: p.split.train.dim(),
-        },
-        warnings: p.split.warnings.clone(),
-        config: cfg.clone(),
+    // No back-propagation (epochs = 0): the initial network is the result,
+    // and its checkpoint is what `--resume` continues from.
+    let state = CheckpointState {
+        epoch: 0,
+        history: trained.history,
+        config: t.clone(),
+        provenance,
     };
-    let json = serde_json::to_vec_pretty(&summary).expect("summaries serialise");
-    write_atomic(&out.join("summary.json"), &json)?;
-    Ok(summary)
+    save_checkpoint(&ckpt, &trained.trainee, None, &state)?;
+    report.publish(out, &trained.trainee, &state)
 }
 
 /// `redunet eval`: a saved model (`OUT/model` of `redunet train` or `redunet

@@ -28,7 +28,8 @@ use redunet_vision::spectral::Dft;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-const FORMAT: &str = "redunet-model";
+/// The `format` of a saved model's `model.json`.
+pub const FORMAT: &str = "redunet-model";
 const VERSION: u32 = 1;
 /// Parameter file inside a model directory.
 pub const PARAMS_FILE: &str = "model.bpk";
@@ -141,7 +142,7 @@ impl Network {
                             im: zeros4([p, c.len() + 1, ch, ch]),
                         })
                         .collect(),
-                    dft: Dft::new_2d(sh.height, sh.width, device),
+                    dft: Dft::new_2d(sh.height, sh.width, device)?,
                     shape: sh.clone(),
                 })
             }
@@ -343,6 +344,7 @@ impl SavedModel {
             })?;
         let json = serde_json::to_vec_pretty(&doc).expect("model description serialises");
         write_atomic(&tmp.join(CONFIG_FILE), &json)?;
+        redunet_data::output::seal(&tmp)?;
         commit_dir(&tmp, dir)
     }
 
@@ -352,11 +354,9 @@ impl SavedModel {
             path: dir.to_path_buf(),
             reason,
         };
+        redunet_data::output::verify(dir, &[CONFIG_FILE, PARAMS_FILE])?;
         let json_path = dir.join(CONFIG_FILE);
-        let bytes = std::fs::read(&json_path).map_err(|source| Error::Io {
-            path: json_path.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(&json_path).map_err(redunet_data::io_error("read", &json_path))?;
         let doc: ModelDoc =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("{CONFIG_FILE}: {e}")))?;
         if doc.format != FORMAT || doc.version != VERSION {
@@ -377,10 +377,7 @@ impl SavedModel {
         }
         let params = dir.join(PARAMS_FILE);
         let size = std::fs::metadata(&params)
-            .map_err(|source| Error::Io {
-                path: params.clone(),
-                source,
-            })?
+            .map_err(redunet_data::io_error("read", &params))?
             .len();
         // f32 parameters: a file smaller than their bytes cannot hold them,
         // and nothing is allocated for a description it cannot back.
@@ -389,6 +386,12 @@ impl SavedModel {
                 "{PARAMS_FILE} has {size} bytes, too few for the {count} parameters {CONFIG_FILE} describes"
             )));
         }
+        // The zero skeleton and the record read into it.
+        redunet_data::memory::check(
+            (count as u64).saturating_mul(8),
+            &format!("the {count} parameters of {}", dir.display()),
+            "load it on a machine with more memory",
+        )?;
         let skeleton = Trainee {
             net: Network::skeleton(&doc.architecture, device)?,
             head: doc.head.map(|h| head(feature_dim, h.classes, device)),

@@ -124,7 +124,7 @@ impl SpectralReduNet {
         check_input(x, height * width * in_channels)?;
         let kernels = lift.map(|l| lift_kernels(&l, in_channels, &device));
         let z = signals_of(x.clone(), kernels.clone(), height, width, in_channels);
-        let dft = Dft::new_2d(height, width, &device);
+        let dft = Dft::new_2d(height, width, &device)?;
         let built = SpectralNet::construct_with(&z, &dft, pi, layers, config, on_layer)?;
         let channels = z.dims()[1];
         let p = dft.frequencies();
@@ -218,7 +218,7 @@ impl SpectralReduNet {
         Ok(Self {
             lift: lift.map(|l| Param::from_tensor(lift_kernels(&l, in_channels, device))),
             layers: params,
-            dft: Dft::new_2d(height, width, device),
+            dft: Dft::new_2d(height, width, device)?,
             shape: SpectralShape {
                 height,
                 width,

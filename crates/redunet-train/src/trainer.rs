@@ -22,6 +22,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use redunet_core::classify::{Knn, NearestSubspace, accuracy};
 use redunet_core::network::{commit_dir, staging_dir};
+use redunet_data::output::{seal, verify};
 use redunet_core::{Error, Memberships, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -321,12 +322,100 @@ pub enum Event<'a> {
 }
 
 /// A checkpoint on disk: `trainee.bpk` (parameters), `optimizer.bpk`
-/// (its state), `state.json` (epoch, history, configuration).
+/// (its state, absent before the first epoch), `state.json` (epoch,
+/// history, configuration, provenance) and `checksums.json` (every file's
+/// size and CRC-32, checked before anything is loaded).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CheckpointState {
     pub epoch: usize,
     pub history: Vec<EpochRecord>,
     pub config: TrainConfig,
+    /// What the network was trained on, as the caller describes it (e.g. the
+    /// model, data and seed settings of the run configuration): resuming
+    /// with a different description is refused.
+    pub provenance: serde_json::Value,
+}
+
+/// Settings that may change between a run and its resumption: how long to
+/// train and how often to evaluate or checkpoint. Everything else in
+/// [`TrainConfig`] shapes the training and must match.
+const RESUMABLE: [&str; 3] = ["epochs", "eval_every", "checkpoint_every"];
+
+/// The dotted paths at which two JSON values differ, with both values.
+pub fn json_differences(path: &str, stored: &serde_json::Value, now: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    match (stored, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    json_differences(&p, a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null))
+                })
+                .collect()
+        }
+        (a, b) if a == b => Vec::new(),
+        (a, b) => vec![format!("{path}: {a} in the checkpoint, {b} now")],
+    }
+}
+
+impl CheckpointState {
+    /// Checks the state read from checkpoint `dir` for resuming a run of
+    /// `cfg` described by `provenance`: it must be consistent in itself,
+    /// come from the same setup, and leave epochs to train.
+    pub fn check_resume(
+        &self,
+        dir: &Path,
+        cfg: &TrainConfig,
+        provenance: &serde_json::Value,
+    ) -> Result<()> {
+        let corrupt = |reason: String| Error::CorruptModel {
+            path: dir.join("state.json"),
+            reason,
+        };
+        let epochs: Vec<usize> = self.history.iter().map(|r| r.epoch).collect();
+        if epochs.first() != Some(&0)
+            || epochs.windows(2).any(|w| w[1] != w[0] + 1)
+            || epochs.last() != Some(&self.epoch)
+        {
+            return Err(corrupt(format!(
+                "epoch {} with a history of epochs {epochs:?}",
+                self.epoch
+            )));
+        }
+        let strip = |c: &TrainConfig| {
+            let mut v = serde_json::to_value(c).expect("configurations serialise");
+            if let Some(o) = v.as_object_mut() {
+                for k in RESUMABLE {
+                    o.remove(k);
+                }
+            }
+            v
+        };
+        let mut diff = json_differences("", &self.provenance, provenance);
+        diff.extend(json_differences("train", &strip(&self.config), &strip(cfg)));
+        if !diff.is_empty() {
+            return Err(Error::Parameter(format!(
+                "cannot resume from {}: it was trained with other settings ({})",
+                dir.display(),
+                diff.join("; ")
+            )));
+        }
+        if cfg.epochs <= self.epoch {
+            return Err(Error::Parameter(format!(
+                "the checkpoint {} is already at epoch {}; train.epochs = {} leaves nothing to \
+                 train (set train.epochs above {} to continue)",
+                dir.display(),
+                self.epoch,
+                cfg.epochs,
+                self.epoch
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The trained network and its record.
@@ -358,9 +447,9 @@ fn one_hot(labels: &[usize], classes: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(v, [labels.len(), classes]), device)
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
-    let path = path.to_path_buf();
-    move |source| Error::Io { path, source }
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let f = redunet_data::io_error(action, path);
+    move |e| Error::Data(f(e))
 }
 
 fn record_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -403,15 +492,26 @@ pub fn save_checkpoint<M: FeatureNet>(
     }
     let json = serde_json::to_vec_pretty(state).expect("checkpoint state serialises");
     let st = tmp.join("state.json");
-    std::fs::write(&st, json).map_err(io(&st))?;
+    std::fs::write(&st, json).map_err(io("write", &st))?;
+    seal(&tmp)?;
     commit_dir(&tmp, dir)
 }
 
-/// Reads a checkpoint's state (the parameters are loaded by [`fit`]).
+/// Reads a checkpoint's state (the parameters are loaded by [`fit`]) after
+/// checking every file of the checkpoint against its checksums.
 pub fn read_checkpoint_state(dir: &Path) -> Result<CheckpointState> {
+    verify(dir, &["state.json", "trainee.bpk"])?;
     let st = dir.join("state.json");
-    let bytes = std::fs::read(&st).map_err(io(&st))?;
-    serde_json::from_slice(&bytes).map_err(|e| record_error(&st, e))
+    let bytes = std::fs::read(&st).map_err(io("read", &st))?;
+    let state: CheckpointState = serde_json::from_slice(&bytes).map_err(|e| record_error(&st, e))?;
+    state.config.validate().map_err(|e| record_error(&st, e))?;
+    if state.epoch > 0 && !dir.join("optimizer.bpk").is_file() {
+        return Err(record_error(
+            &dir.join("optimizer.bpk"),
+            format!("missing: the checkpoint is at epoch {}", state.epoch),
+        ));
+    }
+    Ok(state)
 }
 
 /// Loads the parameters of a checkpoint into `trainee` (which must have the
@@ -422,21 +522,41 @@ pub fn load_checkpoint_params<M: FeatureNet>(
 ) -> Result<Trainee<M>> {
     let model = dir.join("trainee.bpk");
     if !model.is_file() {
-        return Err(Error::Io {
-            path: model,
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no trainee.bpk"),
-        });
+        return Err(io("read", &model)(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file",
+        )));
     }
     trainee
         .try_load_file(&model)
         .map_err(|e| record_error(&model, e))
 }
 
+/// Called after each checkpoint is written, with the trained network and
+/// the checkpoint's state (e.g. to publish a whole result directory).
+pub type OnCheckpoint<'a, M> = &'a mut dyn FnMut(&Trainee<M>, &CheckpointState) -> Result<()>;
+
 /// Where checkpoints go and whether to resume from one.
-pub struct CheckpointPlan<'a> {
+pub struct CheckpointPlan<'a, M: FeatureNet> {
     pub dir: Option<&'a Path>,
     /// Resume from this checkpoint directory (written by an earlier run).
     pub resume: Option<&'a Path>,
+    /// What this run trains on (stored in each checkpoint; a resumed run's
+    /// must equal the checkpoint's).
+    pub provenance: serde_json::Value,
+    pub on_checkpoint: Option<OnCheckpoint<'a, M>>,
+}
+
+impl<M: FeatureNet> CheckpointPlan<'_, M> {
+    /// No checkpoints, no resuming.
+    pub fn none() -> Self {
+        Self {
+            dir: None,
+            resume: None,
+            provenance: serde_json::Value::Null,
+            on_checkpoint: None,
+        }
+    }
 }
 
 /// Features of the train and test sets and their accuracies.
@@ -473,7 +593,7 @@ pub fn fit<M: FeatureNet>(
     cfg: &TrainConfig,
     data: &TrainData<'_>,
     eval: EvalSettings,
-    checkpoints: CheckpointPlan<'_>,
+    mut checkpoints: CheckpointPlan<'_, M>,
     mut on_event: impl FnMut(Event<'_>),
 ) -> Result<Trained<M>> {
     cfg.validate()?;
@@ -514,10 +634,18 @@ pub fn fit<M: FeatureNet>(
     let mut first_epoch = 0;
     if let Some(dir) = checkpoints.resume {
         let state = read_checkpoint_state(dir)?;
+        state.check_resume(dir, cfg, &checkpoints.provenance)?;
         trainee = load_checkpoint_params(dir, trainee)?;
         let opt = dir.join("optimizer.bpk");
         if opt.is_file() {
-            optim = optim.load(&opt).map_err(|e| record_error(&opt, e))?;
+            // burn-optim panics on some malformed records; the checksums
+            // make that unreachable for damaged files, and this keeps a
+            // forged one an error too.
+            let (current, path) = (optim, &opt);
+            let loaded =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || current.load(path)))
+                    .map_err(|_| record_error(&opt, "malformed optimizer record"))?;
+            optim = loaded.map_err(|e| record_error(&opt, e))?;
         }
         first_epoch = state.epoch;
         history = state.history;
@@ -537,7 +665,7 @@ pub fn fit<M: FeatureNet>(
         on_event(Event::Epoch(&rec));
         history.push(rec);
     }
-    if cfg.epochs == 0 || first_epoch >= cfg.epochs {
+    if cfg.epochs == 0 {
         return Ok(Trained { trainee, history });
     }
     let ad = device.clone().autodiff();
@@ -635,16 +763,17 @@ pub fn fit<M: FeatureNet>(
         if let Some(dir) = checkpoints.dir
             && (due || done == cfg.epochs)
         {
-            save_checkpoint(
-                dir,
-                &model.valid(),
-                Some(&optim),
-                &CheckpointState {
-                    epoch: done,
-                    history: history.clone(),
-                    config: cfg.clone(),
-                },
-            )?;
+            let state = CheckpointState {
+                epoch: done,
+                history: history.clone(),
+                config: cfg.clone(),
+                provenance: checkpoints.provenance.clone(),
+            };
+            let valid = model.valid();
+            save_checkpoint(dir, &valid, Some(&optim), &state)?;
+            if let Some(f) = checkpoints.on_checkpoint.as_mut() {
+                f(&valid, &state)?;
+            }
         }
     }
     Ok(Trained {

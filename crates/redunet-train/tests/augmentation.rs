@@ -37,10 +37,7 @@ fn augmentation_needs_image_rows() {
                 knn_k: 1,
                 n_comp: 1,
             },
-            CheckpointPlan {
-                dir: None,
-                resume: None,
-            },
+            CheckpointPlan::none(),
             |_| {},
         )
         .err()
@@ -68,10 +65,7 @@ fn augmentation_needs_image_rows() {
             knn_k: 1,
             n_comp: 1,
         },
-        CheckpointPlan {
-            dir: None,
-            resume: None,
-        },
+        CheckpointPlan::none(),
         |_| {},
     )
     .unwrap();

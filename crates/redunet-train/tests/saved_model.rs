@@ -61,7 +61,7 @@ fn vector_model_round_trips_and_rejects_damage() {
     ));
     assert!(matches!(
         SavedModel::load(&dir.path().join("nowhere"), &d),
-        Err(Error::Io { .. })
+        Err(Error::Data(redunet_data::DataError::Io { .. }))
     ));
 }
 

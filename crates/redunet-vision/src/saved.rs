@@ -15,7 +15,8 @@ use redunet_data::npy;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-const FORMAT: &str = "redunet-spectral-network";
+/// The `format` of a spectral network's `model.json`.
+pub const FORMAT: &str = "redunet-spectral-network";
 const VERSION: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
@@ -109,6 +110,7 @@ impl SpectralNetWriter {
         };
         let json = serde_json::to_vec_pretty(&doc).expect("model metadata serialises");
         npy::write_atomic(&self.tmp.join("model.json"), &json)?;
+        redunet_data::output::seal(&self.tmp)?;
         commit_dir(&self.tmp, &self.dir)
     }
 }
@@ -170,7 +172,7 @@ impl SpectralNet {
                 )));
             }
         }
-        let dft = Dft::new_2d(doc.height, doc.width, device);
+        let dft = Dft::new_2d(doc.height, doc.width, device)?;
         let c = doc.channels;
         let mut layers = Vec::with_capacity(doc.layers.len());
         for (i, l) in doc.layers.into_iter().enumerate() {

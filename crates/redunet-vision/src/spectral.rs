@@ -90,12 +90,32 @@ fn trig_tables(n: usize, cols: usize, scale: f64) -> (Vec<f32>, Vec<f32>) {
 
 impl Dft {
     /// The DFT of 1D signals of length `len`.
-    pub fn new(len: usize, device: &Device) -> Self {
+    pub fn new(len: usize, device: &Device) -> Result<Self> {
         Self::new_2d(1, len, device)
     }
 
+    /// Bytes of the tables of a `height × width` transform (checked, so a
+    /// stored or requested size that cannot fit is refused, not allocated).
+    pub fn table_bytes(height: usize, width: usize) -> u64 {
+        let pw = width / 2 + 1;
+        let per_axis = redunet_data::memory::bytes(&[4, width, pw], 4)
+            .saturating_add(redunet_data::memory::bytes(&[2, height, height], 4));
+        // The host-side tables are built before their upload.
+        per_axis.saturating_mul(2)
+    }
+
     /// The 2D DFT of `height × width` images.
-    pub fn new_2d(height: usize, width: usize, device: &Device) -> Self {
+    pub fn new_2d(height: usize, width: usize, device: &Device) -> Result<Self> {
+        if height == 0 || width == 0 {
+            return Err(Error::Shape(format!(
+                "a DFT of {height} × {width} samples"
+            )));
+        }
+        redunet_data::memory::check(
+            Self::table_bytes(height, width),
+            &format!("the DFT tables of {height} × {width} samples"),
+            "use smaller signals or images",
+        )?;
         let pw = width / 2 + 1;
         let mult: Vec<f64> = (0..pw)
             .map(|q| if q == 0 || 2 * q == width { 1.0 } else { 2.0 })
@@ -120,7 +140,7 @@ impl Dft {
         } else {
             (None, None)
         };
-        Self {
+        Ok(Self {
             height,
             width,
             cos: t2(c, [width, pw]),
@@ -136,7 +156,7 @@ impl Dft {
                 [1, height * pw],
             ),
             weights: (0..height).flat_map(|_| mult.iter().copied()).collect(),
-        }
+        })
     }
 
     /// Number of samples per channel (T, or H·W).
@@ -370,7 +390,7 @@ impl SpectralLayer {
             return Err(Error::Empty(format!("signals of shape [{m}, {ch}, {t}]")));
         }
         redunet_core::host::check_finite(z, "input signals")?;
-        let dft = Dft::new(t, &z.device());
+        let dft = Dft::new(t, &z.device())?;
         let s = dft.spectrum(z);
         Self::construct_spectral(&s, pi, config, &dft)
     }
@@ -779,7 +799,7 @@ impl SpectralNet {
         config: &VectorLayerConfig,
         on_layer: impl FnMut(&redunet_core::LayerRecord),
     ) -> Result<SpectralConstruction> {
-        let dft = Dft::new(z.dims()[2], &z.device());
+        let dft = Dft::new(z.dims()[2], &z.device())?;
         Self::construct_with(z, &dft, pi, layers, config, on_layer)
     }
 

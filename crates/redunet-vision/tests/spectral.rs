@@ -131,7 +131,7 @@ fn dft_round_trips_and_keeps_norms_in_1d_and_2d() {
     use redunet_vision::spectral::Dft;
     let device = Device::default();
     for (h, w) in [(1, 7), (1, 10), (5, 6), (6, 7)] {
-        let dft = Dft::new_2d(h, w, &device);
+        let dft = Dft::new_2d(h, w, &device).unwrap();
         let z = normalized(3, 2, h * w, &device);
         let s = dft.spectrum(&z);
         let back = dft.signals(s.clone());
@@ -153,7 +153,7 @@ fn translating_an_image_translates_the_2d_network_output() {
     let z = normalized(m, c, h * w, &device);
     let labels: Vec<usize> = (0..m).map(|i| i % 2).collect();
     let pi = Memberships::from_labels(&labels, 2, &device).unwrap();
-    let dft = Dft::new_2d(h, w, &device);
+    let dft = Dft::new_2d(h, w, &device).unwrap();
     let built =
         SpectralNet::construct_with(&z, &dft, &pi, 3, &VectorLayerConfig::default(), |_| {})
             .unwrap();
@@ -180,7 +180,7 @@ fn fused_cpu_step_equals_the_tensor_step() {
     let (h, w, c, m) = (6, 5, 3, 12);
     let labels: Vec<usize> = (0..m).map(|i| i % 3).collect();
     let pi = Memberships::from_labels(&labels, 3, &device).unwrap();
-    let dft = Dft::new_2d(h, w, &device);
+    let dft = Dft::new_2d(h, w, &device).unwrap();
     let s = dft.normalize(dft.spectrum(&normalized(m, c, h * w, &device)));
     for membership in [MembershipMode::Soft, MembershipMode::Labels] {
         let config = VectorLayerConfig {
@@ -217,7 +217,7 @@ fn spectral_networks_save_and_load() {
     let (h, w, c, m) = (4, 6, 2, 9);
     let labels: Vec<usize> = (0..m).map(|i| i % 3).collect();
     let pi = Memberships::from_labels(&labels, 3, &device).unwrap();
-    let dft = Dft::new_2d(h, w, &device);
+    let dft = Dft::new_2d(h, w, &device).unwrap();
     let z = normalized(m, c, h * w, &device);
     let config = VectorLayerConfig {
         membership: MembershipMode::Soft,
