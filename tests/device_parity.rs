@@ -26,7 +26,7 @@ fn spectral_records(device_name: &str) -> Vec<f64> {
     let one = SpectralNet::construct(&signals, &pi, 3, &config, |_| {}).unwrap();
     let two = SpectralNet::construct_with(
         &images.reshape([m, 1, 784]),
-        &Dft::new_2d(28, 28, &device),
+        &Dft::new_2d(28, 28, &device).unwrap(),
         &pi,
         3,
         &config,

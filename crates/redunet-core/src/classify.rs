@@ -7,7 +7,7 @@
 //!   `argmin_j ‖(I − U_j U_jᵀ) z‖`.
 
 use crate::host::{tensor, to_vec};
-use crate::layer::vector::normalize_rows;
+use crate::layer::vector::normalize_input_rows;
 use crate::{Error, Result};
 use burn::tensor::Tensor;
 
@@ -53,7 +53,7 @@ impl Knn {
             return Err(Error::Parameter("k must be at least 1".into()));
         }
         Ok(Self {
-            train_t: normalize_rows(train.clone()).transpose(),
+            train_t: normalize_input_rows(train.clone()).transpose(),
             labels: labels.to_vec(),
             classes,
             k: k.min(labels.len()),
@@ -66,7 +66,7 @@ impl Knn {
         check_test(d, test)?;
         let (k, labels) = (self.k, &self.labels);
         let [n, _] = test.dims();
-        let test = normalize_rows(test.clone());
+        let test = normalize_input_rows(test.clone());
         let mut predictions = Vec::with_capacity(n);
         // Similarities in row blocks keep host memory bounded.
         let block = (1 << 22) / m.max(1) + 1;
@@ -307,14 +307,14 @@ impl NearestSubspace {
         check_train(train, labels)?;
         Ok(Self {
             dim: train.dims()[1],
-            subspaces: class_subspaces(&normalize_rows(train.clone()), labels, n_comp)?,
+            subspaces: class_subspaces(&normalize_input_rows(train.clone()), labels, n_comp)?,
         })
     }
 
     /// The class of the nearest subspace to each (normalised) row of `test`.
     pub fn predict(&self, test: &Tensor<2>) -> Result<Vec<usize>> {
         check_test(self.dim, test)?;
-        let test = normalize_rows(test.clone());
+        let test = normalize_input_rows(test.clone());
         let [n, _] = test.dims();
         let norms = to_vec(test.clone().powi_scalar(2).sum_dim(1))?;
         let mut best = vec![(f64::INFINITY, 0usize); n];

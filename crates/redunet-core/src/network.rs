@@ -2,7 +2,7 @@
 //! previous one, with the rates of every stage on record.
 
 use crate::host::tensor;
-use crate::layer::vector::normalize_rows;
+use crate::layer::vector::normalize_input_rows;
 use crate::rates::{Rates, rate_reduction};
 use crate::{Error, Memberships, Result, VectorLayer, VectorLayerConfig};
 use burn::tensor::{Device, Tensor};
@@ -76,7 +76,7 @@ impl VectorReduNet {
         config.validate()?;
         crate::rates::check_features(z, config.eps_sq)?;
         pi.check_samples(z.dims()[0])?;
-        let mut z = normalize_rows(z.clone());
+        let mut z = normalize_input_rows(z.clone());
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..layers {
@@ -161,7 +161,7 @@ impl VectorReduNet {
     /// - x: `[m, d]`
     /// - output: `[m, d]`, unit rows
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let mut z = normalize_rows(x);
+        let mut z = normalize_input_rows(x);
         for layer in &self.layers {
             z = layer.forward_trusted(&z);
         }
@@ -198,7 +198,7 @@ impl VectorReduNet {
             )));
         }
         crate::host::check_finite(z, "input features")?;
-        let mut z = normalize_rows(z.clone());
+        let mut z = normalize_input_rows(z.clone());
         for layer in &self.layers {
             z = layer.forward_trusted(&z);
         }

@@ -98,35 +98,42 @@ impl AnyModel {
         }
     }
 
-    /// Features `[m, d]` of samples `x` of shape `[m, sample…]`.
-    pub fn transform(&self, x: Tensor<2>, sample_shape: &[usize]) -> Result<Tensor<2>> {
-        let (shapes, dim) = self.sample_shapes();
+    /// Checks that samples of `sample_shape` are what the model was built
+    /// for (channels, length, image size, dimension).
+    pub fn check_samples(&self, sample_shape: &[usize]) -> Result<()> {
+        let (shapes, _) = self.sample_shapes();
         let values = |s: &[usize]| s.iter().product::<usize>();
-        if values(sample_shape) != x.dims()[1] {
-            return Err(Error::Shape(format!(
-                "samples of shape {sample_shape:?} flattened to rows of {}",
-                x.dims()[1]
-            )));
-        }
         let fits = match self {
             AnyModel::Saved(m) if !matches!(m.trainee.net, Network::Spectral(_)) => {
                 values(sample_shape) == values(&shapes[0])
             }
             _ => shapes.iter().any(|s| s.as_slice() == sample_shape),
         };
-        if !fits {
+        if fits {
+            return Ok(());
+        }
+        Err(Error::Shape(format!(
+            "the model takes samples of shape {}, got samples of shape {sample_shape:?}",
+            shapes
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )))
+    }
+
+    /// Features `[m, d]` of samples `x` of shape `[m, sample…]`.
+    pub fn transform(&self, x: Tensor<2>, sample_shape: &[usize]) -> Result<Tensor<2>> {
+        if sample_shape.iter().product::<usize>() != x.dims()[1] {
             return Err(Error::Shape(format!(
-                "the model takes samples of shape {}, got samples of shape {sample_shape:?}",
-                shapes
-                    .iter()
-                    .map(|s| format!("{s:?}"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
+                "samples of shape {sample_shape:?} flattened to rows of {}",
+                x.dims()[1]
             )));
         }
+        self.check_samples(sample_shape)?;
         let m = x.dims()[0];
         if m == 0 {
-            return Ok(Tensor::zeros([0, dim], &x.device()));
+            return Ok(Tensor::zeros([0, self.sample_shapes().1], &x.device()));
         }
         match self {
             AnyModel::Saved(model) => model.transform(&x),

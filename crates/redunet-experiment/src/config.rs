@@ -114,6 +114,10 @@ impl Default for EvalConfig {
     }
 }
 
+/// The most layers a configuration may ask for: construction is sequential,
+/// so more would run for weeks, not fail.
+pub const MAX_LAYERS: usize = 100_000;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
@@ -140,6 +144,13 @@ impl RunConfig {
         cfg.data.validate()?;
         if cfg.model.layers == 0 {
             return bad("model.layers must be at least 1".into());
+        }
+        if cfg.model.layers > MAX_LAYERS {
+            return bad(format!(
+                "model.layers = {} is more than {MAX_LAYERS} (the deepest published ReduNets \
+                 have a few thousand layers)",
+                cfg.model.layers
+            ));
         }
         cfg.model
             .layer_config()
@@ -169,6 +180,15 @@ impl RunConfig {
         }
         if cfg.eval.knn_k == 0 {
             return bad("eval.knn_k must be at least 1".into());
+        }
+        if cfg.eval.n_comp == Some(0) {
+            return bad("eval.n_comp must be at least 1".into());
+        }
+        if cfg.eval.shift_test_per_class == Some(0) {
+            return bad("eval.shift_test_per_class must be at least 1".into());
+        }
+        if cfg.eval.heatmap_per_class == 0 {
+            return bad("eval.heatmap_per_class must be at least 1".into());
         }
         Ok(())
     }

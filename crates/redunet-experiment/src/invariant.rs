@@ -10,7 +10,7 @@ use crate::report::{
 };
 use burn::tensor::{Device, Tensor};
 use redunet_core::host::{tensor, to_vec};
-use redunet_core::layer::vector::normalize_rows;
+use redunet_core::layer::vector::normalize_input_rows;
 use redunet_core::network::LayerRecord;
 use redunet_core::rates::rate_reduction;
 use redunet_core::{Error, Result};
@@ -18,27 +18,24 @@ use redunet_core::{Memberships, VectorLayer};
 use redunet_data::Dataset;
 use redunet_vision::front::{FrontEnd, FrontEndConfig};
 use redunet_vision::saved::SpectralNetWriter;
-use redunet_vision::spectral::{Dft, SpectralLayer};
+use redunet_vision::spectral::{Dft, SpectralLayer, rescale_extreme_signals};
 use std::path::Path;
 use std::time::Instant;
 
 /// The front end `cfg` asks for, for samples of shape `sample_shape`.
-fn front_end(cfg: &RunConfig, sample_shape: &[usize], device: &Device) -> Result<FrontEnd> {
+pub fn front_config(cfg: &RunConfig, sample_shape: &[usize]) -> FrontEndConfig {
     let images = match (cfg.model.kind, sample_shape.len()) {
         (ModelKind::Conv2d, _) => true,
         // The vector baseline on images (flattened after any lifting).
         (ModelKind::Vector, 2) => cfg.polar.is_none(),
         _ => false,
     };
-    FrontEnd::new(
-        &FrontEndConfig {
-            sample_shape: sample_shape.to_vec(),
-            polar: cfg.polar.clone(),
-            images,
-            lift: cfg.lift.clone(),
-        },
-        device,
-    )
+    FrontEndConfig {
+        sample_shape: sample_shape.to_vec(),
+        polar: cfg.polar.clone(),
+        images,
+        lift: cfg.lift.clone(),
+    }
 }
 
 /// A data set's samples through the front end's first stage.
@@ -63,7 +60,7 @@ fn stream_vector(
     evals: Vec<Tensor<3>>,
     mut on_layer: impl FnMut(&LayerRecord),
 ) -> Result<Streamed> {
-    let flat = |x: Tensor<3>| normalize_rows(flatten(x));
+    let flat = |x: Tensor<3>| normalize_input_rows(flatten(x));
     let mut z = flat(train.clone());
     let mut ev: Vec<Tensor<2>> = evals.into_iter().map(flat).collect();
     let mut records = Vec::with_capacity(layers + 1);
@@ -102,7 +99,7 @@ fn stream_spectral(
 ) -> Result<Streamed> {
     let Plan { pi, layers, cfg } = plan;
     redunet_core::host::check_finite(train, "input signals")?;
-    let spec = |x: &Tensor<3>| dft.normalize(dft.spectrum(x));
+    let spec = |x: &Tensor<3>| dft.normalize(dft.spectrum(&rescale_extreme_signals(x.clone())));
     let mut s = spec(train);
     let mut ev: Vec<_> = evals.iter().map(spec).collect();
     let mut records = Vec::with_capacity(layers + 1);
@@ -159,7 +156,10 @@ pub fn run(
     }
     let (train, test) = (&split.train, &split.test);
     let k = split.classes.len();
-    let front = front_end(cfg, &train.sample_shape, device)?;
+    let front_cfg = front_config(cfg, &train.sample_shape);
+    front_cfg.validate()?;
+    crate::budget::check_run(cfg, &split, Some(&front_cfg), false)?;
+    let front = FrontEnd::new(&front_cfg, device)?;
     let image = front.image();
     let train_sig = signals(&front, train, device)?;
     let [m, _, t] = train_sig.dims();

@@ -8,6 +8,7 @@
 //! reported through the [`Progress`] trait; nothing here prints.
 
 pub mod apply;
+pub mod budget;
 pub mod config;
 pub mod invariant;
 pub mod report;

@@ -54,6 +54,7 @@ pub fn run(
     for w in &split.warnings {
         progress.warning(w);
     }
+    crate::budget::check_run(cfg, &split, None, false)?;
     let k = split.classes.len();
     let train = &split.train;
     let test = &split.test;

@@ -19,6 +19,7 @@ use redunet_train::trainer::{
     TrainConfig, TrainData, Trainee, corrupt_labels, evaluate, fit, read_checkpoint_state,
     save_checkpoint,
 };
+use crate::apply::AnyModel;
 use redunet_train::{Network, SavedModel};
 use serde::Serialize;
 use std::path::Path;
@@ -322,6 +323,9 @@ pub fn train(
     for w in &p.split.warnings {
         progress.warning(w);
     }
+    let front = (cfg.model.kind == ModelKind::Conv2d)
+        .then(|| crate::invariant::front_config(cfg, &p.split.train.sample_shape));
+    crate::budget::check_run(cfg, &p.split, front.as_ref(), true)?;
     progress.started(&format!(
         "data: {:?}, {} classes, {} train / {} test, model {:?}, init {:?}, objective {:?}, {} epochs, device {device_name}",
         cfg.data.source,
@@ -382,21 +386,38 @@ pub fn train(
 }
 
 /// `redunet eval`: a saved model (`OUT/model` of `redunet train` or `redunet
-/// run`) evaluated on the configuration's data, as the run evaluated it: kNN
-/// and nearest subspace against the training features (with the training
-/// labels `train.label_noise` corrupts), and the head on the test set.
+/// run`, either format) evaluated on the configuration's data, as the run
+/// evaluated it: kNN and nearest subspace against the training features
+/// (with the training labels `train.label_noise` corrupts), and the head on
+/// the test set. Data of another shape than the model's are refused.
 pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<TrainAccuracy> {
-    let model = SavedModel::load(model_dir, device)?;
+    let model = AnyModel::load(model_dir, device)?;
     let p = prepare(cfg, device)?;
-    let (train, test, test_head) = evaluate(
-        &model.trainee,
-        &p.data(),
-        eval_settings(cfg),
-        model.logit_scale.unwrap_or(1.0),
-    )?;
+    model.check_samples(&p.split.train.sample_shape)?;
+    if let AnyModel::Saved(saved) = &model {
+        let (train, test, test_head) = evaluate(
+            &saved.trainee,
+            &p.data(),
+            eval_settings(cfg),
+            saved.logit_scale.unwrap_or(1.0),
+        )?;
+        return Ok(TrainAccuracy {
+            train: Some(train),
+            test,
+            test_head,
+        });
+    }
+    let shape = &p.split.train.sample_shape;
+    let e = eval_settings(cfg);
+    let ftr = model.transform(p.x.clone(), shape)?;
+    let fitted = redunet_train::trainer::Classifiers::fit(&ftr, &p.labels, e.knn_k, e.n_comp)?;
+    let test = match &p.test_x {
+        Some(tx) => Some(fitted.accuracies(&model.transform(tx.clone(), shape)?, &p.split.test.labels)?),
+        None => None,
+    };
     Ok(TrainAccuracy {
-        train: Some(train),
+        train: Some(fitted.accuracies(&ftr, &p.labels)?),
         test,
-        test_head,
+        test_head: None,
     })
 }

@@ -101,6 +101,23 @@ impl FrontEndConfig {
         if s.is_empty() || s.contains(&0) {
             return Err(invalid(format!("samples of shape {s:?}")));
         }
+        // Sizes are multiplied below: refuse any that overflow.
+        let values = s.iter().try_fold(1usize, |a, &n| a.checked_mul(n));
+        let polar = self
+            .polar
+            .as_ref()
+            .map_or(Some(1), |p| p.radii.checked_mul(p.angles));
+        let lift = self.lift.as_ref().map_or(Some(1), |l| {
+            l.kernel_size
+                .checked_mul(l.kernel_size)?
+                .checked_mul(l.out_channels)
+        });
+        if [values, polar, lift].iter().any(Option::is_none) {
+            return Err(invalid(format!(
+                "sizes overflow: samples {s:?}, polar {:?}, lift {:?}",
+                self.polar, self.lift
+            )));
+        }
         if let Some(p) = &self.polar {
             p.validate()?;
             if s.len() != 2 {
@@ -130,6 +147,36 @@ impl FrontEndConfig {
         Ok(())
     }
 
+    /// Bytes of the front end's fixed tables (the polar interpolation
+    /// matrix and the lifting kernels, host and device copies): checked, so
+    /// a stored or requested size that cannot fit is refused.
+    pub fn table_bytes(&self) -> u64 {
+        use redunet_data::memory::bytes;
+        let s = &self.sample_shape;
+        let polar = match &self.polar {
+            Some(p) => bytes(&[s.iter().product(), p.radii, p.angles, 2], 4),
+            None => 0,
+        };
+        let c_in = self.polar.as_ref().map_or_else(
+            || match s.as_slice() {
+                [c, _] | [c, _, _] => *c,
+                _ => 1,
+            },
+            |p| p.radii,
+        );
+        let lift = match &self.lift {
+            Some(l) => bytes(&[l.out_channels, c_in, l.kernel_size, l.kernel_size, 2], 4),
+            None => 0,
+        };
+        polar.saturating_add(lift)
+    }
+
+    /// Bytes of one sample after the front end (f32 signals `[C, T]`).
+    pub fn sample_bytes(&self) -> u64 {
+        let (c, t) = self.signal_shape();
+        redunet_data::memory::bytes(&[c, t], 4)
+    }
+
     /// `(C, T)` of the signals after the front end (`T = H·W` for images).
     pub fn signal_shape(&self) -> (usize, usize) {
         let s = &self.sample_shape;
@@ -148,6 +195,11 @@ impl FrontEnd {
     /// The front end `config` describes, on `device`.
     pub fn new(config: &FrontEndConfig, device: &Device) -> Result<Self> {
         config.validate()?;
+        redunet_data::memory::check(
+            config.table_bytes(),
+            "the front end's polar tables and lifting kernels",
+            "lower polar.radii, polar.angles, lift.out_channels or lift.kernel_size",
+        )?;
         let s = config.sample_shape.as_slice();
         let polar = match (&config.polar, s) {
             (Some(p), [h, w]) => Some(Polar::new(*h, *w, p.radii, p.angles, device)),

@@ -342,8 +342,18 @@ fn host_ops(ops: &Tensor<3>) -> Result<Option<Arc<HostOps>>> {
     Ok(Some(Arc::new(HostOps::new(v, p, c2, rows / c2))))
 }
 
-/// Scales each signal `[C, T]` of `z: [m, C, T]` to unit norm.
+/// [`rescale_extreme_rows`](redunet_core::layer::vector::rescale_extreme_rows)
+/// for signals `[m, C, T]`: samples whose energy f32 cannot hold are divided
+/// by their largest magnitude, the others are unchanged.
+pub fn rescale_extreme_signals(z: Tensor<3>) -> Tensor<3> {
+    let [m, c, t] = z.dims();
+    redunet_core::layer::vector::rescale_extreme_rows(z.reshape([m, c * t])).reshape([m, c, t])
+}
+
+/// Scales each signal `[C, T]` of `z: [m, C, T]` to unit norm, safely for
+/// any finite scale.
 pub fn normalize_signals(z: Tensor<3>) -> Tensor<3> {
+    let z = rescale_extreme_signals(z);
     let norms = z
         .clone()
         .powi_scalar(2)

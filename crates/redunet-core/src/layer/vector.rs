@@ -456,3 +456,26 @@ pub fn normalize_rows(z: Tensor<2>) -> Tensor<2> {
     let norms = z.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-8);
     z / norms
 }
+
+/// Divides each row of `z` whose squared norm f32 cannot hold — it
+/// overflows past |x| ≈ 1e19, or is lost to flushed subnormals below
+/// ≈ 1e-15 — by its largest magnitude, so that the normalisation that
+/// follows gives the direction 1e20·x and 1e-20·x share with x. Every other
+/// row is divided by exactly 1: unchanged, bit for bit.
+pub fn rescale_extreme_rows(z: Tensor<2>) -> Tensor<2> {
+    let [m, _] = z.dims();
+    let sq = z.clone().powi_scalar(2).sum_dim(1);
+    let extreme = sq
+        .clone()
+        .is_finite()
+        .bool_not()
+        .bool_or(sq.lower_elem(1e-30));
+    let largest = z.clone().max_abs_dim(1).clamp_min(f32::MIN_POSITIVE);
+    let divisor = Tensor::<2>::ones([m, 1], &z.device()).mask_where(extreme, largest);
+    z / divisor
+}
+
+/// [`normalize_rows`] of samples as they come from outside (scale-safe).
+pub fn normalize_input_rows(z: Tensor<2>) -> Tensor<2> {
+    normalize_rows(rescale_extreme_rows(z))
+}
