@@ -130,8 +130,7 @@ fn real_main() -> Result<()> {
                 PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
             });
             let mut output = OutputDir::begin(&out)?;
-            let summary =
-                train::train(&cfg, &dev, &device, &mut output, quiet, resume.as_deref())?;
+            let summary = train::train(&cfg, &dev, &device, &mut output, quiet, resume.as_deref())?;
             train::print_summary(&summary, output.dir());
         }
         Command::Eval {

@@ -212,7 +212,10 @@ fn a_trained_model_stands_alone_and_rejects_corruption() {
         damage(&d);
         let (ok, _, err) = go(&d);
         assert!(!ok, "{name}: accepted");
-        assert!(err.contains("model.") && err.contains(name), "{name}: {err}");
+        assert!(
+            err.contains("model.") && err.contains(name),
+            "{name}: {err}"
+        );
         // Forged with matching checksums: the validation of every field
         // still refuses it.
         if d.join("model.json").exists() && d.join("model.bpk").exists() {
@@ -232,7 +235,10 @@ fn a_trained_model_stands_alone_and_rejects_corruption() {
         bad.to_str().unwrap(),
         feats.to_str().unwrap(),
     ]);
-    assert!(!ok && err.contains("[28, 28]") && err.contains("[100]"), "{err}");
+    assert!(
+        !ok && err.contains("[28, 28]") && err.contains("[100]"),
+        "{err}"
+    );
 }
 
 #[test]

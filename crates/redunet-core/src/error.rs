@@ -40,3 +40,14 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Says where a NaN/Inf appeared (e.g. "layer 3, construction"): the
+    /// stage is added to [`Error::NonFinite`]; other errors pass unchanged.
+    pub fn at(self, stage: impl std::fmt::Display) -> Self {
+        match self {
+            Error::NonFinite(what) => Error::NonFinite(format!("{what} ({stage})")),
+            e => e,
+        }
+    }
+}

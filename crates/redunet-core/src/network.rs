@@ -80,13 +80,16 @@ impl VectorReduNet {
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..layers {
-            let (layer, input_rates) = VectorLayer::construct_trusted(&z, pi, config)?;
+            let (layer, input_rates) = VectorLayer::construct_trusted(&z, pi, config)
+                .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
             // The rates of this layer's input are the record of the previous
             // stage: construction computes them for free.
             let rec = LayerRecord::new(l, input_rates);
             on_layer(&rec);
             records.push(rec);
-            z = layer.forward_train_trusted(&z, pi)?;
+            z = layer
+                .forward_train_trusted(&z, pi)
+                .map_err(|e| e.at(format!("layer {}, forward pass", l + 1)))?;
             built.push(layer);
         }
         let last = LayerRecord::new(layers, rate_reduction(&z, pi, config.eps_sq)?);

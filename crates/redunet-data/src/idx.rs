@@ -16,11 +16,7 @@ pub struct IdxArray {
 
 /// Reads an IDX file of type u8; a name ending in `.gz` is decompressed.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let raw = std::fs::read(path).map_err(|source| DataError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let raw = crate::read_bounded(path)?;
     idx_from_bytes(&raw, path)
 }
 

@@ -75,8 +75,25 @@ pub enum DataError {
 
 pub type Result<T> = std::result::Result<T, DataError>;
 
+/// Reads a whole file, after checking that it and the values decoded from
+/// it (up to four times its size, e.g. bytes to f32) fit in memory.
+pub fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .map_err(io_error("read", path))?
+        .len();
+    memory::check(
+        len.saturating_mul(5),
+        &format!("reading {}", path.display()),
+        "use a smaller file",
+    )?;
+    std::fs::read(path).map_err(io_error("read", path))
+}
+
 /// The [`DataError::Io`] of a failed `action` ("read", "write", …) on `path`.
-pub fn io_error(action: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DataError {
+pub fn io_error(
+    action: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> DataError {
     let path = path.to_path_buf();
     move |source| DataError::Io {
         action,

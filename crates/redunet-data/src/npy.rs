@@ -37,11 +37,7 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> DataError {
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| DataError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::read_bounded(path)
 }
 
 fn parse_header(bytes: &[u8]) -> std::result::Result<Header, String> {

@@ -51,7 +51,9 @@ impl OutputDir {
     /// if `dir` exists and is neither empty nor a redunet output.
     pub fn begin(dir: &Path) -> Result<Self> {
         let dir = absolute(dir)?;
-        let parent = dir.parent().expect("absolute paths with a name have a parent");
+        let parent = dir
+            .parent()
+            .expect("absolute paths with a name have a parent");
         std::fs::create_dir_all(parent).map_err(io("create", parent))?;
         let lock = Lock::take(&sibling(&dir, "lock"), &dir)?;
         if dir.exists() {

@@ -108,7 +108,9 @@ impl DataConfig {
                 };
                 let train = d.train_per_class.unwrap_or(0);
                 let n = train.checked_add(test).ok_or_else(|| {
-                    DataError::Invalid("data.train_per_class + data.test_per_class overflows".into())
+                    DataError::Invalid(
+                        "data.train_per_class + data.test_per_class overflows".into(),
+                    )
                 })?;
                 let data = gaussian::mixture(&centres, n, d.noise.unwrap_or(0.1), seed)?;
                 per_class_split(&data, classes, train, test)?

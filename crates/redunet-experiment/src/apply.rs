@@ -6,13 +6,15 @@
 
 use burn::tensor::{Device, Tensor};
 use redunet_core::{Error, Result};
+use redunet_train::model::Architecture;
 use redunet_train::trainer::FeatureNet;
 use redunet_train::{Network, SavedModel};
-use redunet_train::model::Architecture;
 use redunet_vision::saved::SpectralModel;
 use std::path::Path;
 
 /// A model directory of either format.
+// One model per process, never held in bulk: not worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyModel {
     Saved(SavedModel),
     Spectral(SpectralModel),
@@ -131,7 +133,14 @@ impl AnyModel {
             )));
         }
         self.check_samples(sample_shape)?;
-        let m = x.dims()[0];
+        let [m, n] = x.dims();
+        // The input, its front-end signals and the features (with the
+        // working copies of a layer's update).
+        redunet_data::memory::check(
+            redunet_data::memory::bytes(&[m, n + 4 * self.sample_shapes().1], 4),
+            &format!("the features of {m} samples"),
+            "transform the samples in smaller files",
+        )?;
         if m == 0 {
             return Ok(Tensor::zeros([0, self.sample_shapes().1], &x.device()));
         }

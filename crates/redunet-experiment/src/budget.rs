@@ -39,7 +39,11 @@ pub fn check_run(
     let d = c.saturating_mul(t);
     let layers = cfg.model.layers;
     // Layers kept at once: all of them when saved or trained, else one.
-    let kept = if cfg.model.save || training { layers } else { 1 };
+    let kept = if cfg.model.save || training {
+        layers
+    } else {
+        1
+    };
     let mut parts = vec![
         Part {
             what: "the data",
@@ -115,9 +119,7 @@ pub fn check_run(
             });
         }
     }
-    let total = parts
-        .iter()
-        .fold(0u64, |a, p| a.saturating_add(p.bytes));
+    let total = parts.iter().fold(0u64, |a, p| a.saturating_add(p.bytes));
     let largest = parts
         .iter()
         .max_by_key(|p| p.bytes)

@@ -65,7 +65,8 @@ fn stream_vector(
     let mut ev: Vec<Tensor<2>> = evals.into_iter().map(flat).collect();
     let mut records = Vec::with_capacity(layers + 1);
     for l in 0..layers {
-        let (layer, rates) = VectorLayer::construct(&z, pi, cfg)?;
+        let (layer, rates) = VectorLayer::construct(&z, pi, cfg)
+            .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
         let rec = LayerRecord::new(l, rates);
         on_layer(&rec);
         records.push(rec);
@@ -104,7 +105,8 @@ fn stream_spectral(
     let mut ev: Vec<_> = evals.iter().map(spec).collect();
     let mut records = Vec::with_capacity(layers + 1);
     for l in 0..=layers {
-        let (layer, rates) = SpectralLayer::construct_spectral(&s, pi, cfg, dft)?;
+        let (layer, rates) = SpectralLayer::construct_spectral(&s, pi, cfg, dft)
+            .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
         if !rates.delta_r.is_finite() {
             return Err(Error::NonFinite(format!("ΔR after layer {l}")));
         }

@@ -3,8 +3,8 @@
 //! callbacks through which a caller follows it.
 
 use crate::config::RunConfig;
-use redunet_core::network::LayerRecord;
 use redunet_core::Result;
+use redunet_core::network::LayerRecord;
 use redunet_data::npy::write_atomic;
 use serde::Serialize;
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! extractor, with the `[train]` section of the configuration (REDUNET.md
 //! §6); the trained network is saved as a standalone model.
 
+use crate::apply::AnyModel;
 use crate::config::{ModelKind, RunConfig};
 use crate::report::{DataSummary, Progress};
 use burn::tensor::{Device, Tensor};
@@ -11,15 +12,14 @@ use redunet_core::network::LayerRecord;
 use redunet_core::{Error, Memberships, Result, VectorLayerConfig, VectorReduNet};
 use redunet_data::Dataset;
 use redunet_data::npy::write_atomic;
+use redunet_data::output::OutputDir;
 use redunet_train::mlp::Mlp;
 use redunet_train::spectral::{LiftInit, SpectralReduNet};
-use redunet_data::output::OutputDir;
 use redunet_train::trainer::{
     Accuracies, CheckpointPlan, CheckpointState, EpochRecord, EvalSettings, Init, Objective,
     TrainConfig, TrainData, Trainee, corrupt_labels, evaluate, fit, read_checkpoint_state,
     save_checkpoint,
 };
-use crate::apply::AnyModel;
 use redunet_train::{Network, SavedModel};
 use serde::Serialize;
 use std::path::Path;
@@ -412,7 +412,9 @@ pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<TrainA
     let ftr = model.transform(p.x.clone(), shape)?;
     let fitted = redunet_train::trainer::Classifiers::fit(&ftr, &p.labels, e.knn_k, e.n_comp)?;
     let test = match &p.test_x {
-        Some(tx) => Some(fitted.accuracies(&model.transform(tx.clone(), shape)?, &p.split.test.labels)?),
+        Some(tx) => {
+            Some(fitted.accuracies(&model.transform(tx.clone(), shape)?, &p.split.test.labels)?)
+        }
         None => None,
     };
     Ok(TrainAccuracy {

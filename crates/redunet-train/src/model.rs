@@ -356,7 +356,8 @@ impl SavedModel {
         };
         redunet_data::output::verify(dir, &[CONFIG_FILE, PARAMS_FILE])?;
         let json_path = dir.join(CONFIG_FILE);
-        let bytes = std::fs::read(&json_path).map_err(redunet_data::io_error("read", &json_path))?;
+        let bytes =
+            std::fs::read(&json_path).map_err(redunet_data::io_error("read", &json_path))?;
         let doc: ModelDoc =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("{CONFIG_FILE}: {e}")))?;
         if doc.format != FORMAT || doc.version != VERSION {

@@ -22,8 +22,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use redunet_core::classify::{Knn, NearestSubspace, accuracy};
 use redunet_core::network::{commit_dir, staging_dir};
-use redunet_data::output::{seal, verify};
 use redunet_core::{Error, Memberships, Result};
+use redunet_data::output::{seal, verify};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
@@ -343,7 +343,11 @@ pub struct CheckpointState {
 const RESUMABLE: [&str; 3] = ["epochs", "eval_every", "checkpoint_every"];
 
 /// The dotted paths at which two JSON values differ, with both values.
-pub fn json_differences(path: &str, stored: &serde_json::Value, now: &serde_json::Value) -> Vec<String> {
+pub fn json_differences(
+    path: &str,
+    stored: &serde_json::Value,
+    now: &serde_json::Value,
+) -> Vec<String> {
     use serde_json::Value;
     match (stored, now) {
         (Value::Object(a), Value::Object(b)) => {
@@ -352,8 +356,16 @@ pub fn json_differences(path: &str, stored: &serde_json::Value, now: &serde_json
             keys.dedup();
             keys.into_iter()
                 .flat_map(|k| {
-                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                    json_differences(&p, a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null))
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    json_differences(
+                        &p,
+                        a.get(k).unwrap_or(&Value::Null),
+                        b.get(k).unwrap_or(&Value::Null),
+                    )
                 })
                 .collect()
         }
@@ -503,7 +515,8 @@ pub fn read_checkpoint_state(dir: &Path) -> Result<CheckpointState> {
     verify(dir, &["state.json", "trainee.bpk"])?;
     let st = dir.join("state.json");
     let bytes = std::fs::read(&st).map_err(io("read", &st))?;
-    let state: CheckpointState = serde_json::from_slice(&bytes).map_err(|e| record_error(&st, e))?;
+    let state: CheckpointState =
+        serde_json::from_slice(&bytes).map_err(|e| record_error(&st, e))?;
     state.config.validate().map_err(|e| record_error(&st, e))?;
     if state.epoch > 0 && !dir.join("optimizer.bpk").is_file() {
         return Err(record_error(

@@ -48,13 +48,22 @@ fn vector_model_round_trips_and_rejects_damage() {
         .mask_fill(fresh.clone().greater_elem(0.5), f32::NAN);
     assert!(matches!(loaded.transform(&nan), Err(Error::NonFinite(_))));
 
-    // Damaged or missing files are errors, not panics.
+    // Damaged files fail their checksums, naming the file; forged ones
+    // (damaged, then resealed) fail validation. Errors, not panics.
     std::fs::write(path.join("model.bpk"), b"garbage").unwrap();
+    let e = SavedModel::load(&path, &d).unwrap_err();
+    assert!(
+        matches!(e, Error::Data(redunet_data::DataError::Corrupt { .. }))
+            && e.to_string().contains("model.bpk"),
+        "{e}"
+    );
+    redunet_data::output::seal(&path).unwrap();
     assert!(matches!(
         SavedModel::load(&path, &d),
         Err(Error::CorruptModel { .. })
     ));
     std::fs::write(path.join("model.json"), b"{not json").unwrap();
+    redunet_data::output::seal(&path).unwrap();
     assert!(matches!(
         SavedModel::load(&path, &d),
         Err(Error::CorruptModel { .. })

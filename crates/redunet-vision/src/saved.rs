@@ -163,22 +163,33 @@ impl SpectralNet {
         if let Some(f) = &doc.front {
             f.validate()
                 .map_err(|e| corrupt(format!("front end: {e}")))?;
-            if f.signal_shape() != (doc.channels, doc.height * doc.width) {
+            if f.signal_shape() != (doc.channels, doc.height.saturating_mul(doc.width)) {
                 return Err(corrupt(format!(
                     "the front end makes signals {:?}, the layers take [{}, {}]",
                     f.signal_shape(),
                     doc.channels,
-                    doc.height * doc.width
+                    doc.height.saturating_mul(doc.width)
                 )));
             }
         }
-        let dft = Dft::new_2d(doc.height, doc.width, device)?;
+        // The operator files bound every size: they are read (and their
+        // shapes checked) before the transform's tables are built.
+        let frequencies = doc
+            .height
+            .checked_mul(doc.width / 2 + 1)
+            .ok_or_else(|| corrupt("image size overflows".into()))?;
         let c = doc.channels;
-        let mut layers = Vec::with_capacity(doc.layers.len());
-        for (i, l) in doc.layers.into_iter().enumerate() {
-            let shape = [2, dft.frequencies(), l.classes.len() + 1, c, c];
-            let data = read_model_array(dir, &l.operators, &shape)
-                .map_err(|e| corrupt(format!("layer {}: {e}", i + 1)))?;
+        let mut arrays = Vec::with_capacity(doc.layers.len().min(1 << 16));
+        for (i, l) in doc.layers.iter().enumerate() {
+            let shape = [2, frequencies, l.classes.len() + 1, c, c];
+            arrays.push(
+                read_model_array(dir, &l.operators, &shape)
+                    .map_err(|e| corrupt(format!("layer {}: {e}", i + 1)))?,
+            );
+        }
+        let dft = Dft::new_2d(doc.height, doc.width, device)?;
+        let mut layers = Vec::with_capacity(arrays.len());
+        for (i, (l, data)) in doc.layers.into_iter().zip(arrays).enumerate() {
             let layer = SpectralLayer::from_operators(
                 &dft,
                 data,

@@ -107,9 +107,7 @@ impl Dft {
     /// The 2D DFT of `height × width` images.
     pub fn new_2d(height: usize, width: usize, device: &Device) -> Result<Self> {
         if height == 0 || width == 0 {
-            return Err(Error::Shape(format!(
-                "a DFT of {height} × {width} samples"
-            )));
+            return Err(Error::Shape(format!("a DFT of {height} × {width} samples")));
         }
         redunet_data::memory::check(
             Self::table_bytes(height, width),
@@ -836,7 +834,8 @@ impl SpectralNet {
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..=layers {
-            let (layer, rates) = SpectralLayer::construct_spectral(&s, pi, config, dft)?;
+            let (layer, rates) = SpectralLayer::construct_spectral(&s, pi, config, dft)
+                .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
             if !rates.delta_r.is_finite() {
                 return Err(Error::NonFinite(format!("ΔR after layer {l}")));
             }
