@@ -27,6 +27,7 @@ pub mod network;
 pub mod rates;
 
 pub use error::{Error, Result};
+pub use layer::moments::SecondMoments;
 pub use layer::vector::{MembershipMode, VectorLayer, VectorLayerConfig};
 pub use membership::Memberships;
 pub use network::{LayerRecord, VectorReduNet};

@@ -14,6 +14,24 @@ pub struct Scales {
     pub gammas: Vec<f64>,
 }
 
+impl Scales {
+    /// The scales for class sizes `counts` (m_j = Σ_i π_ij) of `m` samples:
+    /// the same as [`Memberships::scales`], for statistics gathered over
+    /// batches.
+    pub fn from_counts(counts: &[f64], m: f64, d: usize, eps_sq: f64) -> Self {
+        let classes: Vec<usize> = (0..counts.len()).filter(|&j| counts[j] > 1e-9).collect();
+        Scales {
+            alpha: d as f64 / (m * eps_sq),
+            alphas: classes
+                .iter()
+                .map(|&j| d as f64 / (counts[j] * eps_sq))
+                .collect(),
+            gammas: classes.iter().map(|&j| counts[j] / m).collect(),
+            classes,
+        }
+    }
+}
+
 /// Validated class memberships of `m` samples in `k` classes.
 ///
 /// Hard labels keep the label list, so that per-class work can gather the
@@ -175,17 +193,7 @@ impl Memberships {
     /// channels C of spectral networks): α = d/(m ε²) and, for each class
     /// with members, α_j = d/(m_j ε²) and γ_j = m_j/m.
     pub fn scales(&self, d: usize, eps_sq: f64) -> Scales {
-        let m = self.num_samples() as f64;
-        let classes = self.present();
-        Scales {
-            alpha: d as f64 / (m * eps_sq),
-            alphas: classes
-                .iter()
-                .map(|&j| d as f64 / (self.counts[j] * eps_sq))
-                .collect(),
-            gammas: classes.iter().map(|&j| self.counts[j] / m).collect(),
-            classes,
-        }
+        Scales::from_counts(&self.counts, self.num_samples() as f64, d, eps_sq)
     }
 
     /// Row indices of class `j` (hard memberships only).
@@ -203,6 +211,20 @@ impl Memberships {
             });
         }
         Ok(())
+    }
+
+    /// The memberships of rows `start..end` (a batch of the samples).
+    pub fn rows(&self, start: usize, end: usize) -> Result<Self> {
+        if start >= end || end > self.num_samples() {
+            return Err(Error::Shape(format!(
+                "rows {start}..{end} of {} samples",
+                self.num_samples()
+            )));
+        }
+        match &self.labels {
+            Some(l) => Self::from_labels(&l[start..end], self.num_classes(), &self.pi.device()),
+            None => Self::soft(self.pi.clone().slice([start..end, 0..self.num_classes()])),
+        }
     }
 
     /// The same memberships on another device.

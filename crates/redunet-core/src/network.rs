@@ -4,7 +4,7 @@
 use crate::host::tensor;
 use crate::layer::vector::normalize_input_rows;
 use crate::rates::{Rates, rate_reduction};
-use crate::{Error, Memberships, Result, VectorLayer, VectorLayerConfig};
+use crate::{Error, Memberships, Result, SecondMoments, VectorLayer, VectorLayerConfig};
 use burn::tensor::{Device, Tensor};
 use redunet_data::npy;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,15 @@ impl LayerRecord {
 #[derive(burn::module::Module, Debug)]
 pub struct VectorReduNet {
     layers: Vec<VectorLayer>,
+}
+
+/// What batched construction returns: the network, the rate record and the
+/// training features after the last layer, batch by batch.
+#[derive(Debug, Clone)]
+pub struct BatchedConstruction {
+    pub network: VectorReduNet,
+    pub records: Vec<LayerRecord>,
+    pub features: Vec<Tensor<2>>,
 }
 
 /// What construction returns: the network, the rate record (input and every
@@ -103,6 +112,99 @@ impl VectorReduNet {
             records,
             features: z,
         })
+    }
+
+    /// [`Self::construct`] over batches: each layer is built from second
+    /// moments summed over the batches ([`SecondMoments`]), then every batch
+    /// moves through it. Only one batch and the layer's moments are on
+    /// `device` at a time; between layers the features stay where the
+    /// batches live (`batches`' own device, e.g. the host). The result is
+    /// the all-at-once construction's up to f32 round-off; the returned
+    /// features are the batches' after the last layer, in order.
+    pub fn construct_batched(
+        batches: Vec<(Tensor<2>, Memberships)>,
+        layers: usize,
+        config: &VectorLayerConfig,
+        device: &Device,
+        mut on_layer: impl FnMut(&LayerRecord),
+    ) -> Result<BatchedConstruction> {
+        config.validate()?;
+        let Some((first, pi0)) = batches.first() else {
+            return Err(Error::Empty("no batches".into()));
+        };
+        let (d, k) = (first.dims()[1], pi0.num_classes());
+        let mut z = Vec::with_capacity(batches.len());
+        let mut pis = Vec::with_capacity(batches.len());
+        for (x, pi) in batches {
+            crate::rates::check_features(&x, config.eps_sq)?;
+            pi.check_samples(x.dims()[0])?;
+            let home = x.device();
+            z.push(normalize_input_rows(x.to_device(device)).to_device(&home));
+            pis.push(pi.to_device(device));
+        }
+        let moments = |z: &[Tensor<2>]| -> Result<SecondMoments> {
+            let mut acc = SecondMoments::new(d, k);
+            for (zb, pi) in z.iter().zip(&pis) {
+                acc.add(&zb.clone().to_device(device), pi)?;
+            }
+            Ok(acc)
+        };
+        let mut built = Vec::with_capacity(layers);
+        let mut records = Vec::with_capacity(layers + 1);
+        for l in 0..layers {
+            let (layer, input_rates) = moments(&z)?
+                .layer(config)
+                .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
+            let rec = LayerRecord::new(l, input_rates);
+            on_layer(&rec);
+            records.push(rec);
+            for (zb, pi) in z.iter_mut().zip(&pis) {
+                let home = zb.device();
+                *zb = layer
+                    .forward_train_trusted(&zb.clone().to_device(device), pi)
+                    .map_err(|e| e.at(format!("layer {}, forward pass", l + 1)))?
+                    .to_device(&home);
+            }
+            built.push(layer);
+        }
+        let (_, rates) = moments(&z)?.layer(config)?;
+        let last = LayerRecord::new(layers, rates);
+        if !last.delta_r.is_finite() {
+            return Err(Error::NonFinite(format!("ΔR after layer {layers}")));
+        }
+        on_layer(&last);
+        records.push(last);
+        Ok(BatchedConstruction {
+            network: Self { layers: built },
+            records,
+            features: z,
+        })
+    }
+
+    /// [`Self::transform`] of `z` in batches of `batch` rows on `device`,
+    /// gathered where `z` lives: rows are independent, so this is the same
+    /// map with device memory bounded by the batch.
+    pub fn transform_batched(
+        &self,
+        z: &Tensor<2>,
+        batch: usize,
+        device: &Device,
+    ) -> Result<Tensor<2>> {
+        let [m, d] = z.dims();
+        if batch == 0 {
+            return Err(Error::Parameter("batch size 0".into()));
+        }
+        let home = z.device();
+        let mut out = Vec::with_capacity(m.div_ceil(batch));
+        for start in (0..m).step_by(batch) {
+            let end = (start + batch).min(m);
+            let zb = z.clone().slice([start..end, 0..d]).to_device(device);
+            out.push(self.transform(&zb)?.to_device(&home));
+        }
+        if out.is_empty() {
+            return Ok(Tensor::zeros([0, self.dim().unwrap_or(d)], &home));
+        }
+        Ok(Tensor::cat(out, 0))
     }
 
     /// Random start: per layer, E and C_j with N(0, s²/d) entries at the

@@ -30,7 +30,11 @@ pub fn check_run(
     training: bool,
 ) -> Result<()> {
     let k = split.classes.len().max(1);
-    let m = split.train.len();
+    // A layer is built from one streamed batch at a time.
+    let m = cfg
+        .model
+        .batch_size
+        .map_or(split.train.len(), |b| b.min(split.train.len()));
     let m_all = m.saturating_add(split.test.len());
     let (c, t) = match front {
         Some(f) => f.signal_shape(),

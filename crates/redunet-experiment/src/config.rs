@@ -50,6 +50,13 @@ pub struct ModelConfig {
     /// networks; the vector baselines on signals are evaluated only).
     #[serde(default = "default_true")]
     pub save: bool,
+    /// Samples per streamed batch of construction: each layer is built from
+    /// statistics summed over batches of this many training samples, and
+    /// the features move through it batch by batch (absent: all at once).
+    /// Constructed networks (vector, conv1d, conv2d; not the vector
+    /// baselines on signals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
     /// MLP: hidden width (default 512).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
@@ -165,6 +172,12 @@ impl RunConfig {
         if let Some(t) = &cfg.train {
             t.validate()
                 .map_err(|e| Error::Parameter(format!("train: {e}")))?;
+        }
+        if cfg.model.batch_size == Some(0) {
+            return bad("model.batch_size must be at least 1".into());
+        }
+        if cfg.model.batch_size.is_some() && cfg.model.kind == ModelKind::Mlp {
+            return bad("model.batch_size (streamed construction) is not for an MLP".into());
         }
         if cfg.model.width == Some(0) || cfg.model.out_dim == Some(0) {
             return bad("model.width and model.out_dim must be at least 1".into());

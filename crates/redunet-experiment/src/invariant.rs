@@ -18,7 +18,7 @@ use redunet_core::{Memberships, VectorLayer};
 use redunet_data::Dataset;
 use redunet_vision::front::{FrontEnd, FrontEndConfig};
 use redunet_vision::saved::SpectralNetWriter;
-use redunet_vision::spectral::{Dft, SpectralLayer, rescale_extreme_signals};
+use redunet_vision::spectral::{Dft, SpectralMoments, Spectrum, rescale_extreme_signals};
 use std::path::Path;
 use std::time::Instant;
 
@@ -88,6 +88,8 @@ struct Plan<'a> {
     pi: &'a Memberships,
     layers: usize,
     cfg: &'a redunet_core::VectorLayerConfig,
+    /// Samples per streamed batch (`model.batch_size`), or all at once.
+    batch: Option<usize>,
 }
 
 fn stream_spectral(
@@ -98,14 +100,44 @@ fn stream_spectral(
     mut writer: Option<&mut SpectralNetWriter>,
     mut on_layer: impl FnMut(&LayerRecord),
 ) -> Result<Streamed> {
-    let Plan { pi, layers, cfg } = plan;
+    let Plan {
+        pi,
+        layers,
+        cfg,
+        batch,
+    } = plan;
     redunet_core::host::check_finite(train, "input signals")?;
     let spec = |x: &Tensor<3>| dft.normalize(dft.spectrum(&rescale_extreme_signals(x.clone())));
-    let mut s = spec(train);
-    let mut ev: Vec<_> = evals.iter().map(spec).collect();
+    let [m, c, t] = train.dims();
+    // Without a batch size, one batch of everything: the all-at-once
+    // construction, operation for operation.
+    let b = batch.unwrap_or(m).max(1);
+    let chunks = |n: usize| (0..n).step_by(b).map(move |s| (s, (s + b).min(n)));
+    let mut parts = chunks(m)
+        .map(|(s, e)| {
+            Ok((
+                spec(&train.clone().slice([s..e, 0..c, 0..t])),
+                pi.rows(s, e)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut ev: Vec<Vec<Spectrum>> = evals
+        .iter()
+        .map(|x| {
+            let [n, ce, te] = x.dims();
+            chunks(n)
+                .map(|(s, e)| spec(&x.clone().slice([s..e, 0..ce, 0..te])))
+                .collect()
+        })
+        .collect();
     let mut records = Vec::with_capacity(layers + 1);
     for l in 0..=layers {
-        let (layer, rates) = SpectralLayer::construct_spectral(&s, pi, cfg, dft)
+        let mut moments = SpectralMoments::new(c, dft.frequencies(), pi.num_classes());
+        for (s, p) in &parts {
+            moments.add(s, p)?;
+        }
+        let (layer, rates) = moments
+            .layer(cfg, dft)
             .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
         if !rates.delta_r.is_finite() {
             return Err(Error::NonFinite(format!("ΔR after layer {l}")));
@@ -116,18 +148,26 @@ fn stream_spectral(
         if l == layers {
             break;
         }
-        s = layer.step(&s, Some(pi));
-        for e in ev.iter_mut() {
+        for (s, p) in parts.iter_mut() {
+            *s = layer.step(s, Some(p));
+        }
+        for e in ev.iter_mut().flatten() {
             *e = layer.step(e, None);
         }
         if let Some(w) = writer.as_deref_mut() {
             w.push(&layer)?;
         }
     }
+    let signals = |parts: Vec<Spectrum>| {
+        flatten(Tensor::cat(
+            parts.into_iter().map(|s| dft.signals(s)).collect(),
+            0,
+        ))
+    };
     Ok((
         records,
-        flatten(dft.signals(s)),
-        ev.into_iter().map(|e| flatten(dft.signals(e))).collect(),
+        signals(parts.into_iter().map(|(s, _)| s).collect()),
+        ev.into_iter().map(signals).collect(),
     ))
 }
 
@@ -214,6 +254,11 @@ pub fn run(
 
     let start = Instant::now();
     let (records, built_features, mut eval_features) = match cfg.model.kind {
+        ModelKind::Vector if cfg.model.batch_size.is_some() => {
+            return Err(Error::Parameter(
+                "model.batch_size: the vector baseline on signals is built all at once".into(),
+            ));
+        }
         ModelKind::Vector => stream_vector(&train_in, &pi, layers, &layer_cfg, evals, on_layer)?,
         ModelKind::Mlp => {
             return Err(Error::Parameter(
@@ -237,6 +282,7 @@ pub fn run(
                     pi: &pi,
                     layers,
                     cfg: &layer_cfg,
+                    batch: cfg.model.batch_size,
                 },
                 evals,
                 writer.as_mut(),

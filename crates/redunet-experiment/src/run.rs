@@ -73,17 +73,44 @@ pub fn run(
     let layers = cfg.model.layers;
 
     let start = Instant::now();
-    let built = VectorReduNet::construct(&z, &pi, layers, &layer_cfg, |rec| progress.layer(rec))?;
+    let on_layer = |rec: &redunet_core::LayerRecord| progress.layer(rec);
+    let built = match cfg.model.batch_size {
+        None => VectorReduNet::construct(&z, &pi, layers, &layer_cfg, on_layer)?,
+        Some(b) => {
+            let m = train.len();
+            let batches = (0..m)
+                .step_by(b)
+                .map(|s| {
+                    let e = (s + b).min(m);
+                    Ok((
+                        z.clone().slice([s..e, 0..dim]),
+                        Memberships::from_labels(&train.labels[s..e], k, device)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let c =
+                VectorReduNet::construct_batched(batches, layers, &layer_cfg, device, on_layer)?;
+            redunet_core::network::Construction {
+                network: c.network,
+                records: c.records,
+                features: Tensor::cat(c.features, 0),
+            }
+        }
+    };
     // Make sure the construction has really finished on an asynchronous device.
     to_vec(built.features.clone().slice([0..1, 0..1]))?;
     let construct = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
+    let transform = |x: &Tensor<2>| match cfg.model.batch_size {
+        None => built.network.transform(x),
+        Some(b) => built.network.transform_batched(x, b, device),
+    };
     // Train features for evaluation come from the unlabelled forward pass:
     // with soft membership that is exactly the construction output.
     let train_features = match layer_cfg.membership {
         redunet_core::MembershipMode::Soft => built.features.clone(),
-        redunet_core::MembershipMode::Labels => built.network.transform(&z)?,
+        redunet_core::MembershipMode::Labels => transform(&z)?,
     };
     let default_comp = match cfg.data.source {
         Source::Gaussian2d | Source::Gaussian3d => 1,
@@ -97,7 +124,7 @@ pub fn run(
         (None, None)
     } else {
         let zt = as_matrix(test, device);
-        let ft = built.network.transform(&zt)?;
+        let ft = transform(&zt)?;
         let acc = fitted.accuracies(&ft, &test.labels)?;
         (Some((zt, ft)), Some(acc))
     };

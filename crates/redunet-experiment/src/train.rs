@@ -315,6 +315,11 @@ pub fn train(
 ) -> Result<TrainSummary> {
     cfg.validate()?;
     let t = train_section(cfg)?.clone();
+    if cfg.model.batch_size.is_some() {
+        return Err(Error::Parameter(
+            "model.batch_size: `redunet train` constructs its initial network all at once".into(),
+        ));
+    }
     let provenance = provenance(cfg);
     if let Some(dir) = resume {
         read_checkpoint_state(dir)?.check_resume(dir, &t, &provenance)?;

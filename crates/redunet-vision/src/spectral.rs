@@ -27,6 +27,7 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use redunet_core::linalg::spd_inverse_logdet;
+use redunet_core::membership::Scales;
 use redunet_core::{Error, MembershipMode, Memberships, Rates, Result, VectorLayerConfig};
 use std::sync::Arc;
 
@@ -410,77 +411,10 @@ impl SpectralLayer {
         config: &VectorLayerConfig,
         dft: &Dft,
     ) -> Result<(Self, Rates)> {
-        config.validate()?;
-        let [p, ch2, m] = s.x.dims();
-        let ch = ch2 / 2;
-        if pi.num_samples() != m {
-            return Err(Error::LabelCount {
-                expected: m,
-                got: pi.num_samples(),
-            });
-        }
-        let t = dft.len();
-        let device = s.x.device();
-        let sc = pi.scales(ch, config.eps_sq);
-        let mut scales = vec![sc.alpha];
-        scales.extend(&sc.alphas);
-        let (classes, gamma) = (sc.classes, sc.gammas);
-
-        // Σ v vᴴ = A + iB per frequency, embedded as [[I + aA, −aB], [aB, I + aA]].
-        let embed = |xr: Tensor<3>, xi: Tensor<3>, a: f64| {
-            let a_ = xr.clone().matmul(xr.clone().swap_dims(1, 2))
-                + xi.clone().matmul(xi.clone().swap_dims(1, 2));
-            let b_ = xi.clone().matmul(xr.clone().swap_dims(1, 2)) - xr.matmul(xi.swap_dims(1, 2));
-            let (a_, b_) = (a_.mul_scalar(a), b_.mul_scalar(a));
-            let top = Tensor::cat(vec![a_.clone(), b_.clone().neg()], 2);
-            let bottom = Tensor::cat(vec![b_, a_], 2);
-            Tensor::cat(vec![top, bottom], 1)
-        };
-        let (re, im) = (s.re(), s.im());
-        let mut embeds = vec![embed(re.clone(), im.clone(), scales[0])];
-        for (slot, &j) in classes.iter().enumerate() {
-            embeds.push(embed(
-                class_columns(&re, pi, j),
-                class_columns(&im, pi, j),
-                scales[slot + 1],
-            ));
-        }
-        let eye = Tensor::<2>::eye(2 * ch, &device).unsqueeze_dim::<3>(0);
-        let (inv, logdets) = spd_inverse_logdet(Tensor::cat(embeds, 0) + eye)?;
-        // Complex logdet = ½ logdet of the embedding; each kept frequency
-        // counts with its multiplicity.
-        let rate = |slot: usize| -> f64 {
-            (0..p)
-                .map(|q| dft.weights[q] * 0.5 * logdets[slot * p + q])
-                .sum::<f64>()
-                / (2.0 * t as f64)
-        };
-        let r = rate(0);
-        let r_c: f64 = gamma.iter().enumerate().map(|(i, g)| g * rate(i + 1)).sum();
-        let k1 = classes.len() + 1;
-        let scale_t = Tensor::<1>::from_data(
-            TensorData::new(scales.iter().map(|&x| x as f32).collect(), [k1]),
-            &device,
-        )
-        .reshape([k1, 1, 1, 1]);
-        // The inverse of an embedding is the embedding of the inverse.
-        let ops = (inv.reshape([k1, p, 2 * ch, 2 * ch]) * scale_t)
-            .swap_dims(0, 1)
-            .reshape([p, k1 * 2 * ch, 2 * ch]);
-        let host = host_ops(&ops)?;
-        Ok((
-            Self {
-                dft: dft.clone(),
-                ops,
-                host,
-                gamma,
-                classes,
-                num_classes: pi.num_classes(),
-                channels: ch,
-                config: *config,
-            },
-            Rates::new(r, r_c),
-        ))
+        let [p, ch2, _] = s.x.dims();
+        let mut moments = SpectralMoments::new(ch2 / 2, p, pi.num_classes());
+        moments.add(s, pi)?;
+        moments.layer(config, dft)
     }
 
     /// `IDFT(E(p) DFT(u))`: the expansion operator applied to signals.
@@ -778,6 +712,152 @@ impl SpectralLayer {
 
     pub fn num_classes(&self) -> usize {
         self.num_classes
+    }
+}
+
+/// The statistics a spectral layer is built from, summed over batches: per
+/// kept frequency the Hermitian second moments `Σ v vᴴ = A + iB` of all
+/// samples and of each class (π-weighted), in their real embeddings
+/// `[[A, −B], [B, A]]`, and the class sizes. Batch by batch they give the
+/// layer all samples at once would (f32 round-off in the order of the sums).
+#[derive(Debug, Clone)]
+pub struct SpectralMoments {
+    channels: usize,
+    frequencies: usize,
+    /// Slot 0: all samples; slot 1 + j: class j.
+    sums: Vec<Option<Tensor<3>>>,
+    counts: Vec<f64>,
+    samples: usize,
+}
+
+/// `[[A, −B], [B, A]]` of `Σ v vᴴ = A + iB` over the columns of `(xr, xi)`.
+fn hermitian_moment(xr: Tensor<3>, xi: Tensor<3>) -> Tensor<3> {
+    let a = xr.clone().matmul(xr.clone().swap_dims(1, 2))
+        + xi.clone().matmul(xi.clone().swap_dims(1, 2));
+    let b = xi.clone().matmul(xr.clone().swap_dims(1, 2)) - xr.matmul(xi.swap_dims(1, 2));
+    let top = Tensor::cat(vec![a.clone(), b.clone().neg()], 2);
+    let bottom = Tensor::cat(vec![b, a], 2);
+    Tensor::cat(vec![top, bottom], 1)
+}
+
+impl SpectralMoments {
+    /// No samples yet: spectra of `channels` channels at `frequencies` kept
+    /// frequencies, in `num_classes` classes.
+    pub fn new(channels: usize, frequencies: usize, num_classes: usize) -> Self {
+        Self {
+            channels,
+            frequencies,
+            sums: vec![None; num_classes + 1],
+            counts: vec![0.0; num_classes],
+            samples: 0,
+        }
+    }
+
+    /// Adds the half spectrum `s` (`[P, 2C, b]`) of a batch with its memberships.
+    pub fn add(&mut self, s: &Spectrum, pi: &Memberships) -> Result<()> {
+        let [p, ch2, m] = s.x.dims();
+        if p != self.frequencies
+            || ch2 != 2 * self.channels
+            || pi.num_classes() != self.counts.len()
+        {
+            return Err(Error::Shape(format!(
+                "a spectrum {:?} in {} classes added to moments of {} channels, {} frequencies, {} classes",
+                s.x.dims(),
+                pi.num_classes(),
+                self.channels,
+                self.frequencies,
+                self.counts.len()
+            )));
+        }
+        if pi.num_samples() != m {
+            return Err(Error::LabelCount {
+                expected: m,
+                got: pi.num_samples(),
+            });
+        }
+        let (re, im) = (s.re(), s.im());
+        let mut add = |slot: usize, g: Tensor<3>| {
+            self.sums[slot] = Some(match self.sums[slot].take() {
+                Some(acc) => acc + g,
+                None => g,
+            });
+        };
+        add(0, hermitian_moment(re.clone(), im.clone()));
+        for j in pi.present() {
+            add(
+                j + 1,
+                hermitian_moment(class_columns(&re, pi, j), class_columns(&im, pi, j)),
+            );
+        }
+        for (c, n) in self.counts.iter_mut().zip(pi.counts()) {
+            *c += n;
+        }
+        self.samples += m;
+        Ok(())
+    }
+
+    /// The layer (and the rates of its input) these moments define.
+    pub fn layer(&self, config: &VectorLayerConfig, dft: &Dft) -> Result<(SpectralLayer, Rates)> {
+        config.validate()?;
+        let (p, ch) = (self.frequencies, self.channels);
+        if self.samples == 0 {
+            return Err(Error::Empty("no samples in the moments".into()));
+        }
+        if dft.frequencies() != p {
+            return Err(Error::Shape(format!(
+                "moments of {p} frequencies, a transform of {}",
+                dft.frequencies()
+            )));
+        }
+        let t = dft.len();
+        let sc = Scales::from_counts(&self.counts, self.samples as f64, ch, config.eps_sq);
+        let mut scales = vec![sc.alpha];
+        scales.extend(&sc.alphas);
+        let (classes, gamma) = (sc.classes, sc.gammas);
+        let device = self.sums[0].as_ref().expect("samples were added").device();
+        let mut embeds = vec![self.sums[0].clone().expect("samples").mul_scalar(scales[0])];
+        for (slot, &j) in classes.iter().enumerate() {
+            let sum = self.sums[j + 1]
+                .clone()
+                .expect("a present class has moments");
+            embeds.push(sum.mul_scalar(scales[slot + 1]));
+        }
+        let eye = Tensor::<2>::eye(2 * ch, &device).unsqueeze_dim::<3>(0);
+        let (inv, logdets) = spd_inverse_logdet(Tensor::cat(embeds, 0) + eye)?;
+        // Complex logdet = ½ logdet of the embedding; each kept frequency
+        // counts with its multiplicity.
+        let rate = |slot: usize| -> f64 {
+            (0..p)
+                .map(|q| dft.weights[q] * 0.5 * logdets[slot * p + q])
+                .sum::<f64>()
+                / (2.0 * t as f64)
+        };
+        let r = rate(0);
+        let r_c: f64 = gamma.iter().enumerate().map(|(i, g)| g * rate(i + 1)).sum();
+        let k1 = classes.len() + 1;
+        let scale_t = Tensor::<1>::from_data(
+            TensorData::new(scales.iter().map(|&x| x as f32).collect(), [k1]),
+            &device,
+        )
+        .reshape([k1, 1, 1, 1]);
+        // The inverse of an embedding is the embedding of the inverse.
+        let ops = (inv.reshape([k1, p, 2 * ch, 2 * ch]) * scale_t)
+            .swap_dims(0, 1)
+            .reshape([p, k1 * 2 * ch, 2 * ch]);
+        let host = host_ops(&ops)?;
+        Ok((
+            SpectralLayer {
+                dft: dft.clone(),
+                ops,
+                host,
+                gamma,
+                classes,
+                num_classes: self.counts.len(),
+                channels: ch,
+                config: *config,
+            },
+            Rates::new(r, r_c),
+        ))
     }
 }
 

@@ -247,3 +247,38 @@ fn spectral_networks_save_and_load() {
     let err = SpectralNet::load(&path, &device).unwrap_err();
     assert!(err.to_string().contains("layer-0002"), "{err}");
 }
+
+/// Moments summed over batches (that cut across the classes) give the layer
+/// all samples at once give: the same rates and the same step.
+#[test]
+fn streamed_moments_equal_all_at_once() {
+    use redunet_vision::spectral::{Dft, SpectralMoments};
+    let device = Device::default();
+    let (m, c, h, w) = (24, 2, 4, 5);
+    let z = normalized(m, c, h * w, &device);
+    let labels: Vec<usize> = (0..m).map(|i| (i * 7) % 3).collect();
+    let pi = Memberships::from_labels(&labels, 3, &device).unwrap();
+    let dft = Dft::new_2d(h, w, &device).unwrap();
+    let s = dft.spectrum(&z);
+    let cfg = VectorLayerConfig::default();
+    let (whole, r1) = SpectralLayer::construct_spectral(&s, &pi, &cfg, &dft).unwrap();
+    let mut moments = SpectralMoments::new(c, dft.frequencies(), 3);
+    for start in (0..m).step_by(5) {
+        let end = (start + 5).min(m);
+        let part = dft.spectrum(&z.clone().slice([start..end, 0..c, 0..h * w]));
+        moments.add(&part, &pi.rows(start, end).unwrap()).unwrap();
+    }
+    let (streamed, r2) = moments.layer(&cfg, &dft).unwrap();
+    assert!(
+        (r1.delta_r - r2.delta_r).abs() < 1e-5 * r1.delta_r.abs(),
+        "{r1:?} {r2:?}"
+    );
+    let a = values(dft.signals(whole.step(&s, Some(&pi))));
+    let b = values(dft.signals(streamed.step(&s, Some(&pi))));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-4, "{worst}");
+}

@@ -132,15 +132,9 @@ impl VectorLayer {
     ) -> Result<(Self, Rates)> {
         let [m, d] = z.dims();
         pi.check_samples(m)?;
-        let device = z.device();
-        let Scales {
-            alpha,
-            classes,
-            alphas,
-            gammas: gamma,
-        } = pi.scales(d, config.eps_sq);
-
-        let class_grams: Vec<Tensor<3>> = classes
+        let scales = pi.scales(d, config.eps_sq);
+        let class_grams: Vec<Tensor<3>> = scales
+            .classes
             .iter()
             .map(|&j| {
                 let x = weighted_rows(z, pi, j);
@@ -155,6 +149,30 @@ impl VectorLayer {
         } else {
             z.clone().transpose().matmul(z.clone()).unsqueeze_dim(0)
         };
+        Self::from_moments(gram, class_grams, scales, pi.num_classes(), config)
+    }
+
+    /// The layer of second moments `gram = ZᵀZ` `[1, d, d]` and
+    /// `class_grams = Zᵀ diag(π_j) Z` `[k', d, d]` (the classes of
+    /// `scales`, in order): `I + a·M` for every moment, factored once as a
+    /// batch, gives the operators and the rates of `Z`. Whether the moments
+    /// came from all samples at once or were summed over batches, the layer
+    /// is the same.
+    pub fn from_moments(
+        gram: Tensor<3>,
+        class_grams: Tensor<3>,
+        scales: Scales,
+        num_classes: usize,
+        config: &VectorLayerConfig,
+    ) -> Result<(Self, Rates)> {
+        let [_, d, _] = gram.dims();
+        let device = gram.device();
+        let Scales {
+            alpha,
+            classes,
+            alphas,
+            gammas: gamma,
+        } = scales;
         let mut scales = vec![alpha];
         scales.extend_from_slice(&alphas);
         let scale_t = tensor(
@@ -185,7 +203,7 @@ impl VectorLayer {
                 c_cat: Param::from_tensor(c_cat),
                 gamma,
                 classes,
-                num_classes: pi.num_classes(),
+                num_classes,
                 config: *config,
             },
             Rates::new(r, r_c),
