@@ -94,6 +94,7 @@ struct Plan<'a> {
 
 fn stream_spectral(
     train: &Tensor<3>,
+    lift: &dyn Fn(Tensor<3>) -> Tensor<3>,
     dft: &Dft,
     plan: Plan<'_>,
     evals: Vec<Tensor<3>>,
@@ -107,8 +108,9 @@ fn stream_spectral(
         batch,
     } = plan;
     redunet_core::host::check_finite(train, "input signals")?;
-    let spec = |x: &Tensor<3>| dft.normalize(dft.spectrum(&rescale_extreme_signals(x.clone())));
-    let [m, c, t] = train.dims();
+    let spec =
+        |x: &Tensor<3>| dft.normalize(dft.spectrum(&rescale_extreme_signals(lift(x.clone()))));
+    let [m, c_in, t] = train.dims();
     // Without a batch size, one batch of everything: the all-at-once
     // construction, operation for operation.
     let b = batch.unwrap_or(m).max(1);
@@ -116,11 +118,12 @@ fn stream_spectral(
     let mut parts = chunks(m)
         .map(|(s, e)| {
             Ok((
-                spec(&train.clone().slice([s..e, 0..c, 0..t])),
+                spec(&train.clone().slice([s..e, 0..c_in, 0..t])),
                 pi.rows(s, e)?,
             ))
         })
         .collect::<Result<Vec<_>>>()?;
+    let c = parts.first().map_or(c_in, |(s, _)| s.channels());
     let mut ev: Vec<Vec<Spectrum>> = evals
         .iter()
         .map(|x| {
@@ -205,8 +208,12 @@ pub fn run(
     let image = front.image();
     let train_sig = signals(&front, train, device)?;
     let [m, _, t] = train_sig.dims();
-    let train_in = front.lift(train_sig.clone());
-    let [_, c, _] = train_in.dims();
+    let c = front_cfg.signal_shape().0;
+    // The spectral networks lift their samples batch by batch as they
+    // stream them (a lifted copy of every sample at once is the largest
+    // buffer of a run); the vector baselines take them lifted.
+    let spectral = matches!(cfg.model.kind, ModelKind::Conv1d | ModelKind::Conv2d);
+    let lift_now = |x: Tensor<3>| if spectral { x } else { front.lift(x) };
     progress.started(&format!(
         "data: {:?}, {k} classes {:?}, {m} train / {} test signals [{c}, {t}], model {:?}, device {device_name}",
         cfg.data.source,
@@ -243,13 +250,13 @@ pub fn run(
     }
     let mut evals: Vec<Tensor<3>> = Vec::new();
     if soft_train_pass {
-        evals.push(train_in.clone());
+        evals.push(lift_now(train_sig.clone()));
     }
     if let Some(ts) = &test_sig {
-        evals.push(front.lift(ts.clone()));
+        evals.push(lift_now(ts.clone()));
     }
     if let Some((_, _, _, all)) = &shift_setup {
-        evals.push(front.lift(all.clone()));
+        evals.push(lift_now(all.clone()));
     }
 
     let start = Instant::now();
@@ -259,7 +266,14 @@ pub fn run(
                 "model.batch_size: the vector baseline on signals is built all at once".into(),
             ));
         }
-        ModelKind::Vector => stream_vector(&train_in, &pi, layers, &layer_cfg, evals, on_layer)?,
+        ModelKind::Vector => stream_vector(
+            &front.lift(train_sig.clone()),
+            &pi,
+            layers,
+            &layer_cfg,
+            evals,
+            on_layer,
+        )?,
         ModelKind::Mlp => {
             return Err(Error::Parameter(
                 "model.kind = mlp is trained, not constructed".into(),
@@ -276,7 +290,8 @@ pub fn run(
                 None
             };
             let streamed = stream_spectral(
-                &train_in,
+                &train_sig,
+                &|x| front.lift(x),
                 &dft,
                 Plan {
                     pi: &pi,
