@@ -48,12 +48,19 @@ pub struct Knn {
 
 impl Knn {
     pub fn fit(train: &Tensor<2>, labels: &[usize], k: usize) -> Result<Self> {
-        let classes = check_train(train, labels)?;
+        check_train(train, labels)?;
+        Self::fit_normalized(normalized_rows(train)?, labels, k)
+    }
+
+    /// [`Self::fit`] on rows already scaled by [`normalized_rows`] (shared
+    /// with a [`NearestSubspace`] fitted to the same features).
+    pub fn fit_normalized(train: Tensor<2>, labels: &[usize], k: usize) -> Result<Self> {
+        let classes = check_train(&train, labels)?;
         if k == 0 {
             return Err(Error::Parameter("k must be at least 1".into()));
         }
         Ok(Self {
-            train_t: normalize_input_rows(train.clone()).transpose(),
+            train_t: train.transpose(),
             labels: labels.to_vec(),
             classes,
             k: k.min(labels.len()),
@@ -90,6 +97,27 @@ impl Knn {
         }
         Ok(predictions)
     }
+}
+
+/// The rows of `x` scaled to unit norm (scale-safe, as
+/// [`normalize_input_rows`]), computed in blocks of rows gathered on the
+/// host when `x` is large, so that no full-size temporary is formed: each
+/// row's result depends on that row only, so the values are the same.
+pub fn normalized_rows(x: &Tensor<2>) -> Result<Tensor<2>> {
+    const BLOCK_VALUES: usize = 1 << 22;
+    let [m, d] = x.dims();
+    let block = (BLOCK_VALUES / d.max(1)).max(1);
+    if block >= m {
+        return Ok(normalize_input_rows(x.clone()));
+    }
+    let mut out = Vec::with_capacity(m * d);
+    for start in (0..m).step_by(block) {
+        let end = (start + block).min(m);
+        out.extend(to_vec(normalize_input_rows(
+            x.clone().slice([start..end, 0..d]),
+        ))?);
+    }
+    Ok(tensor(out, [m, d], &x.device()))
 }
 
 /// kNN predictions for `test` rows against labelled `train` rows (fits a
@@ -305,9 +333,15 @@ pub struct NearestSubspace {
 impl NearestSubspace {
     pub fn fit(train: &Tensor<2>, labels: &[usize], n_comp: usize) -> Result<Self> {
         check_train(train, labels)?;
+        Self::fit_normalized(&normalized_rows(train)?, labels, n_comp)
+    }
+
+    /// [`Self::fit`] on rows already scaled by [`normalized_rows`].
+    pub fn fit_normalized(train: &Tensor<2>, labels: &[usize], n_comp: usize) -> Result<Self> {
+        check_train(train, labels)?;
         Ok(Self {
             dim: train.dims()[1],
-            subspaces: class_subspaces(&normalize_input_rows(train.clone()), labels, n_comp)?,
+            subspaces: class_subspaces(train, labels, n_comp)?,
         })
     }
 

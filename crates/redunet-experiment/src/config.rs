@@ -100,6 +100,10 @@ pub struct EvalConfig {
     /// "All shifts": every cyclic shift on this stride grid (signals only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shift_stride: Option<usize>,
+    /// Training accuracy is measured on the first this many training
+    /// samples of each class (default: all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_accuracy_per_class: Option<usize>,
     /// Test samples per class evaluated under all shifts (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shift_test_per_class: Option<usize>,
@@ -117,6 +121,7 @@ impl Default for EvalConfig {
             heatmap_per_class: default_heatmap(),
             shift_stride: None,
             shift_test_per_class: None,
+            train_accuracy_per_class: None,
         }
     }
 }
@@ -196,6 +201,9 @@ impl RunConfig {
         }
         if cfg.eval.n_comp == Some(0) {
             return bad("eval.n_comp must be at least 1".into());
+        }
+        if cfg.eval.train_accuracy_per_class == Some(0) {
+            return bad("eval.train_accuracy_per_class must be at least 1".into());
         }
         if cfg.eval.shift_test_per_class == Some(0) {
             return bad("eval.shift_test_per_class must be at least 1".into());

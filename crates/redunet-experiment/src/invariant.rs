@@ -161,29 +161,28 @@ fn stream_spectral(
             w.push(&layer)?;
         }
     }
-    let signals = |parts: Vec<Spectrum>| {
-        flatten(Tensor::cat(
-            parts.into_iter().map(|s| dft.signals(s)).collect(),
-            0,
-        ))
+    // Back to signals; batch by batch through the host when streamed, so
+    // that the spectra and the signals of every sample are never both held.
+    let device = train.device();
+    let signals = |parts: Vec<Spectrum>| -> Result<Tensor<2>> {
+        if parts.len() == 1 {
+            let s = parts.into_iter().next().expect("one part");
+            return Ok(flatten(dft.signals(s)));
+        }
+        let (mut host, mut rows, mut width) = (Vec::new(), 0, 0);
+        for s in parts {
+            let f = flatten(dft.signals(s));
+            [_, width] = f.dims();
+            rows += f.dims()[0];
+            host.extend(to_vec(f)?);
+        }
+        Ok(tensor(host, [rows, width], &device))
     };
     Ok((
         records,
-        signals(parts.into_iter().map(|(s, _)| s).collect()),
-        ev.into_iter().map(signals).collect(),
+        signals(parts.into_iter().map(|(s, _)| s).collect())?,
+        ev.into_iter().map(signals).collect::<Result<Vec<_>>>()?,
     ))
-}
-
-/// The first `per_class` test samples of each class (all when `None`).
-fn first_per_class(labels: &[usize], per_class: Option<usize>) -> Vec<usize> {
-    let mut seen = std::collections::HashMap::new();
-    (0..labels.len())
-        .filter(|&i| {
-            let n = seen.entry(labels[i]).or_insert(0usize);
-            *n += 1;
-            per_class.is_none_or(|p| *n <= p)
-        })
-        .collect()
 }
 
 /// [`crate::run::run`] for configurations on signals (polar transform,
@@ -236,7 +235,7 @@ pub fn run(
     };
     let mut shift_setup = None;
     if let (Some(ts), Some(stride)) = (&test_sig, cfg.eval.shift_stride) {
-        let chosen = first_per_class(&test.labels, cfg.eval.shift_test_per_class);
+        let chosen = crate::report::first_per_class(&test.labels, cfg.eval.shift_test_per_class);
         let base = ts
             .clone()
             .select(0, redunet_core::host::indices(&chosen, device));
@@ -315,9 +314,14 @@ pub fn run(
     to_vec(built_features.clone().slice([0..1, 0..1]))?;
     let construct = start.elapsed().as_secs_f64();
 
+    // Only features are needed from here: the signals go before the
+    // classifiers make their normalised copy of the training features.
+    let has_test = test_sig.is_some();
+    drop((train_sig, test_sig));
     let start = Instant::now();
     let mut eval_features = eval_features.drain(..);
     let train_features = if soft_train_pass {
+        drop(built_features);
         eval_features.next().expect("soft train pass")
     } else {
         built_features
@@ -325,11 +329,11 @@ pub fn run(
     let n_comp = cfg.eval.n_comp.unwrap_or(10);
     let knn_k = cfg.eval.knn_k;
     let fitted = Classifiers::fit(&train_features, &train.labels, knn_k, n_comp)?;
-    let train_acc = fitted.accuracies(&train_features, &train.labels)?;
+    let train_acc = crate::report::train_accuracy(&fitted, &train_features, &train.labels, cfg)?;
     let mut test_acc = None;
     let mut shift_acc = None;
     let mut shift_maps = None;
-    if test_sig.is_some() {
+    if has_test {
         let ft = eval_features.next().expect("test features");
         test_acc = Some(fitted.accuracies(&ft, &test.labels)?);
     }
@@ -375,11 +379,14 @@ pub fn run(
     );
 
     write_summary(out, &summary, &records)?;
+    // The heat map shows the first samples of each class: only those rows
+    // come back to the host.
+    let shown = crate::report::first_per_class(&train.labels, Some(cfg.eval.heatmap_per_class));
     let features = Features {
         dim: c * t,
         input: None,
-        train: to_vec(train_features)?,
-        train_labels: train.labels.clone(),
+        train: to_vec(train_features.select(0, redunet_core::host::indices(&shown, device)))?,
+        train_labels: shown.iter().map(|&i| train.labels[i]).collect(),
         test: None,
         test_labels: test.labels.clone(),
         shifts: shift_maps,

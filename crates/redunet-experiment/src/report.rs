@@ -136,3 +136,38 @@ pub fn write_summary(out: &Path, summary: &Summary, records: &[LayerRecord]) -> 
     write_atomic(&out.join("rates.csv"), csv.as_bytes())?;
     Ok(())
 }
+
+/// The first `per_class` samples of each class, in order (all when `None`).
+pub fn first_per_class(labels: &[usize], per_class: Option<usize>) -> Vec<usize> {
+    let mut seen = std::collections::HashMap::new();
+    (0..labels.len())
+        .filter(|&i| {
+            let n = seen.entry(labels[i]).or_insert(0usize);
+            *n += 1;
+            per_class.is_none_or(|p| *n <= p)
+        })
+        .collect()
+}
+
+/// Accuracy of the fitted classifiers on the training features, on the
+/// first `eval.train_accuracy_per_class` samples of each class (all by
+/// default): kNN over every training sample costs m² products, more than
+/// the rest of a run on large sets.
+pub fn train_accuracy(
+    fitted: &Classifiers,
+    features: &burn::tensor::Tensor<2>,
+    labels: &[usize],
+    cfg: &crate::RunConfig,
+) -> Result<Accuracies> {
+    match cfg.eval.train_accuracy_per_class {
+        None => fitted.accuracies(features, labels),
+        Some(n) => {
+            let rows = first_per_class(labels, Some(n));
+            let picked: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
+            let x = features
+                .clone()
+                .select(0, redunet_core::host::indices(&rows, &features.device()));
+            fitted.accuracies(&x, &picked)
+        }
+    }
+}

@@ -119,7 +119,7 @@ pub fn run(
     let n_comp = cfg.eval.n_comp.unwrap_or(default_comp);
     let knn_k = cfg.eval.knn_k;
     let fitted = Classifiers::fit(&train_features, &train.labels, knn_k, n_comp)?;
-    let train_acc = fitted.accuracies(&train_features, &train.labels)?;
+    let train_acc = crate::report::train_accuracy(&fitted, &train_features, &train.labels, cfg)?;
     let (test_features, test_acc) = if test.is_empty() {
         (None, None)
     } else {

@@ -262,9 +262,11 @@ pub struct Classifiers {
 
 impl Classifiers {
     pub fn fit(train: &Tensor<2>, labels: &[usize], knn_k: usize, n_comp: usize) -> Result<Self> {
+        // Normalised once, shared by both (a full copy of large features).
+        let rows = redunet_core::classify::normalized_rows(train)?;
         Ok(Self {
-            knn: Knn::fit(train, labels, knn_k)?,
-            nearest_subspace: NearestSubspace::fit(train, labels, n_comp)?,
+            nearest_subspace: NearestSubspace::fit_normalized(&rows, labels, n_comp)?,
+            knn: Knn::fit_normalized(rows, labels, knn_k)?,
         })
     }
 
