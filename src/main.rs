@@ -152,6 +152,26 @@ fn real_main() -> Result<()> {
             device,
         } => {
             let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
+            // The features must not replace the input or a file of the model.
+            let resolved = |p: &std::path::Path| {
+                let name = p.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+                let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+                std::fs::canonicalize(dir.unwrap_or(std::path::Path::new(".")))
+                    .map(|d| d.join(name))
+                    .ok()
+            };
+            if let (Some(out), Some(inp)) = (resolved(&output), resolved(&input)) {
+                if out == inp {
+                    bail!("the output {} is the input", output.display());
+                }
+                if std::fs::canonicalize(&model).is_ok_and(|m| out.starts_with(&m)) {
+                    bail!(
+                        "the output {} is inside the model directory {}",
+                        output.display(),
+                        model.display()
+                    );
+                }
+            }
             let read_input = || -> Result<npy::NpyArray<f32>> {
                 let x = npy::read_npy_f32(&input)?;
                 if x.shape.is_empty() {

@@ -108,6 +108,17 @@ fn conv2d_training_resumes_exactly_and_evaluates_from_its_checkpoint() {
     assert_eq!(v["accuracy"]["train"], r["accuracy"]["train"]);
     assert_eq!(v["accuracy"]["test_head"], r["accuracy"]["test_head"]);
     assert!(v["accuracy"]["test_head"].as_f64().is_some());
+    // Data of other classes than the head's: refused, not scored.
+    let model = resumed.join("model");
+    let (ok, _, err) = run(&[
+        "eval",
+        model.to_str().unwrap(),
+        &bp,
+        "--set=data.classes=[0,1]",
+        "--set=data.train_per_class=5",
+        "--set=data.test_per_class=4",
+    ]);
+    assert!(!ok && err.contains("head predicts 10 classes"), "{err}");
 
     // Unknown keys in [train], and bad values, are configuration errors.
     let (ok, _, err) = run(&["train", &bp, "--set", "train.learning_rate=0.1"]);

@@ -199,6 +199,30 @@ fn a_second_writer_is_refused_and_resume_never_loses_training() {
         .map(|h| h["epoch"].as_u64().unwrap())
         .collect();
     assert_eq!(epochs, (0..=42).collect::<Vec<_>>());
+    // `transform` never writes over its input or into the model, reads no
+    // endless device, and `eval` refuses data with other classes than the
+    // model's head.
+    let model = out.join("model");
+    let m = model.to_str().unwrap();
+    let images = root.path().join("x.npy");
+    let x = images.to_str().unwrap();
+    redunet::data::npy::write_npy_f32(&images, &[2, 28, 28], &[0.5; 2 * 784]).unwrap();
+    let (ok, err) = run(&["transform", m, x, x]);
+    assert!(!ok && err.contains("is the input"), "{err}");
+    let inside = model.join("model.json");
+    let (ok, err) = run(&["transform", m, x, inside.to_str().unwrap()]);
+    assert!(!ok && err.contains("inside the model"), "{err}");
+    AnyModel::load(&model, &redunet::core::Device::default()).unwrap();
+    let (ok, err) = run(&["transform", m, "/dev/zero", "/tmp/never.npy"]);
+    assert!(!ok && err.contains("not a regular file"), "{err}");
+    let (ok, err) = run(&[
+        "eval",
+        m,
+        &mlp,
+        "--set=data.classes=[0,1,2]",
+        "--set=data.train_per_class=5",
+    ]);
+    assert!(ok, "an MCR² model has no head: any classes evaluate: {err}");
     // A directory that is not a redunet output is never replaced.
     let foreign = root.path().join("home");
     std::fs::create_dir(&foreign).unwrap();

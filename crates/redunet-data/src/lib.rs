@@ -78,9 +78,15 @@ pub type Result<T> = std::result::Result<T, DataError>;
 /// Reads a whole file, after checking that it and the values decoded from
 /// it (up to four times its size, e.g. bytes to f32) fit in memory.
 pub fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .map_err(io_error("read", path))?
-        .len();
+    let meta = std::fs::metadata(path).map_err(io_error("read", path))?;
+    // A device or a pipe (`/dev/zero`) has no size to check and no end.
+    if !meta.is_file() {
+        return Err(DataError::Invalid(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let len = meta.len();
     memory::check(
         len.saturating_mul(5),
         &format!("reading {}", path.display()),

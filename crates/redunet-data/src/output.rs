@@ -320,6 +320,7 @@ struct Manifest {
 }
 
 fn crc_of(path: &Path) -> Result<(u64, u32)> {
+    regular(path)?;
     let mut f = File::open(path).map_err(io("read", path))?;
     let mut h = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -333,6 +334,19 @@ fn crc_of(path: &Path) -> Result<(u64, u32)> {
         h.update(&buf[..k]);
     }
     Ok((n, h.finalize()))
+}
+
+/// The metadata of `path`, which must be a regular file: a device or a pipe
+/// standing in for a stored file has no size and no end.
+fn regular(path: &Path) -> Result<std::fs::Metadata> {
+    let meta = std::fs::metadata(path).map_err(io("read", path))?;
+    if !meta.is_file() {
+        return Err(DataError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    Ok(meta)
 }
 
 /// Writes `checksums.json` into `dir`, covering every regular file in it
@@ -361,13 +375,13 @@ pub fn verify(dir: &Path, required: &[&str]) -> Result<()> {
         path: path.to_path_buf(),
         reason,
     };
-    let meta = std::fs::metadata(&path).map_err(io("read", &path))?;
+    let meta = regular(&path)?;
     if meta.len() > 1 << 20 {
         return Err(corrupt(&path, format!("{} bytes", meta.len())));
     }
     let mut text = Vec::new();
     File::open(&path)
-        .and_then(|mut f| f.read_to_end(&mut text))
+        .and_then(|f| f.take((1 << 20) + 1).read_to_end(&mut text))
         .map_err(io("read", &path))?;
     let manifest: Manifest =
         serde_json::from_slice(&text).map_err(|e| corrupt(&path, e.to_string()))?;

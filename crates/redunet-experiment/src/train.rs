@@ -400,6 +400,16 @@ pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<TrainA
     let p = prepare(cfg, device)?;
     model.check_samples(&p.split.train.sample_shape)?;
     if let AnyModel::Saved(saved) = &model {
+        if let Some(h) = &saved.trainee.head {
+            let classes = h.weight.val().dims()[1];
+            if classes != p.split.classes.len() {
+                return Err(Error::Shape(format!(
+                    "the model's head predicts {classes} classes, the data have {} ({:?})",
+                    p.split.classes.len(),
+                    p.split.classes
+                )));
+            }
+        }
         let (train, test, test_head) = evaluate(
             &saved.trainee,
             &p.data(),

@@ -149,6 +149,7 @@ impl SpectralNet {
             path: dir.to_path_buf(),
             reason,
         };
+        redunet_data::output::verify(dir, &["model.json"])?;
         let doc: SavedNetwork = serde_json::from_slice(&read_model_json(dir)?)
             .map_err(|e| corrupt(format!("model.json: {e}")))?;
         if doc.format != FORMAT || doc.version != VERSION {
