@@ -197,9 +197,18 @@ fn saved_models_refuse_damage_and_validate_forgeries() {
     let (vector, spectral) = models(root.path());
     let d = redunet::core::Device::default();
     let work = root.path().join("work");
+    // The spectral format keeps one `.npy` of operators per layer.
+    let layer_file = std::fs::read_dir(&spectral)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".npy"))
+        .expect("a layer file");
     for (model, files) in [
         (&vector, vec!["model.json", "model.bpk", "checksums.json"]),
-        (&spectral, vec!["model.json", "checksums.json"]),
+        (
+            &spectral,
+            vec!["model.json", "checksums.json", layer_file.as_str()],
+        ),
     ] {
         AnyModel::load(model, &d).unwrap();
         for file in files {
