@@ -47,6 +47,8 @@ pub struct Knn {
 }
 
 impl Knn {
+    /// Fits to labelled training features (rows), voting among the `k`
+    /// most cosine-similar.
     pub fn fit(train: &Tensor<2>, labels: &[usize], k: usize) -> Result<Self> {
         check_train(train, labels)?;
         Self::fit_normalized(normalized_rows(train)?, labels, k)
@@ -331,6 +333,7 @@ pub struct NearestSubspace {
 }
 
 impl NearestSubspace {
+    /// Fits each class's top `n_comp` principal directions.
     pub fn fit(train: &Tensor<2>, labels: &[usize], n_comp: usize) -> Result<Self> {
         check_train(train, labels)?;
         Self::fit_normalized(&normalized_rows(train)?, labels, n_comp)

@@ -17,6 +17,8 @@
 //! - [`network`]: a stack of layers built forward, with per-layer rates.
 //! - [`classify`]: kNN and nearest-subspace classifiers on features.
 
+#![warn(missing_docs)]
+
 pub mod classify;
 pub mod error;
 pub mod host;

@@ -7,10 +7,13 @@ use burn::tensor::{Device, Int, Tensor};
 /// α, and per class with members α_j and γ_j (see [`Memberships::scales`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scales {
+    /// α = d/(m ε²).
     pub alpha: f64,
     /// The classes with members, in order.
     pub classes: Vec<usize>,
+    /// α_j = d/(m_j ε²) of each class in `classes`.
     pub alphas: Vec<f64>,
+    /// γ_j = m_j/m of each class in `classes`.
     pub gammas: Vec<f64>,
 }
 
@@ -169,10 +172,12 @@ impl Memberships {
         self.labels.as_deref()
     }
 
+    /// Number of samples m.
     pub fn num_samples(&self) -> usize {
         self.pi.dims()[0]
     }
 
+    /// Number of classes k (some may be empty).
     pub fn num_classes(&self) -> usize {
         self.pi.dims()[1]
     }

@@ -14,9 +14,13 @@ use std::path::{Path, PathBuf};
 /// input), measured with the construction memberships.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LayerRecord {
+    /// The stage: 0 is the normalised input, l the output of layer l.
     pub layer: usize,
+    /// R of the stage's features.
     pub r: f64,
+    /// R_c of the stage's features.
     pub r_c: f64,
+    /// ΔR = R − R_c.
     pub delta_r: f64,
 }
 
@@ -45,8 +49,11 @@ pub struct VectorReduNet {
 /// training features after the last layer, batch by batch.
 #[derive(Debug, Clone)]
 pub struct BatchedConstruction {
+    /// The constructed network.
     pub network: VectorReduNet,
+    /// The rates of the input and of every layer's output.
     pub records: Vec<LayerRecord>,
+    /// Each batch's training features after the last layer.
     pub features: Vec<Tensor<2>>,
 }
 
@@ -54,8 +61,11 @@ pub struct BatchedConstruction {
 /// layer) and the training features after the last layer.
 #[derive(Debug, Clone)]
 pub struct Construction {
+    /// The constructed network.
     pub network: VectorReduNet,
+    /// The rates of the input and of every layer's output.
     pub records: Vec<LayerRecord>,
+    /// The training features after the last layer.
     pub features: Tensor<2>,
 }
 
@@ -283,10 +293,12 @@ impl VectorReduNet {
         Ok(Self { layers })
     }
 
+    /// The layers, first to last.
     pub fn layers(&self) -> &[VectorLayer] {
         &self.layers
     }
 
+    /// The feature dimension d (none for a network without layers).
     pub fn dim(&self) -> Option<usize> {
         self.layers.first().map(VectorLayer::dim)
     }

@@ -16,12 +16,16 @@ use serde::{Deserialize, Serialize};
 /// R, R_c and ΔR of one feature matrix under one set of memberships (nats).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Rates {
+    /// R: the coding rate of all features.
     pub r: f64,
+    /// R_c: the γ-weighted coding rate of the classes.
     pub r_c: f64,
+    /// ΔR = R − R_c.
     pub delta_r: f64,
 }
 
 impl Rates {
+    /// The rates with ΔR = `r` − `r_c`.
     pub fn new(r: f64, r_c: f64) -> Self {
         Self {
             r,
@@ -108,8 +112,11 @@ pub fn coding_rate(z: &Tensor<2>, eps_sq: f64) -> Result<f64> {
 /// share one batched factorisation: their weighted rows (see
 /// [`weighted_rows`]), α_j = d/(m_j ε²) and γ_j = m_j/m.
 pub struct ClassGroup {
+    /// Each class's weighted rows.
     pub rows: Vec<Tensor<2>>,
+    /// α_j of each class.
     pub alphas: Vec<f64>,
+    /// γ_j of each class.
     pub gammas: Vec<f64>,
 }
 

@@ -10,7 +10,9 @@ use std::path::Path;
 /// An IDX array of unsigned bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdxArray {
+    /// The dimensions the header declares.
     pub shape: Vec<usize>,
+    /// The bytes, row-major.
     pub data: Vec<u8>,
 }
 

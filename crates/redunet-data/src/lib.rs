@@ -17,6 +17,8 @@
 //! Every reader returns a typed [`DataError`] on missing, truncated or corrupt
 //! input; nothing here panics on bad files.
 
+#![warn(missing_docs)]
+
 pub mod builtin;
 pub mod gaussian;
 pub mod idx;
@@ -31,48 +33,84 @@ use std::path::PathBuf;
 /// Errors from reading or validating data.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// `action` is what failed: "read", "write", "create", …
+    /// An operating-system error; `action` is what failed: "read",
+    /// "write", "create", …
     #[error("cannot {action} {path}")]
     Io {
+        /// What was being done.
         action: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A file that is damaged, forged or of a kind we do not read.
     #[error("corrupt or unsupported file {path}: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Arrays whose shapes do not fit together.
     #[error("shape mismatch: {0}")]
     Shape(String),
+    /// NaN or Inf in the data.
     #[error("non-finite value (NaN or Inf) in {what} at flat index {index}")]
-    NonFinite { what: String, index: usize },
+    NonFinite {
+        /// The array.
+        what: String,
+        /// Flat index of the first bad value.
+        index: usize,
+    },
+    /// A label that is not a non-negative integer in range.
     #[error(
         "invalid label {label} in {what} at index {index}: labels must be integers in 0..{max}"
     )]
     Label {
+        /// The label array.
         what: String,
+        /// Position of the label.
         index: usize,
+        /// The label.
         label: i64,
+        /// The bound it had to be below.
         max: i64,
     },
+    /// A data set that is not installed.
     #[error("data set unavailable: {0}")]
     Unavailable(String),
+    /// A request that cannot be met (bad settings, an unusable path).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A request larger than the memory the machine can give.
     #[error(
         "{what} needs {} of memory, but only {} are available: {hint}",
         memory::human(*needed),
         memory::human(*available)
     )]
     OutOfMemory {
+        /// What would be allocated.
         what: String,
+        /// Bytes it needs.
         needed: u64,
+        /// Bytes available.
         available: u64,
+        /// The setting or input to change.
         hint: String,
     },
+    /// An output directory locked by another process.
     #[error("{path} is in use by another redunet process (it holds {lock})")]
-    InUse { path: PathBuf, lock: PathBuf },
+    InUse {
+        /// The output directory.
+        path: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+    },
 }
 
+/// The data crate's result type.
 pub type Result<T> = std::result::Result<T, DataError>;
 
 /// Reads a whole file, after checking that it and the values decoded from
@@ -111,9 +149,11 @@ pub fn io_error(
 /// A labelled data set held on the host: `features` is row-major `[m, dim…]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
+    /// The samples, row-major `[m, sample_shape…]`.
     pub features: Vec<f32>,
     /// Shape of one sample (e.g. `[784]`, `[28, 28]`, `[2]`).
     pub sample_shape: Vec<usize>,
+    /// The label of each sample.
     pub labels: Vec<usize>,
 }
 
@@ -146,10 +186,12 @@ impl Dataset {
         })
     }
 
+    /// Number of samples.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether there are no samples.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

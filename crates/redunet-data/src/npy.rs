@@ -8,7 +8,9 @@ use std::path::Path;
 /// An array read from a `.npy` file, converted to row-major order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NpyArray<T> {
+    /// The array's shape.
     pub shape: Vec<usize>,
+    /// The values, row-major.
     pub data: Vec<T>,
 }
 

@@ -10,16 +10,23 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
+    /// The ReduNet paper's mixture of 2D Gaussians.
     Gaussian2d,
+    /// The ReduNet paper's mixture of 3D Gaussians.
     Gaussian3d,
+    /// The vendored 10,000-digit MNIST subset.
     Mnist,
+    /// Fashion-MNIST from Debian's `dataset-fashion-mnist`.
     FashionMnist,
+    /// Features and labels in `.npy` files.
     Npy,
 }
 
+/// The `[data]` section of a configuration: which samples train and test.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
+    /// Where the samples come from.
     pub source: Source,
     /// Keep only these labels (renumbered 0..k in this order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,12 +42,16 @@ pub struct DataConfig {
     /// Noise of the Gaussian mixtures (default 0.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<f32>,
+    /// npy: training features `[m, …]` (relative to the configuration file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_x: Option<PathBuf>,
+    /// npy: training labels `[m]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_y: Option<PathBuf>,
+    /// npy: test features (optional, with `test_y`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_x: Option<PathBuf>,
+    /// npy: test labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_y: Option<PathBuf>,
 }

@@ -8,7 +8,9 @@ use crate::{DataError, Dataset, Result};
 /// A train/test split with labels renumbered `0..classes.len()`.
 #[derive(Debug, Clone)]
 pub struct Split {
+    /// The training samples, grouped by class.
     pub train: Dataset,
+    /// The test samples, grouped by class.
     pub test: Dataset,
     /// `classes[j]` is the original label of class `j`.
     pub classes: Vec<usize>,

@@ -247,6 +247,7 @@ impl VectorLayer {
         })
     }
 
+    /// The layer's settings (η, ε², λ, membership mode).
     pub fn config(&self) -> &VectorLayerConfig {
         &self.config
     }
