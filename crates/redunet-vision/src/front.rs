@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolarConfig {
+    /// Circles around the image centre: the channels of the signal.
     pub radii: usize,
+    /// Samples per circle: the length of the signal.
     pub angles: usize,
 }
 
@@ -30,9 +32,12 @@ pub struct PolarConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LiftConfig {
+    /// Channels after lifting.
     pub out_channels: usize,
+    /// Size of the kernels (k, or k × k for images).
     pub kernel_size: usize,
     #[serde(default)]
+    /// Seed of the random kernels.
     pub seed: u64,
 }
 
@@ -43,12 +48,14 @@ pub struct FrontEndConfig {
     /// Shape of one raw sample: `[H, W]`, `[C, H, W]`, `[C, T]` or `[T]`.
     pub sample_shape: Vec<usize>,
     #[serde(default)]
+    /// The polar transform of images, if any.
     pub polar: Option<PolarConfig>,
     /// Keep images as images (`[C, H·W]` with a 2D lifting), for
     /// translation-invariant networks and their vector baselines.
     #[serde(default)]
     pub images: bool,
     #[serde(default)]
+    /// The lifting stage, if any.
     pub lift: Option<LiftConfig>,
 }
 
@@ -239,6 +246,7 @@ impl FrontEnd {
         })
     }
 
+    /// What the front end was built from (what a saved model stores).
     pub fn config(&self) -> &FrontEndConfig {
         &self.config
     }

@@ -25,6 +25,8 @@
 //! spectral domain"): the 2D layer, networks with save/load, the `conv1d` /
 //! `conv2d` model kinds of the command line and the invariance tables.
 
+#![warn(missing_docs)]
+
 pub mod front;
 mod fused;
 pub mod lift;

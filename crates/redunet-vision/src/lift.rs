@@ -20,6 +20,7 @@ pub struct Lift1d {
 }
 
 impl Lift1d {
+    /// `out_channels` kernels of `kernel` taps over `in_channels` channels, N(0, 1) from `seed`.
     pub fn random(
         out_channels: usize,
         in_channels: usize,
@@ -36,6 +37,7 @@ impl Lift1d {
         }
     }
 
+    /// Circular convolution with the kernels, then ReLU: `[m, C_in, T]` to `[m, C_out, T]`.
     pub fn apply(&self, x: Tensor<3>) -> Tensor<3> {
         let k = self.kernels.dims()[2];
         let [m, c, t] = x.dims();
@@ -59,6 +61,7 @@ pub struct Lift2d {
 }
 
 impl Lift2d {
+    /// `out_channels` kernels of `kernel × kernel` taps over `in_channels` channels, N(0, 1) from `seed`.
     pub fn random(
         out_channels: usize,
         in_channels: usize,
@@ -75,6 +78,7 @@ impl Lift2d {
         }
     }
 
+    /// Circular 2D convolution with the kernels, then ReLU: `[m, C_in, H, W]` to `[m, C_out, H, W]`.
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
         relu(circular_conv2d(x, self.kernels.clone()))
     }

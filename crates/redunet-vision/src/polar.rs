@@ -15,9 +15,13 @@ use burn::tensor::{Device, Tensor, TensorData};
 /// Polar sampling of `height × width` images on `radii × angles` points.
 #[derive(Debug, Clone)]
 pub struct Polar {
+    /// Image height.
     pub height: usize,
+    /// Image width.
     pub width: usize,
+    /// Radius of each circle, in pixels.
     pub radii: Vec<f64>,
+    /// Samples per circle.
     pub angles: usize,
     weights: Tensor<2>,
 }

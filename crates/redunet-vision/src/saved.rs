@@ -56,6 +56,7 @@ pub struct SpectralNetWriter {
 }
 
 impl SpectralNetWriter {
+    /// Starts writing a network into `dir` (staged, swapped into place by [`Self::finish`]).
     pub fn create(dir: &Path) -> Result<Self> {
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -65,6 +66,7 @@ impl SpectralNetWriter {
         })
     }
 
+    /// Writes the next layer's operators.
     pub fn push(&mut self, layer: &SpectralLayer) -> Result<()> {
         let dft = layer.dft();
         let shape = (dft.height, dft.width, layer.channels(), layer.num_classes());
@@ -210,8 +212,11 @@ impl SpectralNet {
 /// A saved spectral network with its front end: raw samples in, features
 /// out, loaded from its directory alone.
 pub struct SpectralModel {
+    /// The front end that turns raw samples into the network's signals, if any.
     pub front: Option<FrontEnd>,
+    /// The layers.
     pub net: SpectralNet,
+    /// Free-form provenance (e.g. the run configuration).
     pub meta: serde_json::Value,
 }
 

@@ -57,7 +57,9 @@ fn host_cpu(device: &Device) -> bool {
 /// (`to_device`, `valid`, `autodiff`).
 #[derive(burn::module::Module, Debug)]
 pub struct Dft {
+    /// Rows of the transform (1 for 1D signals).
     pub height: usize,
+    /// Columns (the signal length for 1D signals).
     pub width: usize,
     /// `[W, Pw]`: cos(2πwq/W)/√W and sin(2πwq/W)/√W.
     cos: Tensor<2>,
@@ -163,10 +165,12 @@ impl Dft {
         self.height * self.width
     }
 
+    /// Whether the transform has no samples.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Number of kept frequencies P.
     pub fn frequencies(&self) -> usize {
         self.weights.len()
     }
@@ -240,6 +244,7 @@ impl Dft {
 /// the embedding `[[A, −B], [B, A]]`.
 #[derive(Debug, Clone)]
 pub struct Spectrum {
+    /// Real and imaginary parts stacked along the channel axis: `[P, 2C, m]`.
     pub x: Tensor<3>,
 }
 
@@ -251,15 +256,18 @@ impl Spectrum {
         }
     }
 
+    /// Number of channels C.
     pub fn channels(&self) -> usize {
         self.x.dims()[1] / 2
     }
 
+    /// The real parts `[P, C, m]`.
     pub fn re(&self) -> Tensor<3> {
         let [p, c2, m] = self.x.dims();
         self.x.clone().slice([0..p, 0..c2 / 2, 0..m])
     }
 
+    /// The imaginary parts `[P, C, m]`.
     pub fn im(&self) -> Tensor<3> {
         let [p, c2, m] = self.x.dims();
         self.x.clone().slice([0..p, c2 / 2..c2, 0..m])
@@ -583,22 +591,27 @@ impl SpectralLayer {
         Ok(self.dft.signals(self.step(&self.dft.spectrum(z), pi)))
     }
 
+    /// The classes that had members, in the order of the stored operators.
     pub fn classes(&self) -> &[usize] {
         &self.classes
     }
 
+    /// γ_j of the classes in [`Self::classes`].
     pub fn gamma(&self) -> &[f64] {
         &self.gamma
     }
 
+    /// Number of channels C.
     pub fn channels(&self) -> usize {
         self.channels
     }
 
+    /// The layer's settings.
     pub fn config(&self) -> &VectorLayerConfig {
         &self.config
     }
 
+    /// The transform the layer works in.
     pub fn dft(&self) -> &Dft {
         &self.dft
     }
@@ -710,6 +723,7 @@ impl SpectralLayer {
         Self::from_complex(dft, part(0), part(1), gamma, classes, num_classes, config)
     }
 
+    /// Number of classes k the layer was built for.
     pub fn num_classes(&self) -> usize {
         self.num_classes
     }
@@ -865,13 +879,17 @@ impl SpectralMoments {
 /// stage (0 = the normalised input) under the construction memberships.
 #[derive(Debug, Clone)]
 pub struct SpectralNet {
+    /// The layers, first to last.
     pub layers: Vec<SpectralLayer>,
 }
 
 /// Network, rate record and the training features after the last layer.
 pub struct SpectralConstruction {
+    /// The constructed network.
     pub network: SpectralNet,
+    /// The rates of the input and of every layer's output.
     pub records: Vec<redunet_core::LayerRecord>,
+    /// The training signals after the last layer.
     pub features: Tensor<3>,
 }
 
