@@ -13,11 +13,14 @@ use rand::Rng;
 /// `[1 - scale, 1 + scale]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Augmentation {
+    /// Largest rotation, in degrees.
     pub rotation: f64,
+    /// Largest relative change of scale.
     pub scale: f64,
 }
 
 impl Augmentation {
+    /// Whether it changes nothing (no rotation, no scaling).
     pub fn is_identity(&self) -> bool {
         self.rotation == 0.0 && self.scale == 0.0
     }

@@ -10,6 +10,8 @@
 //! - [`trainer`]: mini-batch training (Adam, SGD), schedules, evaluation,
 //!   checkpoints; [`augment`]: random rotations and scalings of images.
 
+#![warn(missing_docs)]
+
 pub use redunet_core;
 
 pub mod augment;

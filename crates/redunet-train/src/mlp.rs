@@ -11,6 +11,7 @@ use redunet_core::{Error, Result};
 use redunet_vision::lift::normals;
 
 #[derive(Module, Debug)]
+/// A fully connected layer `x W + b`.
 pub struct Dense {
     /// `[in, out]`.
     pub weight: Param<Tensor<2>>,
@@ -19,7 +20,9 @@ pub struct Dense {
 }
 
 #[derive(Module, Debug)]
+/// A multi-layer perceptron feature extractor: dense layers with ReLU between them, unit-norm features out.
 pub struct Mlp {
+    /// The dense layers, input to output.
     pub layers: Vec<Dense>,
 }
 

@@ -42,8 +42,11 @@ pub const CONFIG_FILE: &str = "model.json";
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Network {
+    /// A vector ReduNet.
     Vector(VectorReduNet),
+    /// A translation- or shift-invariant ReduNet.
     Spectral(SpectralReduNet),
+    /// A multi-layer perceptron.
     Mlp(Mlp),
 }
 
@@ -77,7 +80,9 @@ impl FeatureNet for Network {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Architecture {
+    /// A vector ReduNet's layer shapes and settings.
     Vector(VectorShape),
+    /// A spectral ReduNet's image shape, channels, lifting and layers.
     Spectral(SpectralShape),
     /// Layer widths, input first.
     Mlp(Vec<usize>),
@@ -87,6 +92,7 @@ pub enum Architecture {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeadSpec {
+    /// Number of classes it predicts.
     pub classes: usize,
     /// Logits are this times `f W` (features have unit norm).
     pub logit_scale: f64,

@@ -23,7 +23,9 @@ use redunet_vision::spectral::{
 /// `[α E(p), α_1 C_1(p), …]`, each `[P, k'+1, C, C]`.
 #[derive(Module, Debug)]
 pub struct SpectralLayerParams {
+    /// Real parts.
     pub re: Param<Tensor<4>>,
+    /// Imaginary parts.
     pub im: Param<Tensor<4>>,
 }
 
@@ -33,6 +35,7 @@ pub struct SpectralLayerParams {
 pub struct SpectralShape {
     /// Images `height × width`; `height = 1` for 1D signals.
     pub height: usize,
+    /// Image width (the signal length for 1D signals).
     pub width: usize,
     /// Channels of the input samples (before lifting).
     pub in_channels: usize,
@@ -40,10 +43,13 @@ pub struct SpectralShape {
     pub channels: usize,
     /// Size `k` of the `k × k` lifting kernels, when there is a lifting stage.
     pub lift_kernel: Option<usize>,
+    /// Number of classes k the layers were built for.
     pub num_classes: usize,
     /// Per layer: the classes with operators and their weights γ_j.
     pub classes: Vec<Vec<usize>>,
+    /// Per layer: γ_j of those classes.
     pub gammas: Vec<Vec<f64>>,
+    /// η, λ, ε² and the membership mode of every layer.
     pub config: VectorLayerConfig,
 }
 
@@ -51,8 +57,11 @@ pub struct SpectralShape {
 /// kernels drawn from `seed` (the same kernels as `redunet run`'s `[lift]`).
 #[derive(Debug, Clone, Copy)]
 pub struct LiftInit {
+    /// Channels after lifting.
     pub out_channels: usize,
+    /// Size k of the k × k kernels.
     pub kernel_size: usize,
+    /// Seed of the kernels.
     pub seed: u64,
 }
 
@@ -61,10 +70,12 @@ pub struct LiftInit {
 pub struct SpectralReduNet {
     /// Lifting kernels `[C, C_in, k, k]` (2D only), followed by ReLU.
     pub lift: Option<Param<Tensor<4>>>,
+    /// The layers' operators, first to last.
     pub layers: Vec<SpectralLayerParams>,
     /// The DFT tables of `height × width`, built once.
     pub dft: Dft,
     #[module(skip)]
+    /// The shapes and settings (what `model.json` stores).
     pub shape: SpectralShape,
 }
 

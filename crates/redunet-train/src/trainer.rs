@@ -36,6 +36,7 @@ pub trait FeatureNet: Module + burn::module::ModuleDisplay {
     /// Features of a large set, without gradients, on `device` (the plain
     /// device the data live on); implementations may take a faster path.
     fn features_eval(&self, x: &Tensor<2>, device: &Device) -> Result<Tensor<2>>;
+    /// Length of a feature vector.
     fn feature_dim(&self) -> usize;
 }
 
@@ -44,39 +45,51 @@ pub trait FeatureNet: Module + burn::module::ModuleDisplay {
 /// the optimiser steps.
 #[derive(Module, Debug)]
 pub struct Trainee<M: FeatureNet> {
+    /// The feature extractor.
     pub net: M,
+    /// The linear head (cross-entropy only).
     pub head: Option<Linear>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+/// How the network starts before back-propagation.
 pub enum Init {
     /// Forward construction (ReduNets) or the network's own default.
     #[default]
     Forward,
+    /// Random operators at the scales forward construction would use (ReduNets), or seeded weights.
     Random,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+/// What back-propagation minimises.
 pub enum Objective {
     #[default]
+    /// Cross-entropy of a linear head on the features.
     CrossEntropy,
+    /// −ΔR of the features (MCR², [`crate::Mcr2Loss`]).
     Mcr2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+/// The optimiser (burn-optim).
 pub enum OptimizerKind {
     #[default]
+    /// Adam.
     Adam,
+    /// SGD, with momentum when `momentum > 0`.
     Sgd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+/// The learning rate over the epochs.
 pub enum Schedule {
     #[default]
+    /// The same rate every epoch.
     Constant,
     /// lr · ½(1 + cos(π e/E)) at epoch e of E.
     Cosine,
@@ -102,21 +115,28 @@ fn default_eval_every() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     #[serde(default)]
+    /// How the network starts.
     pub init: Init,
     /// Epochs of back-propagation; 0 evaluates the initial network only.
     pub epochs: usize,
     #[serde(default)]
+    /// What is minimised.
     pub objective: Objective,
     #[serde(default)]
+    /// The optimiser.
     pub optimizer: OptimizerKind,
+    /// Learning rate (at the first epoch).
     pub lr: f64,
     /// SGD only.
     #[serde(default = "default_momentum")]
     pub momentum: f64,
     #[serde(default)]
+    /// Weight decay (0: none).
     pub weight_decay: f64,
+    /// Samples per mini-batch (at least 2: MCR² needs a Gram matrix).
     pub batch_size: usize,
     #[serde(default)]
+    /// Learning-rate schedule.
     pub schedule: Schedule,
     /// Cross-entropy: logits are this times `f W` (features have unit norm).
     #[serde(default = "default_logit_scale")]
@@ -147,6 +167,7 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Checks every setting (before anything is allocated).
     pub fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::Parameter(what));
         if !(self.lr.is_finite() && self.lr > 0.0) {
@@ -206,6 +227,7 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The random warps the settings ask for.
     pub fn augmentation(&self) -> Augmentation {
         Augmentation {
             rotation: self.augment_rotation,
@@ -248,7 +270,9 @@ pub fn corrupt_labels(labels: &mut [usize], classes: usize, ratio: f64, seed: u6
 /// Accuracy of features by kNN and nearest subspace.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Accuracies {
+    /// kNN accuracy.
     pub knn: f64,
+    /// Nearest-subspace accuracy.
     pub nearest_subspace: f64,
 }
 
@@ -261,6 +285,7 @@ pub struct Classifiers {
 }
 
 impl Classifiers {
+    /// Fits both to labelled training features.
     pub fn fit(train: &Tensor<2>, labels: &[usize], knn_k: usize, n_comp: usize) -> Result<Self> {
         // Normalised once, shared by both (a full copy of large features).
         let rows = redunet_core::classify::normalized_rows(train)?;
@@ -282,19 +307,26 @@ impl Classifiers {
 /// How evaluation classifies.
 #[derive(Debug, Clone, Copy)]
 pub struct EvalSettings {
+    /// Neighbours of the kNN classifier.
     pub knn_k: usize,
+    /// Dimension of each class subspace.
     pub n_comp: usize,
 }
 
 /// One epoch on record (epoch 0 is the network before training).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochRecord {
+    /// The epoch (0: before training).
     pub epoch: usize,
     /// Mean training loss over the epoch's batches (none for epoch 0).
     pub loss: Option<f64>,
+    /// Learning rate of the epoch.
     pub lr: Option<f64>,
+    /// Seconds the epoch and its evaluation took.
     pub seconds: f64,
+    /// Accuracies on the training features (when evaluated).
     pub train: Option<Accuracies>,
+    /// Accuracies on the test features (when evaluated and there is a test set).
     pub test: Option<Accuracies>,
     /// Cross-entropy: accuracy of the linear head on the test set.
     pub test_head: Option<f64>,
@@ -302,10 +334,15 @@ pub struct EpochRecord {
 
 /// Training and test data on a plain (non-autodiff) device.
 pub struct TrainData<'a> {
+    /// Training samples, flattened `[m, n]`.
     pub x: &'a Tensor<2>,
+    /// Their labels (possibly corrupted by `label_noise`).
     pub labels: &'a [usize],
+    /// Test samples, if any.
     pub test_x: Option<&'a Tensor<2>>,
+    /// Their labels.
     pub test_labels: &'a [usize],
+    /// Number of classes k.
     pub num_classes: usize,
     /// `(height, width, channels)` when the rows are images; needed for
     /// augmentation.
@@ -314,12 +351,18 @@ pub struct TrainData<'a> {
 
 /// What the trainer reports as it goes.
 pub enum Event<'a> {
+    /// A mini-batch was trained.
     Batch {
+        /// Epoch (1-based).
         epoch: usize,
+        /// Step within the epoch (1-based).
         step: usize,
+        /// Steps in the epoch.
         steps: usize,
+        /// The batch's loss.
         loss: f64,
     },
+    /// An epoch ended.
     Epoch(&'a EpochRecord),
 }
 
@@ -330,8 +373,11 @@ pub enum Event<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointState {
+    /// Epochs trained.
     pub epoch: usize,
+    /// Every epoch's record (epoch 0 first).
     pub history: Vec<EpochRecord>,
+    /// The training settings.
     pub config: TrainConfig,
     /// What the network was trained on, as the caller describes it (e.g. the
     /// model, data and seed settings of the run configuration): resuming
@@ -434,7 +480,9 @@ impl CheckpointState {
 
 /// The trained network and its record.
 pub struct Trained<M: FeatureNet> {
+    /// The trained network and head.
     pub trainee: Trainee<M>,
+    /// Every epoch's record.
     pub history: Vec<EpochRecord>,
 }
 
@@ -553,12 +601,14 @@ pub type OnCheckpoint<'a, M> = &'a mut dyn FnMut(&Trainee<M>, &CheckpointState) 
 
 /// Where checkpoints go and whether to resume from one.
 pub struct CheckpointPlan<'a, M: FeatureNet> {
+    /// Where checkpoints are written (none: not written).
     pub dir: Option<&'a Path>,
     /// Resume from this checkpoint directory (written by an earlier run).
     pub resume: Option<&'a Path>,
     /// What this run trains on (stored in each checkpoint; a resumed run's
     /// must equal the checkpoint's).
     pub provenance: serde_json::Value,
+    /// Called after each checkpoint.
     pub on_checkpoint: Option<OnCheckpoint<'a, M>>,
 }
 

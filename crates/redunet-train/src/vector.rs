@@ -13,11 +13,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VectorShape {
+    /// Feature dimension d.
     pub dim: usize,
+    /// Number of classes k the layers were built for.
     pub num_classes: usize,
     /// Per layer: the classes with operators and their weights γ_j.
     pub classes: Vec<Vec<usize>>,
+    /// Per layer: γ_j of those classes.
     pub gammas: Vec<Vec<f64>>,
+    /// η, λ, ε² and the membership mode of every layer.
     pub config: VectorLayerConfig,
 }
 
