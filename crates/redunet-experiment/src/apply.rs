@@ -16,7 +16,9 @@ use std::path::Path;
 // One model per process, never held in bulk: not worth a box.
 #[allow(clippy::large_enum_variant)]
 pub enum AnyModel {
+    /// A `redunet-model` directory (vector, spectral or MLP, trained or constructed).
     Saved(SavedModel),
+    /// A `redunet-spectral-network` directory (a constructed invariant network with its front end).
     Spectral(SpectralModel),
 }
 

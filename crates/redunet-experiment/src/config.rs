@@ -10,6 +10,7 @@ pub use redunet_vision::front::{LiftConfig, PolarConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Which network a configuration builds.
 pub enum ModelKind {
     /// Samples flattened to vectors.
     Vector,
@@ -35,16 +36,23 @@ fn default_lambda() -> f64 {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The `[model]` section: the network and its layer settings.
 pub struct ModelConfig {
+    /// Which network.
     pub kind: ModelKind,
+    /// Number of layers (at most [`MAX_LAYERS`]).
     pub layers: usize,
     #[serde(default = "default_eta")]
+    /// Step size η.
     pub eta: f64,
     #[serde(default = "default_eps_sq")]
+    /// ε², the squared coding precision.
     pub eps_sq: f64,
     #[serde(default = "default_lambda")]
+    /// λ of the soft membership estimate.
     pub lambda: f64,
     #[serde(default)]
+    /// Memberships the layers use on their own training samples.
     pub membership: MembershipMode,
     /// Write the constructed network to `OUT/model` (vector and spectral
     /// networks; the vector baselines on signals are evaluated only).
@@ -70,6 +78,7 @@ fn default_true() -> bool {
 }
 
 impl ModelConfig {
+    /// The settings every layer shares.
     pub fn layer_config(&self) -> VectorLayerConfig {
         VectorLayerConfig {
             eta: self.eta,
@@ -86,6 +95,7 @@ fn default_knn_k() -> usize {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The `[eval]` section: how the features are classified and shown.
 pub struct EvalConfig {
     /// Neighbours of the kNN classifier.
     #[serde(default = "default_knn_k")]
@@ -132,16 +142,23 @@ pub const MAX_LAYERS: usize = 100_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// A whole configuration, validated once by [`Self::validate`].
 pub struct RunConfig {
     #[serde(default)]
+    /// Seeds the Gaussian mixtures.
     pub seed: u64,
+    /// The data.
     pub data: DataConfig,
+    /// The network.
     pub model: ModelConfig,
     #[serde(default)]
+    /// The evaluation.
     pub eval: EvalConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The polar transform of images (rotation-invariant runs).
     pub polar: Option<PolarConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Lifting by random convolutions.
     pub lift: Option<LiftConfig>,
     /// Back-propagation (`redunet train`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

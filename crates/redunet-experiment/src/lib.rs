@@ -7,6 +7,8 @@
 //! the summary (and the features the plots are drawn from). Progress is
 //! reported through the [`Progress`] trait; nothing here prints.
 
+#![warn(missing_docs)]
+
 pub mod apply;
 pub mod budget;
 pub mod config;

@@ -31,20 +31,28 @@ impl Progress for Silent {}
 /// Host copies of features for plots: rows of `dim` values.
 #[derive(Debug, Clone, Default)]
 pub struct Features {
+    /// Values per feature row.
     pub dim: usize,
     /// Normalised input features (2D/3D data only).
     pub input: Option<Vec<f32>>,
+    /// Training features (the first `eval.heatmap_per_class` of each class for invariant runs).
     pub train: Vec<f32>,
+    /// Their labels.
     pub train_labels: Vec<usize>,
+    /// Test features, when plotted.
     pub test: Option<Vec<f32>>,
+    /// Test labels.
     pub test_labels: Vec<usize>,
+    /// Shifted copies of a few test samples, for the invariance heat maps.
     pub shifts: Option<ShiftCopies>,
 }
 
 /// Shifted copies of a few test samples, before and after the network.
 #[derive(Debug, Clone, Default)]
 pub struct ShiftCopies {
+    /// The copies before the network (after the front end).
     pub before: Vec<f32>,
+    /// The copies after the network.
     pub after: Vec<f32>,
     /// The sample each row is a copy of (its rank among the few).
     pub owner: Vec<usize>,
@@ -53,15 +61,22 @@ pub struct ShiftCopies {
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// Wall-clock seconds of a run.
 pub struct Seconds {
+    /// Construction of all layers.
     pub construct: f64,
+    /// Construction per layer.
     pub per_layer: f64,
+    /// Evaluation (features of the evaluation sets and the classifiers).
     pub evaluate: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// Accuracies of a run.
 pub struct AccuracyBlock {
+    /// On the training features (unlabelled forward pass).
     pub train: Accuracies,
+    /// On the test features.
     pub test: Option<Accuracies>,
     /// The test samples under every cyclic shift of the stride grid.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,23 +84,38 @@ pub struct AccuracyBlock {
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// What the data of a run were.
 pub struct DataSummary {
+    /// The `data.source`.
     pub source: String,
+    /// The original labels of the classes, in order.
     pub classes: Vec<usize>,
+    /// Training samples.
     pub train: usize,
+    /// Test samples.
     pub test: usize,
+    /// Values per sample.
     pub dim: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// What `redunet run` reports (`summary.json`).
 pub struct Summary {
+    /// The device name.
     pub device: String,
+    /// Timings.
     pub seconds: Seconds,
+    /// Rates of the normalised input.
     pub input: LayerRecord,
+    /// Rates after each layer.
     pub layers: Vec<LayerRecord>,
+    /// Accuracies.
     pub accuracy: AccuracyBlock,
+    /// The data.
     pub data: DataSummary,
+    /// Warnings of the data selection.
     pub warnings: Vec<String>,
+    /// The configuration, as run.
     pub config: RunConfig,
 }
 

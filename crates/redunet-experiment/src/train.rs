@@ -26,8 +26,11 @@ use std::path::Path;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Serialize)]
+/// Accuracies of a trained (or saved) model.
 pub struct TrainAccuracy {
+    /// kNN and nearest subspace on the training features.
     pub train: Option<Accuracies>,
+    /// kNN and nearest subspace on the test features.
     pub test: Option<Accuracies>,
     /// Cross-entropy objective: the linear head's test accuracy.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,6 +38,7 @@ pub struct TrainAccuracy {
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// Wall-clock seconds of a training run.
 pub struct TrainSeconds {
     /// Forward construction or random initialisation.
     pub init: f64,
@@ -43,8 +47,11 @@ pub struct TrainSeconds {
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// What `redunet train` reports (`summary.json`).
 pub struct TrainSummary {
+    /// The device name.
     pub device: String,
+    /// Timings.
     pub seconds: TrainSeconds,
     /// Epochs of back-propagation behind this result (below `train.epochs`
     /// while a run is still going: each checkpoint publishes a whole result).
@@ -53,17 +60,22 @@ pub struct TrainSummary {
     pub accuracy: TrainAccuracy,
     /// Mean training loss per epoch (epochs 1…E).
     pub loss: Vec<f64>,
+    /// Every epoch's record (epoch 0 first).
     pub history: Vec<EpochRecord>,
     /// Rates of the forward construction, when the network was built so.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub construction: Vec<LayerRecord>,
     /// Training labels replaced by `train.label_noise`.
     pub noisy_labels: usize,
+    /// The checkpoint directory, relative to the output.
     pub checkpoint: String,
     /// The trained network, standalone (`redunet transform`, `redunet eval`).
     pub model: String,
+    /// The data.
     pub data: DataSummary,
+    /// Warnings of the data selection.
     pub warnings: Vec<String>,
+    /// The configuration, as run.
     pub config: RunConfig,
 }
 
