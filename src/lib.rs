@@ -13,6 +13,8 @@
 //! - [`experiment`] (`redunet-experiment`): configured runs, training and
 //!   evaluation as library calls.
 
+#![warn(missing_docs)]
+
 pub use redunet_core as core;
 pub use redunet_data as data;
 pub use redunet_experiment as experiment;

@@ -8,16 +8,27 @@ pub use redunet_experiment::config::*;
 /// Errors in reading or checking a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read (or is not a configuration-sized file).
     #[error("cannot read config {path}")]
     Io {
+        /// The configuration file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// Not TOML.
     #[error("malformed TOML in {path}: {message}")]
-    Toml { path: PathBuf, message: String },
+    Toml {
+        /// The configuration file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// TOML that is not a valid configuration.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// A `--set` that is not `key=value`.
     #[error("bad --set '{0}': expected key=value with a dotted key such as model.layers=10")]
     Set(String),
 }

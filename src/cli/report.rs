@@ -78,6 +78,7 @@ pub fn print_summary(s: &Summary, out: &Path) {
 /// of training, with the running loss, the latest accuracy and a line per
 /// evaluated epoch.
 pub struct Terminal {
+    /// The bar (hidden when quiet).
     pub bar: ProgressBar,
     quiet: bool,
     /// Training: the epochs, and the latest accuracy shown beside the loss.
@@ -86,6 +87,7 @@ pub struct Terminal {
 }
 
 impl Terminal {
+    /// Progress on `bar`; `epochs` for training runs.
     pub fn new(bar: ProgressBar, quiet: bool, epochs: Option<usize>) -> Self {
         Self {
             bar,
@@ -158,6 +160,7 @@ impl Progress for Terminal {
     }
 }
 
+/// "kNN 0.9230 NS 0.9250", or "–" when there is none.
 pub fn fmt_acc(a: &Option<Accuracies>) -> String {
     a.map_or("–".into(), |a| {
         format!("kNN {:.4} NS {:.4}", a.knn, a.nearest_subspace)

@@ -43,6 +43,7 @@ pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<serde_
     Ok(serde_json::json!({ "accuracy": accuracy }))
 }
 
+/// Prints a training summary and where the results are.
 pub fn print_summary(s: &TrainSummary, out: &Path) {
     println!(
         "trained {:?} ({:?} init, {:?}) on {} — device {}",
