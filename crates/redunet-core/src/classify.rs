@@ -75,7 +75,7 @@ impl Knn {
         check_test(d, test)?;
         let (k, labels) = (self.k, &self.labels);
         let [n, _] = test.dims();
-        let test = normalize_input_rows(test.clone());
+        let test = normalized_rows(test)?;
         let mut predictions = Vec::with_capacity(n);
         // Similarities in row blocks keep host memory bounded.
         let block = (1 << 22) / m.max(1) + 1;
@@ -351,7 +351,7 @@ impl NearestSubspace {
     /// The class of the nearest subspace to each (normalised) row of `test`.
     pub fn predict(&self, test: &Tensor<2>) -> Result<Vec<usize>> {
         check_test(self.dim, test)?;
-        let test = normalize_input_rows(test.clone());
+        let test = normalized_rows(test)?;
         let [n, _] = test.dims();
         let norms = to_vec(test.clone().powi_scalar(2).sum_dim(1))?;
         let mut best = vec![(f64::INFINITY, 0usize); n];

@@ -169,7 +169,13 @@ fn stream_spectral(
             let s = parts.into_iter().next().expect("one part");
             return Ok(flatten(dft.signals(s)));
         }
-        let (mut host, mut rows, mut width) = (Vec::new(), 0, 0);
+        // Sized up front: a growing vector would hold its old and its
+        // doubled buffer at once, the largest moment of a run.
+        let values: usize = parts
+            .iter()
+            .map(|s| s.x.dims()[2] * s.channels() * dft.len())
+            .sum();
+        let (mut host, mut rows, mut width) = (Vec::with_capacity(values), 0, 0);
         for s in parts {
             let f = flatten(dft.signals(s));
             [_, width] = f.dims();
