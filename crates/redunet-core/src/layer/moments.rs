@@ -105,6 +105,8 @@ impl SecondMoments {
             })
             .collect();
         let class_grams = Tensor::cat(class_grams, 0);
+        // With hard labels the classes partition the rows, so ZᵀZ is the sum
+        // of the class moments: half the work of forming it again.
         let gram = match &self.gram {
             Some(g) => g.clone().unsqueeze_dim(0),
             None => class_grams.clone().sum_dim(0),

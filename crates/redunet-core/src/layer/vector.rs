@@ -23,7 +23,8 @@
 use crate::host::{indices, tensor};
 use crate::linalg::spd_inverse_logdet_trusted;
 use crate::membership::Scales;
-use crate::rates::{Rates, check_features, weighted_rows};
+use crate::layer::moments::SecondMoments;
+use crate::rates::{Rates, check_features};
 use crate::{Error, Memberships, Result};
 use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
@@ -130,26 +131,10 @@ impl VectorLayer {
         pi: &Memberships,
         config: &VectorLayerConfig,
     ) -> Result<(Self, Rates)> {
-        let [m, d] = z.dims();
-        pi.check_samples(m)?;
-        let scales = pi.scales(d, config.eps_sq);
-        let class_grams: Vec<Tensor<3>> = scales
-            .classes
-            .iter()
-            .map(|&j| {
-                let x = weighted_rows(z, pi, j);
-                x.clone().transpose().matmul(x).unsqueeze_dim(0)
-            })
-            .collect();
-        let class_grams = Tensor::cat(class_grams, 0);
-        // With hard labels the classes partition the rows, so ZᵀZ is the sum
-        // of the class Gram matrices: half the work of forming it again.
-        let gram = if pi.labels().is_some() {
-            class_grams.clone().sum_dim(0)
-        } else {
-            z.clone().transpose().matmul(z.clone()).unsqueeze_dim(0)
-        };
-        Self::from_moments(gram, class_grams, scales, pi.num_classes(), config)
+        // All samples at once are one batch of moments.
+        let mut moments = SecondMoments::new(z.dims()[1], pi.num_classes());
+        moments.add(z, pi)?;
+        moments.layer(config)
     }
 
     /// The layer of second moments `gram = ZᵀZ` `[1, d, d]` and
