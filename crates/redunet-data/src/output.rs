@@ -24,7 +24,7 @@
 use crate::{DataError, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The sealed-directory manifest.
@@ -370,6 +370,17 @@ pub fn seal(dir: &Path) -> Result<()> {
 /// lists every file in `required`, and every listed file has its recorded
 /// size and checksum. The error names the damaged file.
 pub fn verify(dir: &Path, required: &[&str]) -> Result<()> {
+    verify_listed(dir, required, |_| true)
+}
+
+/// Checks that `checksums.json` lists `name` and that this one file is
+/// intact: enough to trust it before reading it (e.g. to learn a model's
+/// format), leaving the other files to the reader's full [`verify`].
+pub fn verify_file(dir: &Path, name: &str) -> Result<()> {
+    verify_listed(dir, &[name], |f| f == name)
+}
+
+fn verify_listed(dir: &Path, required: &[&str], check: impl Fn(&str) -> bool) -> Result<()> {
     let path = dir.join(CHECKSUMS);
     let corrupt = |path: &Path, reason: String| DataError::Corrupt {
         path: path.to_path_buf(),
@@ -390,7 +401,7 @@ pub fn verify(dir: &Path, required: &[&str]) -> Result<()> {
             return Err(corrupt(&path, format!("does not list {r}")));
         }
     }
-    for f in &manifest.files {
+    for f in manifest.files.iter().filter(|f| check(&f.name)) {
         if f.name.contains(['/', '\\']) || f.name.starts_with('.') {
             return Err(corrupt(&path, format!("lists file {:?}", f.name)));
         }
@@ -409,17 +420,6 @@ pub fn verify(dir: &Path, required: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to a new file `path` and flushes it to disk (for files
-/// inside a staging directory, which is published as a whole).
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    File::create(path)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .map_err(io("write", path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,10 +429,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("out");
         let mut out = OutputDir::begin(&dir).unwrap();
-        write_file(&out.stage().join("summary.json"), b"1").unwrap();
-        write_file(&out.stage().join("a"), b"first").unwrap();
+        std::fs::write(out.stage().join("summary.json"), b"1").unwrap();
+        std::fs::write(out.stage().join("a"), b"first").unwrap();
         out.commit().unwrap();
-        write_file(&out.stage().join("summary.json"), b"2").unwrap();
+        std::fs::write(out.stage().join("summary.json"), b"2").unwrap();
         out.commit().unwrap();
         assert_eq!(std::fs::read(dir.join("summary.json")).unwrap(), b"2");
         assert!(!dir.join("a").exists(), "the old result is gone as a whole");

@@ -6,7 +6,6 @@
 
 use burn::tensor::{Device, Tensor};
 use redunet_core::{Error, Result};
-use redunet_train::model::Architecture;
 use redunet_train::trainer::FeatureNet;
 use redunet_train::{Network, SavedModel};
 use redunet_vision::saved::SpectralModel;
@@ -35,7 +34,8 @@ impl AnyModel {
         };
         let path = dir.join("model.json");
         let meta = std::fs::metadata(&path).map_err(redunet_data::io_error("read", &path))?;
-        redunet_data::output::verify(dir, &["model.json"])?;
+        // Only model.json here: the format's loader checks every file.
+        redunet_data::output::verify_file(dir, "model.json")?;
         if meta.len() > MAX_MODEL_JSON {
             return Err(corrupt(format!("{} bytes", meta.len())));
         }
@@ -69,8 +69,9 @@ impl AnyModel {
         match self {
             AnyModel::Saved(m) => {
                 let net = &m.trainee.net;
-                match net.architecture() {
-                    Ok(Architecture::Spectral(s)) => {
+                match net {
+                    Network::Spectral(n) => {
+                        let s = &n.shape;
                         let rest = if s.height == 1 {
                             vec![s.width]
                         } else {
@@ -105,7 +106,10 @@ impl AnyModel {
     /// Checks that samples of `sample_shape` are what the model was built
     /// for (channels, length, image size, dimension).
     pub fn check_samples(&self, sample_shape: &[usize]) -> Result<()> {
-        let (shapes, _) = self.sample_shapes();
+        self.check_against(&self.sample_shapes().0, sample_shape)
+    }
+
+    fn check_against(&self, shapes: &[Vec<usize>], sample_shape: &[usize]) -> Result<()> {
         let values = |s: &[usize]| s.iter().product::<usize>();
         let fits = match self {
             AnyModel::Saved(m) if !matches!(m.trainee.net, Network::Spectral(_)) => {
@@ -134,17 +138,18 @@ impl AnyModel {
                 x.dims()[1]
             )));
         }
-        self.check_samples(sample_shape)?;
+        let (shapes, dim) = self.sample_shapes();
+        self.check_against(&shapes, sample_shape)?;
         let [m, n] = x.dims();
         // The input, its front-end signals and the features (with the
         // working copies of a layer's update).
         redunet_data::memory::check(
-            redunet_data::memory::bytes(&[m, n + 4 * self.sample_shapes().1], 4),
+            redunet_data::memory::bytes(&[m, n + 4 * dim], 4),
             &format!("the features of {m} samples"),
             "transform the samples in smaller files",
         )?;
         if m == 0 {
-            return Ok(Tensor::zeros([0, self.sample_shapes().1], &x.device()));
+            return Ok(Tensor::zeros([0, dim], &x.device()));
         }
         match self {
             AnyModel::Saved(model) => model.transform(&x),

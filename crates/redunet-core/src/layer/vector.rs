@@ -21,9 +21,9 @@
 //! `E z` for all rows is the product `Z E`.
 
 use crate::host::{indices, tensor};
+use crate::layer::moments::SecondMoments;
 use crate::linalg::spd_inverse_logdet_trusted;
 use crate::membership::Scales;
-use crate::layer::moments::SecondMoments;
 use crate::rates::{Rates, check_features};
 use crate::{Error, Memberships, Result};
 use burn::module::{Module, Param};
