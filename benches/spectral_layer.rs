@@ -12,7 +12,7 @@ use redunet::core::{MembershipMode, Memberships, VectorLayerConfig};
 use redunet::data::{builtin, split::per_class_split};
 use redunet::vision::lift::Lift2d;
 use redunet::vision::polar::Polar;
-use redunet::vision::spectral::{Dft, SpectralLayer};
+use redunet::vision::spectral::{Dft, SpectralStep};
 use std::time::Duration;
 
 fn layer(c: &mut Criterion) {
@@ -35,7 +35,7 @@ fn layer(c: &mut Criterion) {
     g.sample_size(20).measurement_time(Duration::from_secs(10));
     g.bench_function("conv1d construct+step m2000 C5 T200 k2 soft", |b| {
         b.iter(|| {
-            let (layer, _) = SpectralLayer::construct_spectral(&s, &pi, &config, &dft).unwrap();
+            let (layer, _) = SpectralStep::construct_spectral(&s, &pi, &config, &dft).unwrap();
             let out = layer.step(&s, Some(&pi));
             to_vec(out.x.slice([0..1, 0..1, 0..1])).unwrap()
         })
@@ -50,7 +50,7 @@ fn layer(c: &mut Criterion) {
     let pi = Memberships::from_labels(&split.train.labels, 10, &device).unwrap();
     g.bench_function("conv2d construct+step m500 28x28 C16 k10 soft", |b| {
         b.iter(|| {
-            let (layer, _) = SpectralLayer::construct_spectral(&s, &pi, &config, &dft).unwrap();
+            let (layer, _) = SpectralStep::construct_spectral(&s, &pi, &config, &dft).unwrap();
             let out = layer.step(&s, Some(&pi));
             to_vec(out.x.slice([0..1, 0..1, 0..1])).unwrap()
         })

@@ -16,7 +16,8 @@ use redunet::core::classify::{accuracy, nearest_subspace_predict};
 use redunet::core::host::tensor;
 use redunet::core::{MembershipMode, Memberships, VectorLayerConfig};
 use redunet::data::{builtin, split::per_class_split};
-use redunet::train::spectral::{LiftInit, SpectralReduNet};
+use redunet::vision::front::{FrontEnd, FrontEndConfig};
+use redunet::vision::network::SpectralReduNet;
 
 /// The network and its head: what the optimiser steps.
 #[derive(Module, Debug)]
@@ -49,23 +50,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         membership: MembershipMode::Soft,
         ..Default::default()
     };
-    let lift = LiftInit {
-        out_channels: 4,
-        kernel_size: 5,
-        seed: 0,
-    };
-    let (net, records) =
-        SpectralReduNet::construct(&x, (28, 28, 1), Some(lift), &pi, 4, &config, |_| {})?;
+    let front = FrontEnd::new(&FrontEndConfig::images(28, 28).with_lift(4, 5, 0), &device)?;
+    // Kernels at the scale of a CNN's weights (k·√C_in = 5): the features
+    // are the same, and SGD moves the kernels at the layers' relative speed.
+    let front = front.with_lift_scale(0.2);
+    let (net, records) = SpectralReduNet::construct(&x, front, &pi, 4, &config, |_| {})?;
     eprintln!(
         "constructed: ΔR {:.3} → {:.3}",
         records[0].delta_r,
         records[records.len() - 1].delta_r
     );
     let ns_accuracy = |net: &SpectralReduNet| -> Result<f64, Box<dyn std::error::Error>> {
-        let (f, ft) = (
-            net.features_eval(&x, &device)?,
-            net.features_eval(&xt, &device)?,
-        );
+        let (f, ft) = (net.transform(&x)?, net.transform(&xt)?);
         Ok(accuracy(
             &nearest_subspace_predict(&f, &train.labels, &ft, 5)?,
             &test.labels,
@@ -102,7 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for s in 0..steps {
             let rows: Vec<usize> = ((s + epoch) % steps..m).step_by(steps).collect();
             let idx = redunet::core::host::indices(&rows, &ad);
-            let f = model.net.features(xa.clone().select(0, idx.clone()));
+            let f = model.net.forward(xa.clone().select(0, idx.clone()));
             let logits = model.head.forward(f).mul_scalar(10.0);
             let loss = ce.forward(logits, targets.clone().select(0, idx));
             total += loss.clone().into_scalar::<f32>();

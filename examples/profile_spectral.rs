@@ -9,7 +9,7 @@ use redunet::core::host::{tensor, to_vec};
 use redunet::core::{MembershipMode, Memberships, VectorLayerConfig};
 use redunet::data::{builtin, split::per_class_split};
 use redunet::vision::lift::Lift2d;
-use redunet::vision::spectral::{Dft, SpectralLayer};
+use redunet::vision::spectral::{Dft, SpectralStep};
 use std::time::Instant;
 
 fn case(classes: Option<&[usize]>, per_class: usize, channels: usize, extra: usize) {
@@ -38,7 +38,7 @@ fn case(classes: Option<&[usize]>, per_class: usize, channels: usize, extra: usi
         .unwrap_or(3);
     for _ in 0..iters {
         let t = Instant::now();
-        let (layer, _) = SpectralLayer::construct_spectral(&s, &pi, &config, &dft).unwrap();
+        let (layer, _) = SpectralStep::construct_spectral(&s, &pi, &config, &dft).unwrap();
         let tc = t.elapsed().as_secs_f64();
         let t = Instant::now();
         sync(layer.step(&s, Some(&pi)).x);

@@ -173,24 +173,28 @@ fn a_trained_model_stands_alone_and_rejects_corruption() {
     let copy = |name: &str| {
         let d = dir.path().join(name);
         std::fs::create_dir_all(&d).unwrap();
-        for f in ["model.json", "model.bpk", "checksums.json"] {
-            std::fs::copy(model.join(f), d.join(f)).unwrap();
+        for f in std::fs::read_dir(&model).unwrap() {
+            let f = f.unwrap().file_name();
+            std::fs::copy(model.join(&f), d.join(&f)).unwrap();
         }
         d
     };
     let json = std::fs::read_to_string(model.join("model.json")).unwrap();
-    let bpk = std::fs::read(model.join("model.bpk")).unwrap();
+    // One parameter file per part: the first layer's is damaged.
+    let bpk = std::fs::read(model.join("layer-0001.bpk")).unwrap();
     type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
     let cases: Vec<(&str, Damage)> = vec![
         (
             "truncated",
             Box::new(|d: &Path| {
-                std::fs::write(d.join("model.bpk"), &bpk[..bpk.len() / 2]).unwrap()
+                std::fs::write(d.join("layer-0001.bpk"), &bpk[..bpk.len() / 2]).unwrap()
             }),
         ),
         (
             "garbage",
-            Box::new(|d: &Path| std::fs::write(d.join("model.bpk"), vec![7u8; bpk.len()]).unwrap()),
+            Box::new(|d: &Path| {
+                std::fs::write(d.join("layer-0001.bpk"), vec![7u8; bpk.len()]).unwrap()
+            }),
         ),
         (
             "bad-json",
@@ -201,7 +205,7 @@ fn a_trained_model_stands_alone_and_rejects_corruption() {
         (
             "huge",
             Box::new(|d: &Path| {
-                let j = json.replacen("\"channels\": 3", "\"channels\": 300000", 1);
+                let j = json.replacen("\"out_channels\": 3", "\"out_channels\": 300000", 1);
                 std::fs::write(d.join("model.json"), j).unwrap()
             }),
         ),
@@ -214,7 +218,7 @@ fn a_trained_model_stands_alone_and_rejects_corruption() {
         ),
         (
             "missing-params",
-            Box::new(|d: &Path| std::fs::remove_file(d.join("model.bpk")).unwrap()),
+            Box::new(|d: &Path| std::fs::remove_file(d.join("layer-0001.bpk")).unwrap()),
         ),
     ];
     for (name, damage) in cases {
@@ -224,12 +228,12 @@ fn a_trained_model_stands_alone_and_rejects_corruption() {
         let (ok, _, err) = go(&d);
         assert!(!ok, "{name}: accepted");
         assert!(
-            err.contains("model.") && err.contains(name),
+            (err.contains("model.") || err.contains("layer-0001.bpk")) && err.contains(name),
             "{name}: {err}"
         );
         // Forged with matching checksums: the validation of every field
         // still refuses it.
-        if d.join("model.json").exists() && d.join("model.bpk").exists() {
+        if d.join("model.json").exists() && d.join("layer-0001.bpk").exists() {
             redunet::data::output::seal(&d).unwrap();
             let (ok, _, err) = go(&d);
             assert!(!ok, "{name} (resealed): accepted");

@@ -47,7 +47,8 @@ fn spectral_records(device_name: &str) -> Vec<f64> {
 fn training_records(device_name: &str) -> Vec<f64> {
     use redunet::core::layer::vector::normalize_rows;
     use redunet::train::Mcr2LossConfig;
-    use redunet::train::spectral::{LiftInit, SpectralReduNet};
+    use redunet::vision::front::{FrontEnd, FrontEndConfig};
+    use redunet::vision::network::SpectralReduNet;
     let device = redunet::devices::by_name(device_name)
         .unwrap_or_else(|e| panic!("{e}"))
         .autodiff();
@@ -70,16 +71,11 @@ fn training_records(device_name: &str) -> Vec<f64> {
         membership: MembershipMode::Soft,
         ..Default::default()
     };
-    let lift = LiftInit {
-        out_channels: 2,
-        kernel_size: 3,
-        seed: 0,
-    };
-    let (net, _) =
-        SpectralReduNet::construct(&x, (28, 28, 1), Some(lift), &pi, 2, &config, |_| {}).unwrap();
-    let f = net.features(x);
+    let front = FrontEnd::new(&FrontEndConfig::images(28, 28).with_lift(2, 3, 0), &device).unwrap();
+    let (net, _) = SpectralReduNet::construct(&x, front, &pi, 2, &config, |_| {}).unwrap();
+    let f = net.forward(x);
     let loss = mcr2.try_forward(&f, &pi).unwrap().loss;
-    let g = net.layers[0].re.val().grad(&loss.backward()).unwrap();
+    let g = net.net.layers[0].re.val().grad(&loss.backward()).unwrap();
     let [p, k1, c, _] = g.dims();
     out.extend([value(loss), norm(g.reshape([p * k1, c * c]))]);
     out

@@ -168,9 +168,11 @@ fn models(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     redunet::train::SavedModel::new(redunet::train::Network::Vector(built.network))
         .save(&vector)
         .unwrap();
-    let signals = redunet::core::host::tensor(x, [40, 2, 3], &d);
-    let spectral = redunet::vision::spectral::SpectralNet::construct(
-        &signals,
+    use redunet::vision::front::{FrontEnd, FrontEndConfig};
+    let front = FrontEnd::new(&FrontEndConfig::signals(2, 3).with_lift(3, 2, 0), &d).unwrap();
+    let (spectral, _) = redunet::vision::network::SpectralReduNet::construct(
+        &z,
+        front,
         &pi,
         2,
         &VectorLayerConfig::default(),
@@ -178,7 +180,9 @@ fn models(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     )
     .unwrap();
     let sdir = root.join("spectral");
-    spectral.network.save(&sdir, serde_json::json!({})).unwrap();
+    redunet::train::SavedModel::new(redunet::train::Network::Spectral(spectral))
+        .save(&sdir)
+        .unwrap();
     (vector, sdir)
 }
 
@@ -197,17 +201,20 @@ fn saved_models_refuse_damage_and_validate_forgeries() {
     let (vector, spectral) = models(root.path());
     let d = redunet::core::Device::default();
     let work = root.path().join("work");
-    // The spectral format keeps one `.npy` of operators per layer.
-    let layer_file = std::fs::read_dir(&spectral)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .find(|n| n.ends_with(".npy"))
-        .expect("a layer file");
+    // One format: `model.json`, a burnpack per part, the checksums.
     for (model, files) in [
-        (&vector, vec!["model.json", "model.bpk", "checksums.json"]),
+        (
+            &vector,
+            vec!["model.json", "layer-0002.bpk", "checksums.json"],
+        ),
         (
             &spectral,
-            vec!["model.json", "checksums.json", layer_file.as_str()],
+            vec![
+                "model.json",
+                "front.bpk",
+                "layer-0001.bpk",
+                "checksums.json",
+            ],
         ),
     ] {
         AnyModel::load(model, &d).unwrap();

@@ -16,9 +16,13 @@ use redunet_core::rates::rate_reduction;
 use redunet_core::{Error, Result};
 use redunet_core::{Memberships, VectorLayer};
 use redunet_data::Dataset;
+use redunet_train::Architecture;
+use redunet_train::model::ModelWriter;
+use redunet_train::spectral::SpectralShape;
 use redunet_vision::front::{FrontEnd, FrontEndConfig};
-use redunet_vision::saved::SpectralNetWriter;
-use redunet_vision::spectral::{Dft, SpectralMoments, Spectrum, rescale_extreme_signals};
+use redunet_vision::spectral::{
+    Dft, SpectralLayer, SpectralMoments, Spectrum, rescale_extreme_signals,
+};
 use std::path::Path;
 use std::time::Instant;
 
@@ -92,13 +96,41 @@ struct Plan<'a> {
     batch: Option<usize>,
 }
 
+/// A spectral network written to a model directory layer by layer, as it is
+/// built, so that a run of thousands of layers never holds them all.
+struct SpectralWriter {
+    writer: ModelWriter,
+    shape: SpectralShape,
+}
+
+impl SpectralWriter {
+    fn create(dir: &Path, front: &FrontEnd) -> Result<Self> {
+        let mut writer = ModelWriter::create(dir)?;
+        writer.front(front)?;
+        Ok(Self {
+            writer,
+            shape: SpectralShape::new(front.config().clone()),
+        })
+    }
+
+    fn push(&mut self, layer: &SpectralLayer) -> Result<()> {
+        self.writer.layer(layer)?;
+        self.shape.push(layer)
+    }
+
+    fn finish(self, meta: serde_json::Value) -> Result<()> {
+        self.writer
+            .finish(Architecture::Spectral(self.shape), None, meta)
+    }
+}
+
 fn stream_spectral(
     train: &Tensor<3>,
     lift: &dyn Fn(Tensor<3>) -> Tensor<3>,
     dft: &Dft,
     plan: Plan<'_>,
     evals: Vec<Tensor<3>>,
-    mut writer: Option<&mut SpectralNetWriter>,
+    mut writer: Option<&mut SpectralWriter>,
     mut on_layer: impl FnMut(&LayerRecord),
 ) -> Result<Streamed> {
     let Plan {
@@ -158,7 +190,7 @@ fn stream_spectral(
             *e = layer.step(e, None);
         }
         if let Some(w) = writer.as_deref_mut() {
-            w.push(&layer)?;
+            w.push(&layer.layer())?;
         }
     }
     // Back to signals; batch by batch through the host when streamed, so
@@ -290,7 +322,7 @@ pub fn run(
                 None => Dft::new(t, device)?,
             };
             let mut writer = if cfg.model.save {
-                Some(SpectralNetWriter::create(&out.join("model"))?)
+                Some(SpectralWriter::create(&out.join("model"), &front)?)
             } else {
                 None
             };
@@ -309,10 +341,7 @@ pub fn run(
                 on_layer,
             )?;
             if let Some(w) = writer {
-                w.finish(
-                    Some(front.config().clone()),
-                    serde_json::to_value(cfg).expect("configurations serialise"),
-                )?;
+                w.finish(serde_json::to_value(cfg).expect("configurations serialise"))?;
             }
             streamed
         }

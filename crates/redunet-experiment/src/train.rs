@@ -14,13 +14,14 @@ use redunet_data::Dataset;
 use redunet_data::npy::write_atomic;
 use redunet_data::output::OutputDir;
 use redunet_train::mlp::Mlp;
-use redunet_train::spectral::{LiftInit, SpectralReduNet};
 use redunet_train::trainer::{
     Accuracies, CheckpointPlan, CheckpointState, EpochRecord, EvalSettings, Init, Objective,
     TrainConfig, TrainData, Trainee, corrupt_labels, evaluate, fit, read_checkpoint_state,
     save_checkpoint,
 };
 use redunet_train::{Network, SavedModel};
+use redunet_vision::front::FrontEnd;
+use redunet_vision::network::SpectralReduNet;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Instant;
@@ -125,28 +126,31 @@ fn build(
             )?),
             Vec::new(),
         ),
-        (ModelKind::Conv2d, init) => {
-            if cfg.polar.is_some() {
+        (ModelKind::Conv2d | ModelKind::Conv1d, init) => {
+            if cfg.model.kind == ModelKind::Conv2d && cfg.polar.is_some() {
                 return Err(Error::Parameter(
                     "model.kind = conv2d takes images; [polar] is for conv1d".into(),
                 ));
             }
-            let shape = image_shape(train)?;
-            let lift = cfg.lift.as_ref().map(|l| LiftInit {
-                out_channels: l.out_channels,
-                kernel_size: l.kernel_size,
-                seed: l.seed,
-            });
+            let front = FrontEnd::new(
+                &crate::invariant::front_config(cfg, &train.sample_shape),
+                device,
+            )?;
+            // Kernels at the scale of an ordinary CNN's weights (see
+            // `FrontEnd::with_lift_scale`): the features do not change.
+            let front = match front.lift_fan() {
+                Some(fan) => front.with_lift_scale(1.0 / fan),
+                None => front,
+            };
             match init {
                 Init::Forward => {
-                    let (n, rec) = SpectralReduNet::construct(
-                        x, shape, lift, pi, layers, &layer_cfg, on_layer,
-                    )?;
+                    let (n, rec) =
+                        SpectralReduNet::construct(x, front, pi, layers, &layer_cfg, on_layer)?;
                     (Network::Spectral(n), rec)
                 }
                 Init::Random => (
                     Network::Spectral(SpectralReduNet::random(
-                        shape, lift, pi, layers, &layer_cfg, t.seed, device,
+                        front, pi, layers, &layer_cfg, t.seed, device,
                     )?),
                     Vec::new(),
                 ),
@@ -163,12 +167,6 @@ fn build(
             )),
             Vec::new(),
         ),
-        (ModelKind::Conv1d, _) => {
-            return Err(Error::Parameter(
-                "training supports model.kind = vector, conv2d or mlp (conv1d is not trainable yet)"
-                    .into(),
-            ));
-        }
     })
 }
 
@@ -403,7 +401,7 @@ pub fn train(
 }
 
 /// `redunet eval`: a saved model (`OUT/model` of `redunet train` or `redunet
-/// run`, either format) evaluated on the configuration's data, as the run
+/// run`) evaluated on the configuration's data, as the run
 /// evaluated it: kNN and nearest subspace against the training features
 /// (with the training labels `train.label_noise` corrupts), and the head on
 /// the test set. Data of another shape than the model's are refused.
@@ -411,42 +409,26 @@ pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<TrainA
     let model = AnyModel::load(model_dir, device)?;
     let p = prepare(cfg, device)?;
     model.check_samples(&p.split.train.sample_shape)?;
-    if let AnyModel::Saved(saved) = &model {
-        if let Some(h) = &saved.trainee.head {
-            let classes = h.weight.val().dims()[1];
-            if classes != p.split.classes.len() {
-                return Err(Error::Shape(format!(
-                    "the model's head predicts {classes} classes, the data have {} ({:?})",
-                    p.split.classes.len(),
-                    p.split.classes
-                )));
-            }
+    let saved = &model.0;
+    if let Some(h) = &saved.trainee.head {
+        let classes = h.weight.val().dims()[1];
+        if classes != p.split.classes.len() {
+            return Err(Error::Shape(format!(
+                "the model's head predicts {classes} classes, the data have {} ({:?})",
+                p.split.classes.len(),
+                p.split.classes
+            )));
         }
-        let (train, test, test_head) = evaluate(
-            &saved.trainee,
-            &p.data(),
-            eval_settings(cfg),
-            saved.logit_scale.unwrap_or(1.0),
-        )?;
-        return Ok(TrainAccuracy {
-            train: Some(train),
-            test,
-            test_head,
-        });
     }
-    let shape = &p.split.train.sample_shape;
-    let e = eval_settings(cfg);
-    let ftr = model.transform(p.x.clone(), shape)?;
-    let fitted = redunet_train::trainer::Classifiers::fit(&ftr, &p.labels, e.knn_k, e.n_comp)?;
-    let test = match &p.test_x {
-        Some(tx) => {
-            Some(fitted.accuracies(&model.transform(tx.clone(), shape)?, &p.split.test.labels)?)
-        }
-        None => None,
-    };
+    let (train, test, test_head) = evaluate(
+        &saved.trainee,
+        &p.data(),
+        eval_settings(cfg),
+        saved.logit_scale.unwrap_or(1.0),
+    )?;
     Ok(TrainAccuracy {
-        train: Some(fitted.accuracies(&ftr, &p.labels)?),
+        train: Some(train),
         test,
-        test_head: None,
+        test_head,
     })
 }

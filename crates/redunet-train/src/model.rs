@@ -1,38 +1,44 @@
 //! The saved model: a network (vector or spectral ReduNet, or an MLP), its
 //! optional linear head, and everything needed to apply them, in one
-//! directory that loads on its own:
+//! directory that loads on its own — the one format of constructed and
+//! trained networks alike:
 //!
 //! - `model.json`: the architecture — per layer the classes with operators
-//!   and their γ_j, η, λ, ε², the membership mode; the input shape and the
-//!   lifting stage of spectral networks; the head's classes and logit scale;
-//!   and `meta`, free-form provenance (e.g. the run configuration) that
-//!   loading never needs;
-//! - `model.bpk`: the parameters, through Burn's recorder (burnpack).
+//!   and their γ_j, η, λ, ε², the membership mode; the front end of spectral
+//!   networks (sample shape, polar transform, lifting); the head's classes
+//!   and logit scale; and `meta`, free-form provenance (e.g. the run
+//!   configuration) that loading never needs;
+//! - the parameters through Burn's recorder (burnpack), one file per part:
+//!   `front.bpk` (the lifting kernels), `layer-0001.bpk`, … and `head.bpk`.
+//!   Parts, not one file, so that a network of thousands of layers is
+//!   written as it is built and never held whole in memory;
+//! - `checksums.json`: size and CRC-32 of every file.
 //!
-//! Both are written into a staging directory that is swapped into place, so
-//! a reader sees the old model or the new one, never a mixture. Loading
-//! validates every field of `model.json`, and checks that the parameter
-//! file is large enough to hold what it describes, before it allocates.
+//! Everything is written into a staging directory that is swapped into
+//! place, so a reader sees the old model or the new one, never a mixture.
+//! Loading checks the checksums, validates every field of `model.json`, and
+//! checks that each parameter file is large enough to hold what it
+//! describes, before it allocates.
 
 use crate::mlp::{Dense, Mlp};
-use crate::spectral::{SpectralLayerParams, SpectralReduNet, SpectralShape};
+use crate::spectral::SpectralShape;
 use crate::trainer::{FeatureNet, Trainee, head};
 use crate::vector::VectorShape;
 use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 use redunet_core::VectorReduNet;
 use redunet_core::network::{commit_dir, staging_dir};
 use redunet_core::{Error, Result, VectorLayerConfig};
 use redunet_data::npy::write_atomic;
+use redunet_vision::network::{SpectralReduNet, transform_of};
 use redunet_vision::spectral::Dft;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The `format` of a saved model's `model.json`.
 pub const FORMAT: &str = "redunet-model";
-const VERSION: u32 = 1;
-/// Parameter file inside a model directory.
-pub const PARAMS_FILE: &str = "model.bpk";
+const VERSION: u32 = 2;
 /// Architecture file inside a model directory.
 pub const CONFIG_FILE: &str = "model.json";
 
@@ -115,7 +121,7 @@ impl Network {
     pub fn architecture(&self) -> Result<Architecture> {
         Ok(match self {
             Network::Vector(n) => Architecture::Vector(VectorShape::of(n)?),
-            Network::Spectral(n) => Architecture::Spectral(n.shape.clone()),
+            Network::Spectral(n) => Architecture::Spectral(SpectralShape::of(n)?),
             Network::Mlp(n) => Architecture::Mlp(n.dims()),
         })
     }
@@ -129,39 +135,17 @@ impl Network {
         }
     }
 
-    /// A network of this architecture with zero parameters (to be loaded).
-    fn skeleton(arch: &Architecture, device: &Device) -> Result<Self> {
-        let zeros2 = |s: [usize; 2]| Param::from_tensor(Tensor::<2>::zeros(s, device));
-        let zeros4 = |s: [usize; 4]| Param::from_tensor(Tensor::<4>::zeros(s, device));
-        Ok(match arch {
-            Architecture::Vector(sh) => Network::Vector(sh.skeleton(device)?),
-            Architecture::Spectral(sh) => {
-                let p = sh.height * (sh.width / 2 + 1);
-                let ch = sh.channels;
-                Network::Spectral(SpectralReduNet {
-                    lift: sh.lift_kernel.map(|k| zeros4([ch, sh.in_channels, k, k])),
-                    layers: sh
-                        .classes
-                        .iter()
-                        .map(|c| SpectralLayerParams {
-                            re: zeros4([p, c.len() + 1, ch, ch]),
-                            im: zeros4([p, c.len() + 1, ch, ch]),
-                        })
-                        .collect(),
-                    dft: Dft::new_2d(sh.height, sh.width, device)?,
-                    shape: sh.clone(),
-                })
+    /// The parts saved one file each: the front end's parameters (spectral
+    /// networks), then the layers.
+    fn write_parts(&self, w: &mut ModelWriter) -> Result<()> {
+        match self {
+            Network::Vector(n) => n.layers().iter().try_for_each(|l| w.layer(l)),
+            Network::Spectral(n) => {
+                w.front(&n.front)?;
+                n.net.layers.iter().try_for_each(|l| w.layer(l))
             }
-            Architecture::Mlp(dims) => Network::Mlp(Mlp {
-                layers: dims
-                    .windows(2)
-                    .map(|w| Dense {
-                        weight: zeros2([w[0], w[1]]),
-                        bias: zeros2([1, w[1]]),
-                    })
-                    .collect(),
-            }),
-        })
+            Network::Mlp(n) => n.layers.iter().try_for_each(|l| w.layer(l)),
+        }
     }
 }
 
@@ -206,26 +190,44 @@ fn checked_layers(
     Ok(())
 }
 
+/// The parameter counts `model.json` describes, part by part (the files
+/// must be able to hold them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamCounts {
+    /// The front end's (lifting kernels; 0 without).
+    pub front: usize,
+    /// Each layer's.
+    pub layers: Vec<usize>,
+}
+
+impl ParamCounts {
+    /// All parameters of the network.
+    pub fn total(&self) -> Option<usize> {
+        self.layers
+            .iter()
+            .try_fold(self.front, |a, &b| a.checked_add(b))
+    }
+}
+
 impl Architecture {
     /// Length of a feature vector (what a head takes).
     pub fn feature_dim(&self) -> usize {
         match self {
             Architecture::Vector(s) => s.dim,
-            Architecture::Spectral(s) => s.channels * s.height * s.width,
+            Architecture::Spectral(s) => {
+                let (c, t) = s.signal_shape();
+                c.saturating_mul(t)
+            }
             Architecture::Mlp(d) => d.last().copied().unwrap_or(0),
         }
     }
 
-    /// Checks every field; returns the number of parameters it describes.
-    pub fn validate(&self) -> std::result::Result<usize, String> {
+    /// Checks every field; returns the parameters it describes, part by part.
+    pub fn validate(&self) -> std::result::Result<ParamCounts, String> {
         let mul = |xs: &[usize]| {
             xs.iter()
                 .try_fold(1usize, |a, &b| a.checked_mul(b))
                 .ok_or_else(|| format!("parameter count of {xs:?} overflows"))
-        };
-        let add = |a: usize, b: usize| {
-            a.checked_add(b)
-                .ok_or_else(|| "parameter count overflows".to_string())
         };
         match self {
             Architecture::Vector(s) => {
@@ -233,47 +235,159 @@ impl Architecture {
                     return Err("vector network of dimension 0".into());
                 }
                 checked_layers("vector", &s.classes, &s.gammas, s.num_classes, &s.config)?;
-                let mut n = 0;
-                for c in &s.classes {
-                    n = add(n, mul(&[c.len() + 1, s.dim, s.dim])?)?;
-                }
-                Ok(n)
+                Ok(ParamCounts {
+                    front: 0,
+                    layers: s
+                        .classes
+                        .iter()
+                        .map(|c| mul(&[c.len() + 1, s.dim, s.dim]))
+                        .collect::<std::result::Result<_, _>>()?,
+                })
             }
             Architecture::Spectral(s) => {
-                if [s.height, s.width, s.in_channels, s.channels].contains(&0) {
-                    return Err(format!("spectral network of shape {s:?}"));
-                }
+                s.front.validate().map_err(|e| format!("front end: {e}"))?;
                 checked_layers("spectral", &s.classes, &s.gammas, s.num_classes, &s.config)?;
-                let mut n = 0;
-                match s.lift_kernel {
-                    Some(0) => return Err("lifting kernel of size 0".into()),
-                    Some(k) => n = mul(&[s.channels, s.in_channels, k, k])?,
-                    None if s.channels != s.in_channels => {
-                        return Err(format!(
-                            "{} channels from {} input channels without lifting",
-                            s.channels, s.in_channels
-                        ));
-                    }
-                    None => {}
-                }
-                let p = mul(&[s.height, s.width / 2 + 1])?;
-                for c in &s.classes {
-                    n = add(n, mul(&[2, p, c.len() + 1, s.channels, s.channels])?)?;
-                }
-                Ok(n)
+                let (c, _) = s.signal_shape();
+                let (h, w) = s.front.transform_shape();
+                let p = mul(&[h, w / 2 + 1])?;
+                Ok(ParamCounts {
+                    front: s
+                        .front
+                        .lift_params()
+                        .ok_or_else(|| "lifting parameter count overflows".to_string())?,
+                    layers: s
+                        .classes
+                        .iter()
+                        .map(|k| mul(&[2, p, k.len() + 1, c, c]))
+                        .collect::<std::result::Result<_, _>>()?,
+                })
             }
             Architecture::Mlp(d) => {
                 if d.len() < 2 || d.contains(&0) {
                     return Err(format!("MLP widths {d:?}"));
                 }
-                let mut n = 0;
-                for w in d.windows(2) {
-                    n = add(n, mul(&[w[0] + 1, w[1]])?)?;
-                }
-                Ok(n)
+                Ok(ParamCounts {
+                    front: 0,
+                    layers: d
+                        .windows(2)
+                        .map(|w| mul(&[w[0] + 1, w[1]]))
+                        .collect::<std::result::Result<_, _>>()?,
+                })
             }
         }
     }
+
+    /// Bytes of the constant tables a network of this architecture builds
+    /// on loading (DFT and polar tables).
+    fn table_bytes(&self) -> u64 {
+        match self {
+            Architecture::Spectral(s) => {
+                let (h, w) = s.front.transform_shape();
+                Dft::table_bytes(h, w).saturating_add(s.front.table_bytes())
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Writes a model directory part by part (see the module documentation):
+/// a network's front end and layers as they are built, then `model.json`,
+/// the checksums and the atomic swap into place. Dropped before
+/// [`Self::finish`], it leaves the previous model untouched.
+pub struct ModelWriter {
+    dir: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    layers: usize,
+    front: bool,
+}
+
+fn part_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::CorruptModel {
+        path: path.to_path_buf(),
+        reason: format!("writing parameters: {e}"),
+    }
+}
+
+impl ModelWriter {
+    /// Starts writing a model into `dir` (staged beside it).
+    pub fn create(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            tmp: staging_dir(dir)?,
+            layers: 0,
+            front: false,
+        })
+    }
+
+    fn part<M: Module>(&self, name: &str, m: &M) -> Result<()> {
+        let path = self.tmp.join(name);
+        m.clone().save_file(&path).map_err(|e| part_error(&path, e))
+    }
+
+    /// Writes the front end's parameters (`front.bpk`).
+    pub fn front<M: Module>(&mut self, front: &M) -> Result<()> {
+        self.part(FRONT_FILE, front)?;
+        self.front = true;
+        Ok(())
+    }
+
+    /// Writes the next layer's parameters (`layer-NNNN.bpk`).
+    pub fn layer<M: Module>(&mut self, layer: &M) -> Result<()> {
+        self.layers += 1;
+        self.part(&layer_file(self.layers), layer)
+    }
+
+    /// Writes `model.json` for `architecture` (which must describe the
+    /// layers written), the head if any, the checksums, and swaps the
+    /// directory into place.
+    pub fn finish(
+        self,
+        architecture: Architecture,
+        head: Option<(&Linear, f64)>,
+        meta: serde_json::Value,
+    ) -> Result<()> {
+        let counts = architecture.validate().map_err(Error::Parameter)?;
+        if counts.layers.len() != self.layers
+            || matches!(architecture, Architecture::Spectral(_)) != self.front
+        {
+            return Err(Error::Parameter(format!(
+                "{} layers written for an architecture of {}",
+                self.layers,
+                counts.layers.len()
+            )));
+        }
+        let head = match head {
+            Some((h, logit_scale)) => {
+                self.part(HEAD_FILE, h)?;
+                Some(HeadSpec {
+                    classes: h.weight.val().dims()[1],
+                    logit_scale,
+                })
+            }
+            None => None,
+        };
+        let doc = ModelDoc {
+            format: FORMAT.into(),
+            version: VERSION,
+            architecture,
+            head,
+            meta,
+        };
+        let json = serde_json::to_vec_pretty(&doc).expect("model description serialises");
+        write_atomic(&self.tmp.join(CONFIG_FILE), &json)?;
+        redunet_data::output::seal(&self.tmp)?;
+        commit_dir(&self.tmp, &self.dir)
+    }
+}
+
+/// Parameters of a spectral network's front end inside a model directory.
+pub const FRONT_FILE: &str = "front.bpk";
+/// Parameters of the head inside a model directory.
+pub const HEAD_FILE: &str = "head.bpk";
+
+/// The parameter file of layer `l` (1-based) inside a model directory.
+pub fn layer_file(l: usize) -> String {
+    format!("layer-{l:04}.bpk")
 }
 
 /// A model loaded from (or about to be written to) a model directory.
@@ -314,17 +428,17 @@ impl SavedModel {
 
     /// Whether `dir` holds a model in this format.
     pub fn is_saved_in(dir: &Path) -> bool {
-        dir.join(PARAMS_FILE).is_file() && dir.join(CONFIG_FILE).is_file()
+        std::fs::read(dir.join(CONFIG_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["format"] == FORMAT)
     }
 
     /// Writes the model into `dir` (created or replaced atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let arch = self.trainee.net.architecture()?;
         let head = match (&self.trainee.head, self.logit_scale) {
-            (Some(h), Some(logit_scale)) => Some(HeadSpec {
-                classes: h.weight.val().dims()[1],
-                logit_scale,
-            }),
+            (Some(h), Some(scale)) => Some((h, scale)),
             (None, _) => None,
             (Some(_), None) => {
                 return Err(Error::Parameter(
@@ -332,26 +446,9 @@ impl SavedModel {
                 ));
             }
         };
-        let doc = ModelDoc {
-            format: FORMAT.into(),
-            version: VERSION,
-            architecture: arch,
-            head,
-            meta: self.meta.clone(),
-        };
-        let tmp = staging_dir(dir)?;
-        let params = tmp.join(PARAMS_FILE);
-        self.trainee
-            .clone()
-            .save_file(&params)
-            .map_err(|e| Error::CorruptModel {
-                path: params.clone(),
-                reason: format!("writing parameters: {e}"),
-            })?;
-        let json = serde_json::to_vec_pretty(&doc).expect("model description serialises");
-        write_atomic(&tmp.join(CONFIG_FILE), &json)?;
-        redunet_data::output::seal(&tmp)?;
-        commit_dir(&tmp, dir)
+        let mut w = ModelWriter::create(dir)?;
+        self.trainee.net.write_parts(&mut w)?;
+        w.finish(arch, head, self.meta.clone())
     }
 
     /// Loads a model directory onto `device`.
@@ -360,59 +457,121 @@ impl SavedModel {
             path: dir.to_path_buf(),
             reason,
         };
-        redunet_data::output::verify(dir, &[CONFIG_FILE, PARAMS_FILE])?;
+        redunet_data::output::verify(dir, &[CONFIG_FILE])?;
         let json_path = dir.join(CONFIG_FILE);
         let bytes =
             std::fs::read(&json_path).map_err(redunet_data::io_error("read", &json_path))?;
-        let doc: ModelDoc =
+        let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("{CONFIG_FILE}: {e}")))?;
-        if doc.format != FORMAT || doc.version != VERSION {
+        // The format first, so that a model of an earlier format is named
+        // as such rather than as a description with unknown fields.
+        let (format, version) = (&value["format"], &value["version"]);
+        if format != FORMAT || version != VERSION {
             return Err(corrupt(format!(
-                "format {} version {} (expected {FORMAT} version {VERSION})",
-                doc.format, doc.version
+                "format {format} version {version} (expected {FORMAT} version {VERSION}); \
+                 a model of an earlier format must be re-saved by re-running"
             )));
         }
-        let mut count = doc.architecture.validate().map_err(corrupt)?;
+        let doc: ModelDoc =
+            serde_json::from_value(value).map_err(|e| corrupt(format!("{CONFIG_FILE}: {e}")))?;
+        let counts = doc.architecture.validate().map_err(corrupt)?;
         let feature_dim = doc.architecture.feature_dim();
+        let mut total = counts
+            .total()
+            .ok_or_else(|| corrupt("parameter count overflows".into()))?;
         if let Some(h) = doc.head {
             if h.classes == 0 || !(h.logit_scale.is_finite() && h.logit_scale > 0.0) {
                 return Err(corrupt(format!("head {h:?}")));
             }
-            count = count
+            total = total
                 .checked_add(feature_dim.saturating_mul(h.classes))
                 .ok_or_else(|| corrupt("parameter count overflows".into()))?;
         }
-        let params = dir.join(PARAMS_FILE);
-        let size = std::fs::metadata(&params)
-            .map_err(redunet_data::io_error("read", &params))?
-            .len();
         // f32 parameters: a file smaller than their bytes cannot hold them,
         // and nothing is allocated for a description it cannot back.
-        if (size as u128) < 4 * count as u128 {
-            return Err(corrupt(format!(
-                "{PARAMS_FILE} has {size} bytes, too few for the {count} parameters {CONFIG_FILE} describes"
-            )));
+        let check_size = |name: &str, count: usize| -> Result<()> {
+            let path = dir.join(name);
+            let size = std::fs::metadata(&path)
+                .map_err(redunet_data::io_error("read", &path))?
+                .len();
+            if (size as u128) < 4 * count as u128 {
+                return Err(corrupt(format!(
+                    "{name} has {size} bytes, too few for the {count} parameters {CONFIG_FILE} describes"
+                )));
+            }
+            Ok(())
+        };
+        let spectral = matches!(doc.architecture, Architecture::Spectral(_));
+        if spectral {
+            check_size(FRONT_FILE, counts.front)?;
         }
-        // The zero skeleton and the record read into it.
+        for (l, &n) in counts.layers.iter().enumerate() {
+            check_size(&layer_file(l + 1), n)?;
+        }
+        if let Some(h) = doc.head {
+            check_size(HEAD_FILE, feature_dim.saturating_mul(h.classes))?;
+        }
+        // The parameters (a zero skeleton and the record read into it) and
+        // the constant tables.
         redunet_data::memory::check(
-            (count as u64).saturating_mul(8),
-            &format!("the {count} parameters of {}", dir.display()),
+            (total as u64)
+                .saturating_mul(8)
+                .saturating_add(doc.architecture.table_bytes()),
+            &format!("the {total} parameters of {}", dir.display()),
             "load it on a machine with more memory",
         )?;
-        let skeleton = Trainee {
-            net: Network::skeleton(&doc.architecture, device)?,
-            head: doc.head.map(|h| head(feature_dim, h.classes, device)),
+        let net = match &doc.architecture {
+            Architecture::Vector(sh) => {
+                let skeleton = sh.skeleton(device)?;
+                let layers = skeleton
+                    .layers()
+                    .iter()
+                    .enumerate()
+                    .map(|(l, s)| load_part(dir, &layer_file(l + 1), s.clone()))
+                    .collect::<Result<Vec<_>>>()?;
+                Network::Vector(VectorReduNet::from_layers(layers)?)
+            }
+            Architecture::Spectral(sh) => {
+                let front = load_part(dir, FRONT_FILE, sh.front_end(device)?)?;
+                let dft = transform_of(&front, device)?;
+                let layers = (0..sh.classes.len())
+                    .map(|l| {
+                        let skeleton = sh.layer_skeleton(l, dft.frequencies(), device)?;
+                        load_part(dir, &layer_file(l + 1), skeleton)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Network::Spectral(SpectralReduNet {
+                    front,
+                    net: redunet_vision::spectral::SpectralNet { dft, layers },
+                })
+            }
+            Architecture::Mlp(dims) => Network::Mlp(Mlp {
+                layers: dims
+                    .windows(2)
+                    .enumerate()
+                    .map(|(l, w)| {
+                        load_part(
+                            dir,
+                            &layer_file(l + 1),
+                            Dense {
+                                weight: Param::from_tensor(Tensor::zeros([w[0], w[1]], device)),
+                                bias: Param::from_tensor(Tensor::zeros([1, w[1]], device)),
+                            },
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            }),
         };
-        let trainee = skeleton
-            .try_load_file(&params)
-            .map_err(|e| corrupt(format!("{PARAMS_FILE}: {e}")))?;
-        let mut check = FiniteCheck::default();
-        trainee.visit(&mut check);
-        if let Some(e) = check.error {
-            return Err(corrupt(format!("{PARAMS_FILE}: {e}")));
-        }
+        let head = match doc.head {
+            Some(h) => Some(load_part(
+                dir,
+                HEAD_FILE,
+                head(feature_dim, h.classes, device),
+            )?),
+            None => None,
+        };
         Ok(Self {
-            trainee,
+            trainee: Trainee { net, head },
             logit_scale: doc.head.map(|h| h.logit_scale),
             meta: doc.meta,
         })
@@ -423,6 +582,25 @@ impl SavedModel {
     /// `features_eval` checks the input's width and finiteness.
     pub fn transform(&self, x: &Tensor<2>) -> Result<Tensor<2>> {
         self.trainee.net.features_eval(x, &x.device())
+    }
+}
+
+/// Reads the record of part `name` of model directory `dir` into `skeleton`
+/// and checks that every parameter is finite.
+fn load_part<M: Module>(dir: &Path, name: &str, skeleton: M) -> Result<M> {
+    let path = dir.join(name);
+    let corrupt = |reason: String| Error::CorruptModel {
+        path: path.clone(),
+        reason,
+    };
+    let m = skeleton
+        .try_load_file(&path)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut check = FiniteCheck::default();
+    m.visit(&mut check);
+    match check.error {
+        Some(e) => Err(corrupt(e)),
+        None => Ok(m),
     }
 }
 

@@ -9,9 +9,10 @@ mod common;
 use burn::tensor::Device;
 use common::{gaussian, values};
 use redunet_core::{Error, MembershipMode, Memberships, VectorLayerConfig, VectorReduNet};
-use redunet_train::spectral::{LiftInit, SpectralReduNet};
 use redunet_train::trainer::{Trainee, head};
 use redunet_train::{Network, SavedModel};
+use redunet_vision::front::{FrontEnd, FrontEndConfig};
+use redunet_vision::network::SpectralReduNet;
 
 fn labels(m: usize) -> Vec<usize> {
     (0..m).map(|i| i % 2).collect()
@@ -50,11 +51,11 @@ fn vector_model_round_trips_and_rejects_damage() {
 
     // Damaged files fail their checksums, naming the file; forged ones
     // (damaged, then resealed) fail validation. Errors, not panics.
-    std::fs::write(path.join("model.bpk"), b"garbage").unwrap();
+    std::fs::write(path.join("layer-0001.bpk"), b"garbage").unwrap();
     let e = SavedModel::load(&path, &d).unwrap_err();
     assert!(
         matches!(e, Error::Data(redunet_data::DataError::Corrupt { .. }))
-            && e.to_string().contains("model.bpk"),
+            && e.to_string().contains("layer-0001.bpk"),
         "{e}"
     );
     redunet_data::output::seal(&path).unwrap();
@@ -84,15 +85,10 @@ fn spectral_model_with_head_round_trips() {
         membership: MembershipMode::Soft,
         ..Default::default()
     };
-    let lift = LiftInit {
-        out_channels: 2,
-        kernel_size: 3,
-        seed: 4,
-    };
-    let (net, _) =
-        SpectralReduNet::construct(&x, (h, w, 1), Some(lift), &pi, 2, &config, |_| {}).unwrap();
+    let front = FrontEnd::new(&FrontEndConfig::images(h, w).with_lift(2, 3, 4), &d).unwrap();
+    let (net, _) = SpectralReduNet::construct(&x, front, &pi, 2, &config, |_| {}).unwrap();
     let dim = net.feature_dim();
-    let want = values(net.features_eval(&x, &d).unwrap());
+    let want = values(net.transform(&x).unwrap());
     let model = SavedModel {
         trainee: Trainee {
             net: Network::Spectral(net),

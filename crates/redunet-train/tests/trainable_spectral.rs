@@ -8,8 +8,10 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::{check_directional, gaussian, values};
 use redunet_core::{MembershipMode, Memberships, VectorLayerConfig};
-use redunet_train::spectral::{LiftInit, SpectralReduNet};
-use redunet_vision::lift::circular_conv2d;
+use redunet_train::trainer::FeatureNet;
+use redunet_vision::front::{FrontEnd, FrontEndConfig, Lifting};
+use redunet_vision::lift::{Lift2d, circular_conv2d};
+use redunet_vision::network::SpectralReduNet;
 
 const SHAPE: (usize, usize, usize) = (4, 5, 1);
 
@@ -23,15 +25,34 @@ fn tiny(device: &Device) -> (SpectralReduNet, Tensor<2>) {
         lambda: 20.0,
         ..Default::default()
     };
-    let lift = LiftInit {
-        out_channels: 2,
-        kernel_size: 3,
-        seed: 1,
-    };
     let (net, records) =
-        SpectralReduNet::construct(&x, SHAPE, Some(lift), &pi, 2, &config, |_| {}).unwrap();
+        SpectralReduNet::construct(&x, front(device), &pi, 2, &config, |_| {}).unwrap();
     assert_eq!(records.len(), 3);
     (net, x)
+}
+
+/// 4×5 images lifted to 2 channels by 3×3 kernels, stored at the scale of
+/// a CNN's weights (divided by k·√C_in = 3).
+fn front(device: &Device) -> FrontEnd {
+    let (h, w, _) = SHAPE;
+    FrontEnd::new(&FrontEndConfig::images(h, w).with_lift(2, 3, 1), device)
+        .unwrap()
+        .with_lift_scale(1.0 / 3.0)
+}
+
+fn kernels(net: &SpectralReduNet) -> Tensor<4> {
+    match &net.front.lift {
+        Some(Lifting::TwoD(l)) => l.kernels.val(),
+        _ => panic!("a 2D lifting stage"),
+    }
+}
+
+fn with_kernels(net: &SpectralReduNet, k: Tensor<4>) -> SpectralReduNet {
+    let mut moved = net.clone();
+    moved.front.lift = Some(Lifting::TwoD(Lift2d {
+        kernels: Param::from_tensor(k),
+    }));
+    moved
 }
 
 #[test]
@@ -60,10 +81,21 @@ fn gradients_reach_lifting_and_layers_and_match_finite_differences() {
     let (net, x) = tiny(&device);
     let r = gaussian(9, net.feature_dim(), 4, &device);
     let grads = loss(&net, &x, &r).backward();
-    let lift = net.lift.as_ref().unwrap();
-    let g_lift = values(lift.val().grad(&grads).expect("lift gradient"));
-    let g_re = values(net.layers[0].re.val().grad(&grads).expect("layer gradient"));
-    let g_im_last = values(net.layers[1].im.val().grad(&grads).expect("layer gradient"));
+    let g_lift = values(kernels(&net).grad(&grads).expect("lift gradient"));
+    let g_re = values(
+        net.net.layers[0]
+            .re
+            .val()
+            .grad(&grads)
+            .expect("layer gradient"),
+    );
+    let g_im_last = values(
+        net.net.layers[1]
+            .im
+            .val()
+            .grad(&grads)
+            .expect("layer gradient"),
+    );
     for (name, g) in [("lift", &g_lift), ("re[0]", &g_re), ("im[1]", &g_im_last)] {
         let top = g.iter().fold(0f32, |a, v| a.max(v.abs()));
         assert!(top > 1e-4, "{name}: no gradient ({top})");
@@ -76,7 +108,7 @@ fn gradients_reach_lifting_and_layers_and_match_finite_differences() {
     // 1e-3), and the seeded data must leave room for a step of at least 5e-5.
     // Of 30 data seeds, 28 do, and on their 112 directions the largest error
     // was 3.5e-4·‖g‖.
-    let k0 = lift.val();
+    let k0 = kernels(&net);
     let dims = k0.dims();
     let (m, (height, width, in_channels)) = (x.dims()[0], SHAPE);
     let images = x.clone().reshape([m, in_channels, height, width]);
@@ -96,11 +128,10 @@ fn gradients_reach_lifting_and_layers_and_match_finite_differences() {
         Ok(h)
     };
     let loss_at = |k: &[f32]| {
-        let mut moved = net.clone();
-        moved.lift = Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(k.to_vec(), dims),
-            &device,
-        )));
+        let moved = with_kernels(
+            &net,
+            Tensor::from_data(TensorData::new(k.to_vec(), dims), &device),
+        );
         values(loss(&moved, &x, &r))[0] as f64
     };
     let k0 = values(k0);
@@ -112,16 +143,16 @@ fn gradients_reach_lifting_and_layers_and_match_finite_differences() {
 
     // First layer's operators (real part, entries up to ~7): smooth, so a
     // larger step is accurate (below 1e-4·‖g‖ at 1e-2 on 30 seeds).
-    let dims = net.layers[0].re.val().dims();
+    let dims = net.net.layers[0].re.val().dims();
     let loss_at = |v: &[f32]| {
         let mut moved = net.clone();
-        moved.layers[0].re = Param::from_tensor(Tensor::from_data(
+        moved.net.layers[0].re = Param::from_tensor(Tensor::from_data(
             TensorData::new(v.to_vec(), dims),
             &device,
         ));
         values(loss(&moved, &x, &r))[0] as f64
     };
-    let re0 = values(net.layers[0].re.val());
+    let re0 = values(net.net.layers[0].re.val());
     check_directional(loss_at, &re0, &g_re, |_| Ok(1e-2), 1e-3, 3, 31)
         .unwrap_or_else(|e| panic!("re[0]: {e}"));
     let halved: Vec<f32> = g_re.iter().map(|v| 0.5 * v).collect();
@@ -136,16 +167,11 @@ fn random_start_has_the_same_shape_and_rejects_bad_input() {
     let (built, x) = tiny(&device);
     let labels: Vec<usize> = (0..9).map(|i| i % 3).collect();
     let pi = Memberships::from_labels(&labels, 3, &device).unwrap();
-    let lift = LiftInit {
-        out_channels: 2,
-        kernel_size: 3,
-        seed: 1,
-    };
-    let net = SpectralReduNet::random(SHAPE, Some(lift), &pi, 2, &built.shape.config, 7, &device)
-        .unwrap();
+    let config = *built.net.layers[0].config();
+    let net = SpectralReduNet::random(front(&device), &pi, 2, &config, 7, &device).unwrap();
     assert_eq!(
-        net.layers[0].re.val().dims(),
-        built.layers[0].re.val().dims()
+        net.net.layers[0].re.val().dims(),
+        built.net.layers[0].re.val().dims()
     );
     let f = values(net.features(x));
     assert!(f.iter().all(|v| v.is_finite()));
@@ -153,16 +179,14 @@ fn random_start_has_the_same_shape_and_rejects_bad_input() {
     assert!(net.features_eval(&wrong, &device).is_err());
 }
 
-/// The kernels are stored at 1/√(fan-in) of the seeded N(0, 1) draws of
-/// `redunet run`; that is harmless only because ReLU and the normalisation
+/// The trainer stores the kernels at 1/√(fan-in) of the seeded N(0, 1)
+/// draws of `redunet run` (`FrontEnd::with_lift_scale`); that is harmless only because ReLU and the normalisation
 /// after the lift are positively homogeneous, which this checks.
 #[test]
 fn lifting_kernel_scale_does_not_change_features() {
     let device = Device::default();
     let (net, x) = tiny(&device);
-    let kernels = net.lift.as_ref().unwrap().val();
-    let mut scaled = net.clone();
-    scaled.lift = Some(Param::from_tensor(kernels.mul_scalar(7.0)));
+    let scaled = with_kernels(&net, kernels(&net).mul_scalar(7.0));
     let a = values(net.features_eval(&x, &device).unwrap());
     let b = values(scaled.features_eval(&x, &device).unwrap());
     let diff = a
@@ -173,7 +197,7 @@ fn lifting_kernel_scale_does_not_change_features() {
     assert!(diff < 1e-5, "features moved by {diff} under kernel scaling");
     // And the stored kernels are the seeded draws divided by k·√C_in = 3.
     let seeded = redunet_vision::lift::normals(2 * 9, 1);
-    let stored = values(net.lift.as_ref().unwrap().val());
+    let stored = values(kernels(&net));
     for (s, k) in seeded.iter().zip(&stored) {
         assert!((s / 3.0 - k).abs() < 1e-6, "{s} / 3 vs {k}");
     }

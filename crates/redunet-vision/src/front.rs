@@ -14,6 +14,7 @@
 use crate::lift::{Lift1d, Lift2d};
 use crate::polar::Polar;
 use crate::shift::{cyclic_shift, stride_grid, translate};
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use redunet_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -83,18 +84,30 @@ impl LiftConfig {
     }
 }
 
-enum Lifting {
+/// The lifting stage of a [`FrontEnd`]: kernels over signals or images.
+#[derive(Module, Debug)]
+pub enum Lifting {
+    /// 1D kernels over signals `[C, T]`.
     OneD(Lift1d),
-    TwoD(Lift2d, usize, usize),
+    /// `k × k` kernels over images `[C, H, W]`.
+    TwoD(Lift2d),
 }
 
-/// A front end ready to apply (see the module documentation).
+/// A front end ready to apply (see the module documentation): a Burn module
+/// whose parameters are the lifting kernels (the polar tables are constants),
+/// so the front end of a trained network is trained with it and saved with
+/// it.
+#[derive(Module, Debug)]
 pub struct FrontEnd {
+    #[module(skip)]
     config: FrontEndConfig,
-    polar: Option<Polar>,
+    /// The polar transform, if any (constant tables).
+    pub polar: Option<Polar>,
     /// `(H, W)` when images are kept as images.
+    #[module(skip)]
     image: Option<(usize, usize)>,
-    lift: Option<Lifting>,
+    /// The lifting stage, if any (its kernels are the parameters).
+    pub lift: Option<Lifting>,
 }
 
 fn invalid(reason: String) -> Error {
@@ -102,6 +115,50 @@ fn invalid(reason: String) -> Error {
 }
 
 impl FrontEndConfig {
+    /// Images `[H, W]` kept as images: the front end of a
+    /// translation-invariant (2D) network.
+    pub fn images(height: usize, width: usize) -> Self {
+        Self {
+            sample_shape: vec![height, width],
+            polar: None,
+            images: true,
+            lift: None,
+        }
+    }
+
+    /// Signals `[C, T]` as they are: the front end of a shift-invariant (1D)
+    /// network.
+    pub fn signals(channels: usize, len: usize) -> Self {
+        Self {
+            sample_shape: vec![channels, len],
+            polar: None,
+            images: false,
+            lift: None,
+        }
+    }
+
+    /// Images `[H, W]` through the polar transform on `radii × angles`
+    /// points: 1D signals on which a rotation is a cyclic shift.
+    pub fn polar(height: usize, width: usize, radii: usize, angles: usize) -> Self {
+        Self {
+            sample_shape: vec![height, width],
+            polar: Some(PolarConfig { radii, angles }),
+            images: false,
+            lift: None,
+        }
+    }
+
+    /// The same front end followed by a lifting stage of `out_channels`
+    /// random kernels of size `kernel_size` drawn from `seed`.
+    pub fn with_lift(mut self, out_channels: usize, kernel_size: usize, seed: u64) -> Self {
+        self.lift = Some(LiftConfig {
+            out_channels,
+            kernel_size,
+            seed,
+        });
+        self
+    }
+
     /// Checks the stages against the sample shape.
     pub fn validate(&self) -> Result<()> {
         let s = self.sample_shape.as_slice();
@@ -196,6 +253,31 @@ impl FrontEndConfig {
         };
         (self.lift.as_ref().map_or(c, |l| l.out_channels), t)
     }
+
+    /// `(H, W)` of the transform the layers work in: the image size for
+    /// images kept as images, `(1, T)` for signals.
+    pub fn transform_shape(&self) -> (usize, usize) {
+        match (self.images, self.sample_shape.as_slice()) {
+            (true, [h, w]) | (true, [_, h, w]) => (*h, *w),
+            _ => (1, self.signal_shape().1),
+        }
+    }
+
+    /// Number of lifting parameters (kernel entries), None on overflow.
+    pub fn lift_params(&self) -> Option<usize> {
+        let Some(l) = &self.lift else { return Some(0) };
+        let c_in = match (&self.polar, self.images, self.sample_shape.as_slice()) {
+            (Some(p), _, _) => p.radii,
+            (None, true, [c, _, _]) | (None, false, [c, _]) => *c,
+            _ => 1,
+        };
+        let taps = if self.images {
+            l.kernel_size.checked_mul(l.kernel_size)?
+        } else {
+            l.kernel_size
+        };
+        l.out_channels.checked_mul(c_in)?.checked_mul(taps)
+    }
 }
 
 impl FrontEnd {
@@ -225,11 +307,13 @@ impl FrontEnd {
             (None, None, _) => 1,
         };
         let lift = config.lift.as_ref().map(|l| match image {
-            Some((h, w)) => Lifting::TwoD(
-                Lift2d::random(l.out_channels, c_in, l.kernel_size, l.seed, device),
-                h,
-                w,
-            ),
+            Some(_) => Lifting::TwoD(Lift2d::random(
+                l.out_channels,
+                c_in,
+                l.kernel_size,
+                l.seed,
+                device,
+            )),
             None => Lifting::OneD(Lift1d::random(
                 l.out_channels,
                 c_in,
@@ -282,14 +366,59 @@ impl FrontEnd {
     pub fn lift(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.lift {
             Some(Lifting::OneD(l)) => l.apply(x),
-            Some(Lifting::TwoD(l, h, w)) => {
+            Some(Lifting::TwoD(l)) => {
                 let [m, c, _] = x.dims();
-                let y = l.apply(x.reshape([m, c, *h, *w]));
+                let (h, w) = self.image.expect("2D lifting works on images");
+                let y = l.apply(x.reshape([m, c, h, w]));
                 let [_, c2, _, _] = y.dims();
                 y.reshape([m, c2, h * w])
             }
             None => x,
         }
+    }
+
+    /// The same front end with its lifting kernels multiplied by `factor`
+    /// (the identity without lifting). ReLU and the normalisation after the
+    /// front end are positively homogeneous, so a network's features do not
+    /// change; a trainer uses it to give the kernels the scale of an
+    /// ordinary CNN's weights, at which Adam moves them at the same relative
+    /// speed as the layers.
+    pub fn with_lift_scale(mut self, factor: f32) -> Self {
+        use burn::module::Param;
+        // Rebuilt from data: a fresh leaf on autodiff devices too (the
+        // product of a tracked parameter cannot become one).
+        fn scaled<const D: usize>(p: Param<Tensor<D>>, factor: f32) -> Param<Tensor<D>> {
+            let k = p.val();
+            let device = k.device();
+            Param::from_tensor(Tensor::from_data(k.mul_scalar(factor).into_data(), &device))
+        }
+        self.lift = self.lift.map(|l| match l {
+            Lifting::OneD(l) => Lifting::OneD(Lift1d {
+                kernels: scaled(l.kernels, factor),
+            }),
+            Lifting::TwoD(l) => Lifting::TwoD(Lift2d {
+                kernels: scaled(l.kernels, factor),
+            }),
+        });
+        self
+    }
+
+    /// `k·√C_in` of the lifting stage: the square root of a kernel's fan-in
+    /// for 2D kernels, `√(k·C_in)·√k` for 1D ones (None without lifting).
+    pub fn lift_fan(&self) -> Option<f32> {
+        let l = self.config.lift.as_ref()?;
+        let c_in = match (&self.config.polar, self.config.sample_shape.as_slice()) {
+            (Some(p), _) => p.radii,
+            (None, [c, _, _]) => *c,
+            (None, [c, _]) if self.image.is_none() => *c,
+            _ => 1,
+        };
+        Some(l.kernel_size as f32 * (c_in as f32).sqrt())
+    }
+
+    /// `(C, T)` of the signals the front end makes.
+    pub fn signal_shape(&self) -> (usize, usize) {
+        self.config.signal_shape()
     }
 
     /// Both stages: flattened samples `[m, n]` to the network's input.

@@ -8,30 +8,24 @@
 //! operators E and C_j block-circulant; the DFT diagonalises them, so a layer
 //! needs one C×C Hermitian inverse per frequency instead of one CT×CT inverse.
 //!
-//! Implemented so far:
-//! - [`spectral`]: the 1D shift-invariant layer (construct from signals and
-//!   memberships, apply with soft or true memberships, spectral rates), with
-//!   the DFT as device matrix products;
-//!
-//! and the front ends, each a composable stage on any device, put together
-//! by [`front`]:
-//! - [`polar`]: images to `[radii, angles]` signals by bilinear sampling, so
-//!   that a rotation by 2π/T is a cyclic shift by one;
-//! - [`shift`]: cyclic shifts (1D) and translations (2D);
-//! - [`lift`]: lifting by fixed random multi-channel circular convolutions
-//!   followed by ReLU.
-//!
-//! Not implemented yet (the open issue "Shift-invariant ReduNet in the
-//! spectral domain"): the 2D layer, networks with save/load, the `conv1d` /
-//! `conv2d` model kinds of the command line and the invariance tables.
+//! - [`spectral`]: the spectral layer as a Burn module (complex operators
+//!   as parameters), its statistics summed over batches, the DFT as device
+//!   matrix products, and [`spectral::SpectralNet`], a stack of layers;
+//! - [`network`]: [`network::SpectralReduNet`], front end + layers, the
+//!   module that is constructed, fine-tuned, saved and applied;
+//! - [`front`]: the front ends, each a composable stage on any device:
+//!   [`polar`] (images to `[radii, angles]` signals by bilinear sampling, so
+//!   that a rotation by 2π/T is a cyclic shift by one), images kept as
+//!   images, and [`lift`] (circular convolutions + ReLU);
+//! - [`shift`]: cyclic shifts (1D) and translations (2D).
 
 #![warn(missing_docs)]
 
 pub mod front;
 mod fused;
 pub mod lift;
+pub mod network;
 pub mod polar;
-pub mod saved;
 pub mod shift;
 pub mod spectral;
 

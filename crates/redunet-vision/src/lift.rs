@@ -6,17 +6,19 @@
 //! deep-learning "conv" computes it), so the output keeps the input's length
 //! and a cyclic shift of the input shifts the output by the same amount.
 
+use burn::module::{Module, Param};
 use burn::tensor::module::{conv1d, conv2d};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData, activation::relu};
 
 pub use redunet_core::host::normals;
 
-/// Lifting of 1D signals `[m, in, T]` to `[m, out, T]`.
-#[derive(Debug, Clone)]
+/// Lifting of 1D signals `[m, in, T]` to `[m, out, T]`: a Burn module whose
+/// parameters are the kernels, so a trained network can move them.
+#[derive(Module, Debug)]
 pub struct Lift1d {
     /// `[out, in, k]`.
-    pub kernels: Tensor<3>,
+    pub kernels: Param<Tensor<3>>,
 }
 
 impl Lift1d {
@@ -30,34 +32,36 @@ impl Lift1d {
     ) -> Self {
         let v = normals(out_channels * in_channels * kernel, seed);
         Self {
-            kernels: Tensor::from_data(
+            kernels: Param::from_tensor(Tensor::from_data(
                 TensorData::new(v, [out_channels, in_channels, kernel]),
                 device,
-            ),
+            )),
         }
     }
 
     /// Circular convolution with the kernels, then ReLU: `[m, C_in, T]` to `[m, C_out, T]`.
     pub fn apply(&self, x: Tensor<3>) -> Tensor<3> {
-        let k = self.kernels.dims()[2];
+        let kernels = self.kernels.val();
+        let k = kernels.dims()[2];
         let [m, c, t] = x.dims();
         // Circular padding of k − 1 on the trailing side; k − 1 may exceed T.
         let reps = (k - 1).div_ceil(t.max(1)) + 1;
         let padded = x.repeat_dim(2, reps).slice([0..m, 0..c, 0..t + k - 1]);
         relu(conv1d(
             padded,
-            self.kernels.clone(),
+            kernels,
             None,
             ConvOptions::new([1], [0], [1], 1),
         ))
     }
 }
 
-/// Lifting of images `[m, in, H, W]` to `[m, out, H, W]`.
-#[derive(Debug, Clone)]
+/// Lifting of images `[m, in, H, W]` to `[m, out, H, W]` (a module, as
+/// [`Lift1d`]).
+#[derive(Module, Debug)]
 pub struct Lift2d {
     /// `[out, in, k, k]`.
-    pub kernels: Tensor<4>,
+    pub kernels: Param<Tensor<4>>,
 }
 
 impl Lift2d {
@@ -71,16 +75,16 @@ impl Lift2d {
     ) -> Self {
         let v = normals(out_channels * in_channels * kernel * kernel, seed);
         Self {
-            kernels: Tensor::from_data(
+            kernels: Param::from_tensor(Tensor::from_data(
                 TensorData::new(v, [out_channels, in_channels, kernel, kernel]),
                 device,
-            ),
+            )),
         }
     }
 
     /// Circular 2D convolution with the kernels, then ReLU: `[m, C_in, H, W]` to `[m, C_out, H, W]`.
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(circular_conv2d(x, self.kernels.clone()))
+        relu(circular_conv2d(x, self.kernels.val()))
     }
 }
 

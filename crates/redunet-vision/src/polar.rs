@@ -13,7 +13,9 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// Polar sampling of `height × width` images on `radii × angles` points.
-#[derive(Debug, Clone)]
+/// A Burn module without parameters: the interpolation matrix is a constant
+/// built once, moved with the network that holds it.
+#[derive(burn::module::Module, Debug)]
 pub struct Polar {
     /// Image height.
     pub height: usize,

@@ -24,6 +24,7 @@
 //! `(1/T) Σ_i circ(z_i) circ(z_i)ᵀ`, the Gram matrix of all cyclic shifts
 //! divided by T.
 
+use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use redunet_core::linalg::spd_inverse_logdet;
@@ -311,7 +312,7 @@ impl Dft {
 }
 
 /// Complex operators `re + i·im`, each `[P, k'+1, C, C]`, in the stacked
-/// real embedding `[P, (k'+1)·2C, 2C]` that [`SpectralLayer`] applies
+/// real embedding `[P, (k'+1)·2C, 2C]` that [`SpectralStep`] applies
 /// (a plain tensor function, so gradients reach `re` and `im`).
 pub fn embed_operators(re: Tensor<4>, im: Tensor<4>) -> Tensor<3> {
     let [p, k1, ch, _] = re.dims();
@@ -320,10 +321,40 @@ pub fn embed_operators(re: Tensor<4>, im: Tensor<4>) -> Tensor<3> {
     Tensor::cat(vec![top, bottom], 2).reshape([p, k1 * 2 * ch, 2 * ch])
 }
 
-/// A constructed shift-invariant (1D) or translation-invariant (2D)
-/// ReduNet layer, depending on its [`Dft`].
-#[derive(Debug, Clone)]
+/// A shift-invariant (1D) or translation-invariant (2D) ReduNet layer as a
+/// Burn module: its parameters are the complex operators α E(p), α_j C_j(p)
+/// of every kept frequency (real and imaginary parts, each
+/// `[P, k'+1, C, C]`, E first), and it keeps everything else needed to apply
+/// it (γ_j, the classes, η, λ, ε²) in what a saved model stores. Which
+/// transform it works in (1D or 2D) is the network's [`Dft`].
+///
+/// The operators stay complex, not free real matrices on (Re v, Im v):
+/// only complex-linear per-frequency maps commute with translations, so
+/// training cannot break the invariance the layer is for.
+#[derive(Module, Debug)]
 pub struct SpectralLayer {
+    /// Real parts of `[α E(p), α_1 C_1(p), …]`, `[P, k'+1, C, C]`.
+    pub re: Param<Tensor<4>>,
+    /// Imaginary parts, as `re`.
+    pub im: Param<Tensor<4>>,
+    #[module(skip)]
+    gamma: Vec<f64>,
+    /// Original class index of each stored C_j (classes with members).
+    #[module(skip)]
+    classes: Vec<usize>,
+    #[module(skip)]
+    num_classes: usize,
+    #[module(skip)]
+    config: VectorLayerConfig,
+}
+
+/// A spectral layer ready to apply to a batch: its operators in their real
+/// embeddings `[[A, −B], [B, A]]` stacked for one batched product, and on
+/// CPU devices a host copy for the fused step. Construction produces one
+/// (the exact inverses the rates came from); [`SpectralLayer::prepare`]
+/// makes one from a module.
+#[derive(Debug, Clone)]
+pub struct SpectralStep {
     dft: Dft,
     /// E(p) then each C_j(p) in their real embeddings `[[A, −B], [B, A]]`,
     /// scaled by α and α_j, stacked along rows: `[P, (k'+1)·2C, 2C]`, so
@@ -336,6 +367,116 @@ pub struct SpectralLayer {
     num_classes: usize,
     channels: usize,
     config: VectorLayerConfig,
+}
+
+/// Checks operators `[P, k'+1, C, C]` against their bookkeeping.
+fn check_operators(
+    re: &[usize; 4],
+    im: &[usize; 4],
+    frequencies: Option<usize>,
+    gamma: &[f64],
+    classes: &[usize],
+    num_classes: usize,
+) -> Result<()> {
+    let [p, k1, ch, ch2] = *re;
+    if frequencies.is_some_and(|f| f != p)
+        || ch != ch2
+        || ch == 0
+        || im != re
+        || k1 != classes.len() + 1
+        || gamma.len() != classes.len()
+        || classes.iter().any(|&j| j >= num_classes)
+    {
+        return Err(Error::Shape(format!(
+            "operators {re:?} / {im:?} for P = {frequencies:?}, classes {classes:?} of {num_classes}, {} weights",
+            gamma.len()
+        )));
+    }
+    Ok(())
+}
+
+impl SpectralLayer {
+    /// A layer around complex operators `re + i·im`, each `[P, k'+1, C, C]`
+    /// (E first), with the γ_j of `classes` (of `num_classes`).
+    pub fn new(
+        re: Tensor<4>,
+        im: Tensor<4>,
+        gamma: Vec<f64>,
+        classes: Vec<usize>,
+        num_classes: usize,
+        config: VectorLayerConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        check_operators(&re.dims(), &im.dims(), None, &gamma, &classes, num_classes)?;
+        Ok(Self {
+            re: Param::from_tensor(re),
+            im: Param::from_tensor(im),
+            gamma,
+            classes,
+            num_classes,
+            config,
+        })
+    }
+
+    /// The layer ready to apply in transform `dft`, on the device of its
+    /// parameters: no host copy except the one the fused CPU step works
+    /// from on CPU devices.
+    pub fn prepare(&self, dft: &Dft) -> Result<SpectralStep> {
+        SpectralStep::from_complex(
+            dft,
+            self.re.val(),
+            self.im.val(),
+            self.gamma.clone(),
+            self.classes.clone(),
+            self.num_classes,
+            self.config,
+        )
+    }
+
+    /// The soft-membership step `normalize(v + η(E v − Σ_j γ_j π̂_j C_j v))`
+    /// on a half spectrum, as differentiable tensor operations: the forward
+    /// pass of fine-tuning.
+    pub fn forward(&self, dft: &Dft, s: &Spectrum) -> Spectrum {
+        SpectralStep::from_embedded(
+            dft,
+            embed_operators(self.re.val(), self.im.val()),
+            self.gamma.clone(),
+            self.classes.clone(),
+            self.num_classes,
+            self.config,
+        )
+        .step_tensor(s, None)
+    }
+
+    /// The classes that had members, in the order of the stored operators.
+    pub fn classes(&self) -> &[usize] {
+        &self.classes
+    }
+
+    /// γ_j of the classes in [`Self::classes`].
+    pub fn gamma(&self) -> &[f64] {
+        &self.gamma
+    }
+
+    /// Number of classes k the layer was built for.
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// Number of channels C.
+    pub fn channels(&self) -> usize {
+        self.re.dims()[2]
+    }
+
+    /// Number of kept frequencies P.
+    pub fn frequencies(&self) -> usize {
+        self.re.dims()[0]
+    }
+
+    /// The layer's settings.
+    pub fn config(&self) -> &VectorLayerConfig {
+        &self.config
+    }
 }
 
 /// The host copy of embedded operators `[P, (k'+1)·2C, 2C]` for the fused
@@ -394,7 +535,7 @@ fn class_columns(x: &Tensor<3>, pi: &Memberships, j: usize) -> Tensor<3> {
     }
 }
 
-impl SpectralLayer {
+impl SpectralStep {
     /// Builds E(p), C_j(p), γ from signals `z: [m, C, T]` and memberships;
     /// also returns R, R_c, ΔR of `z` in the spectral form.
     pub fn construct(
@@ -616,15 +757,21 @@ impl SpectralLayer {
         &self.dft
     }
 
-    /// The scaled operators α E(p), α_j C_j(p) as complex matrices: real and
-    /// imaginary parts `[2, P, k'+1, C, C]` (E first), on the host.
-    pub fn operators(&self) -> Result<Vec<f32>> {
+    /// The layer as a module: the complex operators read off the top-left
+    /// (real) and bottom-left (imaginary) blocks of the embeddings, on
+    /// their device.
+    pub fn layer(&self) -> SpectralLayer {
         let [p, rows, c2] = self.ops.dims();
         let (ch, k1) = (c2 / 2, rows / c2);
         let blocks = self.ops.clone().reshape([p, k1, c2, c2]);
-        let re = blocks.clone().slice([0..p, 0..k1, 0..ch, 0..ch]);
-        let im = blocks.slice([0..p, 0..k1, ch..c2, 0..ch]);
-        redunet_core::host::to_vec(Tensor::stack::<5>(vec![re, im], 0))
+        SpectralLayer {
+            re: Param::from_tensor(blocks.clone().slice([0..p, 0..k1, 0..ch, 0..ch])),
+            im: Param::from_tensor(blocks.slice([0..p, 0..k1, ch..c2, 0..ch])),
+            gamma: self.gamma.clone(),
+            classes: self.classes.clone(),
+            num_classes: self.num_classes,
+            config: self.config,
+        }
     }
 
     /// A layer around complex operators `re + i·im`, each `[P, k'+1, C, C]`
@@ -640,21 +787,15 @@ impl SpectralLayer {
         config: VectorLayerConfig,
     ) -> Result<Self> {
         config.validate()?;
-        let [p, k1, ch, ch2] = re.dims();
-        if p != dft.frequencies()
-            || ch != ch2
-            || im.dims() != re.dims()
-            || k1 != classes.len() + 1
-            || gamma.len() != classes.len()
-            || classes.iter().any(|&j| j >= num_classes)
-        {
-            return Err(Error::Shape(format!(
-                "operators {:?} for P = {}, classes {classes:?} of {num_classes}, {} weights",
-                re.dims(),
-                dft.frequencies(),
-                gamma.len()
-            )));
-        }
+        check_operators(
+            &re.dims(),
+            &im.dims(),
+            Some(dft.frequencies()),
+            &gamma,
+            &classes,
+            num_classes,
+        )?;
+        let ch = re.dims()[2];
         let ops = embed_operators(re, im);
         let host = host_ops(&ops)?;
         Ok(Self {
@@ -691,36 +832,6 @@ impl SpectralLayer {
             channels,
             config,
         }
-    }
-
-    /// A layer from [`Self::operators`] and its bookkeeping, on the device
-    /// of `dft` (the inverse of saving it).
-    pub fn from_operators(
-        dft: &Dft,
-        operators: Vec<f32>,
-        channels: usize,
-        gamma: Vec<f64>,
-        classes: Vec<usize>,
-        num_classes: usize,
-        config: VectorLayerConfig,
-    ) -> Result<Self> {
-        let (p, ch, k1) = (dft.frequencies(), channels, classes.len() + 1);
-        if operators.len() != 2 * p * k1 * ch * ch {
-            return Err(Error::Shape(format!(
-                "operators of {} values for P = {p}, k' = {}, C = {ch}",
-                operators.len(),
-                classes.len(),
-            )));
-        }
-        let device = dft.weight_row.device();
-        let parts = Tensor::<5>::from_data(TensorData::new(operators, [2, p, k1, ch, ch]), &device);
-        let part = |i: usize| {
-            parts
-                .clone()
-                .slice([i..i + 1, 0..p, 0..k1, 0..ch, 0..ch])
-                .reshape([p, k1, ch, ch])
-        };
-        Self::from_complex(dft, part(0), part(1), gamma, classes, num_classes, config)
     }
 
     /// Number of classes k the layer was built for.
@@ -811,7 +922,7 @@ impl SpectralMoments {
     }
 
     /// The layer (and the rates of its input) these moments define.
-    pub fn layer(&self, config: &VectorLayerConfig, dft: &Dft) -> Result<(SpectralLayer, Rates)> {
+    pub fn layer(&self, config: &VectorLayerConfig, dft: &Dft) -> Result<(SpectralStep, Rates)> {
         config.validate()?;
         let (p, ch) = (self.frequencies, self.channels);
         if self.samples == 0 {
@@ -860,7 +971,7 @@ impl SpectralMoments {
             .reshape([p, k1 * 2 * ch, 2 * ch]);
         let host = host_ops(&ops)?;
         Ok((
-            SpectralLayer {
+            SpectralStep {
                 dft: dft.clone(),
                 ops,
                 host,
@@ -875,10 +986,13 @@ impl SpectralMoments {
     }
 }
 
-/// A stack of spectral layers (1D or 2D) built forward, with the rates of every
-/// stage (0 = the normalised input) under the construction memberships.
-#[derive(Debug, Clone)]
+/// A stack of spectral layers (1D or 2D, as its [`Dft`]) on signals
+/// `[m, C, T]`: a Burn module whose parameters are the layers' operators.
+/// The DFT tables are constants built once and moved with the network.
+#[derive(Module, Debug)]
 pub struct SpectralNet {
+    /// The transform every layer works in.
+    pub dft: Dft,
     /// The layers, first to last.
     pub layers: Vec<SpectralLayer>,
 }
@@ -932,7 +1046,7 @@ impl SpectralNet {
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..=layers {
-            let (layer, rates) = SpectralLayer::construct_spectral(&s, pi, config, dft)
+            let (step, rates) = SpectralStep::construct_spectral(&s, pi, config, dft)
                 .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
             if !rates.delta_r.is_finite() {
                 return Err(Error::NonFinite(format!("ΔR after layer {l}")));
@@ -943,35 +1057,60 @@ impl SpectralNet {
             if l == layers {
                 break;
             }
-            s = layer.step(&s, Some(pi));
-            built.push(layer);
+            s = step.step(&s, Some(pi));
+            built.push(step.layer());
         }
         Ok(SpectralConstruction {
-            network: Self { layers: built },
+            network: Self {
+                dft: dft.clone(),
+                layers: built,
+            },
             records,
             features: dft.signals(s),
         })
     }
 
-    /// Features of new signals (soft membership in every layer).
-    pub fn transform(&self, z: &Tensor<3>) -> Result<Tensor<3>> {
-        redunet_core::host::check_finite(z, "input signals")?;
-        let Some(first) = self.layers.first() else {
-            return Ok(normalize_signals(z.clone()));
-        };
+    /// Channels C and length T of the signals the network takes.
+    pub fn signal_shape(&self) -> (usize, usize) {
+        let c = self.layers.first().map_or(0, |l| l.channels());
+        (c, self.dft.len())
+    }
+
+    fn check_signals(&self, z: &Tensor<3>) -> Result<()> {
         let [_, ch, t] = z.dims();
-        if ch != first.channels || t != first.dft.len() {
+        let (c, len) = self.signal_shape();
+        if (ch != c && !self.layers.is_empty()) || t != len {
             return Err(Error::Shape(format!(
-                "network expects signals [m, {}, {}], got {:?}",
-                first.channels,
-                first.dft.len(),
+                "network expects signals [m, {c}, {len}], got {:?}",
                 z.dims()
             )));
         }
-        let mut s = first.dft.spectrum(&normalize_signals(z.clone()));
+        Ok(())
+    }
+
+    /// Features of new signals (soft membership in every layer), by the
+    /// fused CPU step where the device allows it.
+    pub fn transform(&self, z: &Tensor<3>) -> Result<Tensor<3>> {
+        redunet_core::host::check_finite(z, "input signals")?;
+        self.check_signals(z)?;
+        let mut s = self.dft.spectrum(&normalize_signals(z.clone()));
         for layer in &self.layers {
-            s = layer.step(&s, None);
+            s = layer.prepare(&self.dft)?.step(&s, None);
         }
-        Ok(first.dft.signals(s))
+        Ok(self.dft.signals(s))
+    }
+
+    /// [`Self::transform`] as differentiable tensor operations (the forward
+    /// pass of fine-tuning), on inputs of the right shape.
+    ///
+    /// # Shapes
+    /// - `z`: `[m, C, T]`
+    /// - output: `[m, C, T]`, each signal of unit norm
+    pub fn forward(&self, z: Tensor<3>) -> Tensor<3> {
+        let mut s = self.dft.spectrum(&normalize_signals(z));
+        for layer in &self.layers {
+            s = layer.forward(&self.dft, &s);
+        }
+        self.dft.signals(s)
     }
 }

@@ -88,11 +88,11 @@ fn lifting_commutes_with_shifts_and_is_seeded() {
         assert!(d < 1e-4, "shift {s}: {d}");
     }
     let again = Lift1d::random(5, 2, 9, 0, &device);
-    assert_eq!(max_abs_diff(lift.kernels.clone(), again.kernels), 0.0);
+    assert_eq!(max_abs_diff(lift.kernels.val(), again.kernels.val()), 0.0);
     assert!(
         max_abs_diff(
-            lift.kernels.clone(),
-            Lift1d::random(5, 2, 9, 1, &device).kernels
+            lift.kernels.val(),
+            Lift1d::random(5, 2, 9, 1, &device).kernels.val()
         ) > 0.0
     );
     // ReLU output.
@@ -116,7 +116,10 @@ fn lifting_is_a_cross_correlation_with_trailing_circular_padding() {
     let x: Vec<f32> = vec![1.0, 2.0, -1.0, 0.5];
     let k: Vec<f32> = vec![0.5, -1.0, 2.0];
     let lift = Lift1d {
-        kernels: Tensor::from_data(TensorData::new(k.clone(), [1, 1, 3]), &device),
+        kernels: burn::module::Param::from_tensor(Tensor::from_data(
+            TensorData::new(k.clone(), [1, 1, 3]),
+            &device,
+        )),
     };
     let out: Vec<f32> = lift
         .apply(Tensor::from_data(

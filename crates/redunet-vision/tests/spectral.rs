@@ -4,7 +4,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use redunet_core::linalg::spd_inverse_f64;
 use redunet_core::{MembershipMode, Memberships, VectorLayerConfig};
 use redunet_vision::shift::cyclic_shift;
-use redunet_vision::spectral::SpectralLayer;
+use redunet_vision::spectral::SpectralStep;
 
 fn normalized(m: usize, c: usize, t: usize, device: &Device) -> Tensor<3> {
     let z = Tensor::<3>::random([m, c, t], Distribution::Normal(0.0, 1.0), device);
@@ -55,7 +55,7 @@ fn spectral_expansion_equals_the_block_circulant_operator() {
     let eps = 0.1;
     let z = normalized(m, c, t, &device);
     let pi = Memberships::from_labels(&[0, 1, 0, 1], 2, &device).unwrap();
-    let (layer, rates) = SpectralLayer::construct(&z, &pi, &VectorLayerConfig::default()).unwrap();
+    let (layer, rates) = SpectralStep::construct(&z, &pi, &VectorLayerConfig::default()).unwrap();
     let zs = values(z);
     let rows = augmented(&zs, m, c, t);
     let n = c * t;
@@ -98,7 +98,7 @@ fn shifting_the_input_shifts_the_output() {
             membership: mode,
             ..Default::default()
         };
-        let (layer, _) = SpectralLayer::construct(&z, &pi, &cfg).unwrap();
+        let (layer, _) = SpectralStep::construct(&z, &pi, &cfg).unwrap();
         let out = layer.forward(&z, Some(&pi)).unwrap();
         for s in [1, 4, 7] {
             let shifted = layer
@@ -118,7 +118,7 @@ fn shifting_the_input_shifts_the_output() {
     // An odd length exercises the frequencies without a Nyquist term.
     let z = normalized(6, 2, 7, &device);
     let pi = Memberships::from_labels(&[0, 1, 0, 1, 0, 1], 2, &device).unwrap();
-    let (layer, rates) = SpectralLayer::construct(&z, &pi, &VectorLayerConfig::default()).unwrap();
+    let (layer, rates) = SpectralStep::construct(&z, &pi, &VectorLayerConfig::default()).unwrap();
     assert!(rates.delta_r.is_finite() && rates.delta_r >= 0.0);
     let out = layer.forward(&z, None).unwrap();
     let shifted = layer.forward(&cyclic_shift(z, 3), None).unwrap();
@@ -188,7 +188,7 @@ fn fused_cpu_step_equals_the_tensor_step() {
             lambda: 50.0,
             ..Default::default()
         };
-        let (layer, _) = SpectralLayer::construct_spectral(&s, &pi, &config, &dft).unwrap();
+        let (layer, _) = SpectralStep::construct_spectral(&s, &pi, &config, &dft).unwrap();
         let fused = values(layer.step(&s, Some(&pi)).x);
         let hard = (membership == MembershipMode::Labels).then(|| pi.pi().clone().transpose());
         let tensor = values(layer.step_tensor(&s, hard).x);
@@ -208,10 +208,12 @@ fn fused_cpu_step_equals_the_tensor_step() {
     }
 }
 
-/// A saved and reloaded 2D network gives the same features; a damaged
-/// layer file is a typed error, not a panic.
+/// A constructed network is a Burn module whose parameters are the layers'
+/// complex operators: applied from the module (fused transform, and the
+/// differentiable forward pass) it reproduces the construction's features.
 #[test]
-fn spectral_networks_save_and_load() {
+fn constructed_network_is_a_module_that_reproduces_its_features() {
+    use burn::module::Module;
     use redunet_vision::spectral::{Dft, SpectralNet};
     let device = Device::default();
     let (h, w, c, m) = (4, 6, 2, 9);
@@ -224,28 +226,29 @@ fn spectral_networks_save_and_load() {
         ..Default::default()
     };
     let built = SpectralNet::construct_with(&z, &dft, &pi, 3, &config, |_| {}).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("model");
-    built
-        .network
-        .save(&path, serde_json::json!({"note": "test"}))
-        .unwrap();
-    assert!(SpectralNet::is_saved_in(&path));
-    let (loaded, meta) = SpectralNet::load(&path, &device).unwrap();
-    assert_eq!(meta["note"], "test");
-    let probe = normalized(5, c, h * w, &device);
-    let a = values(built.network.transform(&probe).unwrap());
-    let b = values(loaded.transform(&probe).unwrap());
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max);
-    assert!(diff < 1e-6, "reloaded network differs by {diff}");
-
-    std::fs::write(path.join("layer-0002.npy"), b"not an npy file").unwrap();
-    let err = SpectralNet::load(&path, &device).unwrap_err();
-    assert!(err.to_string().contains("layer-0002"), "{err}");
+    // 3 layers of E and 3 C_j, complex, at 4·(6/2 + 1) frequencies, 2×2.
+    assert_eq!(built.network.num_params(), 3 * 2 * 16 * 4 * 2 * 2);
+    let want = values(built.features.clone());
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    let fused = values(built.network.transform(&z).unwrap());
+    let forward = values(built.network.forward(z.clone()));
+    assert!(
+        max_diff(&want, &fused) < 1e-5,
+        "{}",
+        max_diff(&want, &fused)
+    );
+    assert!(
+        max_diff(&fused, &forward) < 1e-5,
+        "{}",
+        max_diff(&fused, &forward)
+    );
+    let wrong = normalized(2, c + 1, h * w, &device);
+    assert!(built.network.transform(&wrong).is_err());
 }
 
 /// Moments summed over batches (that cut across the classes) give the layer
@@ -261,7 +264,7 @@ fn streamed_moments_equal_all_at_once() {
     let dft = Dft::new_2d(h, w, &device).unwrap();
     let s = dft.spectrum(&z);
     let cfg = VectorLayerConfig::default();
-    let (whole, r1) = SpectralLayer::construct_spectral(&s, &pi, &cfg, &dft).unwrap();
+    let (whole, r1) = SpectralStep::construct_spectral(&s, &pi, &cfg, &dft).unwrap();
     let mut moments = SpectralMoments::new(c, dft.frequencies(), 3);
     for start in (0..m).step_by(5) {
         let end = (start + 5).min(m);
