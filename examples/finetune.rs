@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         membership: MembershipMode::Soft,
         ..Default::default()
     };
-    let front = FrontEnd::new(&FrontEndConfig::images(28, 28).with_lift(4, 5, 0), &device)?;
+    let front = FrontEnd::new(&FrontEndConfig::images(28, 28).lifted(4, 5, 0), &device)?;
     // Kernels at the scale of a CNN's weights (k·√C_in = 5): the features
     // are the same, and SGD moves the kernels at the layers' relative speed.
     let front = front.with_lift_scale(0.2);

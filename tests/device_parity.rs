@@ -71,7 +71,7 @@ fn training_records(device_name: &str) -> Vec<f64> {
         membership: MembershipMode::Soft,
         ..Default::default()
     };
-    let front = FrontEnd::new(&FrontEndConfig::images(28, 28).with_lift(2, 3, 0), &device).unwrap();
+    let front = FrontEnd::new(&FrontEndConfig::images(28, 28).lifted(2, 3, 0), &device).unwrap();
     let (net, _) = SpectralReduNet::construct(&x, front, &pi, 2, &config, |_| {}).unwrap();
     let f = net.forward(x);
     let loss = mcr2.try_forward(&f, &pi).unwrap().loss;

@@ -169,7 +169,7 @@ fn models(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
         .save(&vector)
         .unwrap();
     use redunet::vision::front::{FrontEnd, FrontEndConfig};
-    let front = FrontEnd::new(&FrontEndConfig::signals(2, 3).with_lift(3, 2, 0), &d).unwrap();
+    let front = FrontEnd::new(&FrontEndConfig::signals(2, 3).lifted(3, 2, 0), &d).unwrap();
     let (spectral, _) = redunet::vision::network::SpectralReduNet::construct(
         &z,
         front,

@@ -79,9 +79,22 @@ pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, Conf
     for set in sets {
         apply_set(&mut value, set)?;
     }
+    // Burn's `Config` derive drops serde's field attributes: its sections
+    // get their defaulted keys from the config type itself, and unknown
+    // keys are caught by the round trip below.
+    if let Some(toml::Value::Table(lift)) = value.get_mut("lift") {
+        let seed = LiftConfig::new(1, 1).seed as i64;
+        lift.entry("seed").or_insert(toml::Value::Integer(seed));
+    }
+    let input = value.clone();
     let mut cfg: RunConfig = toml::Value::Table(value)
         .try_into()
         .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+    let back = toml::Value::try_from(&cfg)
+        .map_err(|e| ConfigError::Invalid(format!("the configuration does not serialise: {e}")))?;
+    if let Some(key) = unknown_key(&input, &back, "") {
+        return Err(ConfigError::Invalid(format!("unknown key `{key}`")));
+    }
     for p in [
         &mut cfg.data.train_x,
         &mut cfg.data.train_y,
@@ -97,6 +110,24 @@ pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, Conf
     }
     validate(&cfg)?;
     Ok(cfg)
+}
+
+/// The first key of `input` (as a dotted path) that the parsed
+/// configuration `back` does not hold: a key no section knows.
+fn unknown_key(input: &toml::Table, back: &toml::Value, prefix: &str) -> Option<String> {
+    for (key, value) in input {
+        let path = format!("{prefix}{key}");
+        match (value, back.get(key)) {
+            (_, None) => return Some(path),
+            (toml::Value::Table(t), Some(b)) => {
+                if let Some(k) = unknown_key(t, b, &format!("{path}.")) {
+                    return Some(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> {
@@ -193,5 +224,26 @@ membership = "labels"
             parse(BASE, &["nokey".into()], Path::new(".")),
             Err(ConfigError::Set(_))
         ));
+    }
+
+    /// `[polar]` and `[lift]` are Burn `Config`s, whose derive forgets
+    /// serde's attributes: unknown keys in them are still refused, and the
+    /// lifting seed still defaults (to `LiftConfig`'s own default).
+    #[test]
+    fn burn_config_sections_refuse_unknown_keys_and_keep_defaults() {
+        let lifted = format!("{BASE}\n[lift]\nout_channels = 4\nkernel_size = 3\n");
+        let c = parse(&lifted, &[], Path::new(".")).unwrap();
+        assert_eq!(c.lift, Some(LiftConfig::new(4, 3)));
+        for typo in ["lift.seeed=1", "polar.radius=3", "lift.kernel.size=3"] {
+            let sets = [
+                typo.to_string(),
+                "polar.radii=2".into(),
+                "polar.angles=8".into(),
+            ];
+            match parse(&lifted, &sets, Path::new(".")) {
+                Err(ConfigError::Invalid(m)) => assert!(m.contains("unknown key"), "{typo}: {m}"),
+                other => panic!("{typo}: {other:?}"),
+            }
+        }
     }
 }

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+pub mod config;
 pub mod error;
 pub mod host;
 pub mod layer;
@@ -28,6 +29,7 @@ pub mod membership;
 pub mod network;
 pub mod rates;
 
+pub use config::VectorReduNetConfig;
 pub use error::{Error, Result};
 pub use layer::moments::SecondMoments;
 pub use layer::vector::{MembershipMode, VectorLayer, VectorLayerConfig};

@@ -24,14 +24,15 @@ pub enum ModelKind {
     Mlp,
 }
 
+// The layer settings' defaults live in one place, `VectorLayerConfig::new()`.
 fn default_eta() -> f64 {
-    0.5
+    VectorLayerConfig::new().eta
 }
 fn default_eps_sq() -> f64 {
-    0.1
+    VectorLayerConfig::new().eps_sq
 }
 fn default_lambda() -> f64 {
-    500.0
+    VectorLayerConfig::new().lambda
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

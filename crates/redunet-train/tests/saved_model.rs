@@ -85,7 +85,7 @@ fn spectral_model_with_head_round_trips() {
         membership: MembershipMode::Soft,
         ..Default::default()
     };
-    let front = FrontEnd::new(&FrontEndConfig::images(h, w).with_lift(2, 3, 4), &d).unwrap();
+    let front = FrontEnd::new(&FrontEndConfig::images(h, w).lifted(2, 3, 4), &d).unwrap();
     let (net, _) = SpectralReduNet::construct(&x, front, &pi, 2, &config, |_| {}).unwrap();
     let dim = net.feature_dim();
     let want = values(net.transform(&x).unwrap());

@@ -35,7 +35,7 @@ fn tiny(device: &Device) -> (SpectralReduNet, Tensor<2>) {
 /// a CNN's weights (divided by k·√C_in = 3).
 fn front(device: &Device) -> FrontEnd {
     let (h, w, _) = SHAPE;
-    FrontEnd::new(&FrontEndConfig::images(h, w).with_lift(2, 3, 1), device)
+    FrontEnd::new(&FrontEndConfig::images(h, w).lifted(2, 3, 1), device)
         .unwrap()
         .with_lift_scale(1.0 / 3.0)
 }

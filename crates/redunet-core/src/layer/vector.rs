@@ -20,6 +20,7 @@
 //! on the training samples during construction). E and C_j are symmetric, so
 //! `E z` for all rows is the product `Z E`.
 
+pub use crate::config::{MembershipMode, VectorLayerConfig};
 use crate::host::{indices, tensor};
 use crate::layer::moments::SecondMoments;
 use crate::linalg::spd_inverse_logdet_trusted;
@@ -29,64 +30,9 @@ use crate::{Error, Memberships, Result};
 use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, IndexingUpdateOp, Tensor};
-use serde::{Deserialize, Serialize};
 
 /// Rows per block of the soft forward pass.
 const FORWARD_BLOCK: usize = 512;
-
-/// Which memberships the update step uses on labelled training samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MembershipMode {
-    /// The true memberships Π (Algorithm 1 of the paper).
-    #[default]
-    Labels,
-    /// The soft estimate `softmax(−λ ‖C_j z‖)`, as the official code does.
-    Soft,
-}
-
-/// Hyper-parameters of a vector ReduNet layer.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VectorLayerConfig {
-    /// Step size η of the gradient step.
-    pub eta: f64,
-    /// ε², the squared coding precision.
-    pub eps_sq: f64,
-    /// λ, the inverse temperature of the soft membership estimate.
-    pub lambda: f64,
-    /// Memberships used when the layer updates its own training samples.
-    pub membership: MembershipMode,
-}
-
-impl Default for VectorLayerConfig {
-    /// The paper's settings: η = 0.5, ε² = 0.1, λ = 500, true labels.
-    fn default() -> Self {
-        Self {
-            eta: 0.5,
-            eps_sq: 0.1,
-            lambda: 500.0,
-            membership: MembershipMode::Labels,
-        }
-    }
-}
-
-impl VectorLayerConfig {
-    /// Checks that every parameter is finite and in range.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |name: &str, v: f64| Error::Parameter(format!("{name} = {v} is out of range"));
-        if !(self.eta.is_finite() && self.eta > 0.0) {
-            return Err(bad("eta (must be > 0)", self.eta));
-        }
-        if !(self.eps_sq.is_finite() && self.eps_sq > 0.0) {
-            return Err(bad("eps_sq (must be > 0)", self.eps_sq));
-        }
-        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            return Err(bad("lambda (must be ≥ 0)", self.lambda));
-        }
-        Ok(())
-    }
-}
 
 /// One vector ReduNet layer: E, the C_j of the classes that had members,
 /// and their γ_j — a Burn module whose parameters are the operators, so the

@@ -17,48 +17,10 @@ use crate::shift::{cyclic_shift, stride_grid, translate};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use redunet_core::{Error, Result};
-use serde::{Deserialize, Serialize};
 
-/// Images to `[radii, angles]` signals (rotation becomes a cyclic shift).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolarConfig {
-    /// Circles around the image centre: the channels of the signal.
-    pub radii: usize,
-    /// Samples per circle: the length of the signal.
-    pub angles: usize,
-}
+pub use config::{FrontEndConfig, LiftConfig, PolarConfig};
 
-/// Lifting by fixed random circular convolutions + ReLU.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LiftConfig {
-    /// Channels after lifting.
-    pub out_channels: usize,
-    /// Size of the kernels (k, or k × k for images).
-    pub kernel_size: usize,
-    #[serde(default)]
-    /// Seed of the random kernels.
-    pub seed: u64,
-}
-
-/// The stages of a front end, for samples of one shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FrontEndConfig {
-    /// Shape of one raw sample: `[H, W]`, `[C, H, W]`, `[C, T]` or `[T]`.
-    pub sample_shape: Vec<usize>,
-    #[serde(default)]
-    /// The polar transform of images, if any.
-    pub polar: Option<PolarConfig>,
-    /// Keep images as images (`[C, H·W]` with a 2D lifting), for
-    /// translation-invariant networks and their vector baselines.
-    #[serde(default)]
-    pub images: bool,
-    #[serde(default)]
-    /// The lifting stage, if any.
-    pub lift: Option<LiftConfig>,
-}
+mod config;
 
 impl PolarConfig {
     /// At least one radius and one angle.
@@ -150,13 +112,10 @@ impl FrontEndConfig {
 
     /// The same front end followed by a lifting stage of `out_channels`
     /// random kernels of size `kernel_size` drawn from `seed`.
-    pub fn with_lift(mut self, out_channels: usize, kernel_size: usize, seed: u64) -> Self {
-        self.lift = Some(LiftConfig {
-            out_channels,
-            kernel_size,
-            seed,
-        });
-        self
+    pub fn lifted(self, out_channels: usize, kernel_size: usize, seed: u64) -> Self {
+        self.with_lift(Some(
+            LiftConfig::new(out_channels, kernel_size).with_seed(seed),
+        ))
     }
 
     /// Checks the stages against the sample shape.
