@@ -58,5 +58,30 @@ fn layer(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, layer);
+/// The transform of 1D signals both ways (spectrum and back), by dense
+/// tables and by FFT, at lengths around `FFT_MIN_LEN`: where the FFT starts
+/// to win is the threshold.
+fn transforms(c: &mut Criterion) {
+    use burn::tensor::{Distribution, Tensor};
+    let device = burn::tensor::Device::default();
+    let mut g = c.benchmark_group("dft");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    for t in [256, 512, 1024, 2048] {
+        let z = Tensor::<3>::random([200, 4, t], Distribution::Normal(0.0, 1.0), &device);
+        for (name, dft) in [
+            ("dense", Dft::dense_2d(1, t, &device).unwrap()),
+            ("fft", Dft::fft(t, &device).unwrap()),
+        ] {
+            g.bench_function(format!("{name} m200 C4 T{t}"), |b| {
+                b.iter(|| {
+                    let (re, im) = dft.forward(&z);
+                    to_vec(dft.inverse(re, im).slice([0..1, 0..1, 0..1])).unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, layer, transforms);
 criterion_main!(benches);

@@ -39,6 +39,26 @@ enum Command {
         /// No progress bar or data line.
         #[arg(long)]
         quiet: bool,
+        /// Shard the training samples over these `redunet worker`s
+        /// (ws://HOST:PORT,…); --device is then the coordinator's.
+        #[arg(long, value_delimiter = ',')]
+        workers: Vec<String>,
+        /// The workers' token (default: $REDUNET_TOKEN, or none).
+        #[arg(long, env = "REDUNET_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Serve this machine's device to a coordinating `redunet run --workers`
+    /// (Burn's remote backend over WebSocket; build with --features remote).
+    Worker {
+        /// Address to listen on, e.g. 127.0.0.1:3000 (port 0: any free port;
+        /// the address is printed).
+        #[arg(long)]
+        listen: String,
+        #[arg(long, default_value = "flex")]
+        device: String,
+        /// Accept only clients with this token (default: $REDUNET_TOKEN).
+        #[arg(long, env = "REDUNET_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Train a network by back-propagation with the configuration's [train]
     /// section (forward-constructed or random ReduNet, or an MLP); writes
@@ -105,16 +125,27 @@ fn real_main() -> Result<()> {
             device,
             sets,
             quiet,
+            workers,
+            token,
         } => {
             let cfg = config::load(&config, &sets)?;
             let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
+            let workers = redunet::cli::remote::connect(&workers, token.as_deref())?;
             let out = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
             });
             let mut output = OutputDir::begin(&out)?;
-            let summary = run::run(&cfg, &dev, &device, output.stage(), quiet)?;
+            let summary = run::run(&cfg, (&dev, &workers), &device, output.stage(), quiet)?;
             output.commit()?;
             report::print_summary(&summary, output.dir());
+        }
+        Command::Worker {
+            listen,
+            device,
+            token,
+        } => {
+            let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
+            redunet::cli::remote::serve(&listen, dev, token.as_deref())?;
         }
         Command::Train {
             config,

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod plots;
+pub mod remote;
 pub mod report;
 pub mod run;
 pub mod train;

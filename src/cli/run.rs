@@ -11,16 +11,24 @@ use redunet_experiment::report::{Features, Summary};
 use std::path::Path;
 
 /// Runs a configuration end to end and writes its outputs into `out`.
+/// With `workers`, the training samples are sharded over them (see
+/// `redunet_experiment::run::run_sharded`).
 pub fn run(
     cfg: &RunConfig,
-    device: &Device,
+    (device, workers): (&Device, &[Device]),
     device_name: &str,
     out: &Path,
     quiet: bool,
 ) -> Result<Summary> {
     let mut terminal = Terminal::new(progress_bar(quiet, cfg.model.layers), quiet, None);
-    let (summary, features) =
-        redunet_experiment::run::run(cfg, device, device_name, out, &mut terminal)?;
+    let (summary, features) = redunet_experiment::run::run_sharded(
+        cfg,
+        device,
+        workers,
+        device_name,
+        out,
+        &mut terminal,
+    )?;
     terminal.bar.finish();
     let mut records = vec![summary.input];
     records.extend(&summary.layers);

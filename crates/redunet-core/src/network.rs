@@ -45,6 +45,14 @@ pub struct VectorReduNet {
     layers: Vec<VectorLayer>,
 }
 
+/// Where [`VectorReduNet`]'s construction over parts works on them.
+enum Placement<'a> {
+    /// Every part moves to this device, is worked on there, and moves back.
+    On(&'a Device),
+    /// Every part is worked on where it lives; moments are summed here.
+    Shards(&'a Device),
+}
+
 /// What batched construction returns: the network, the rate record and the
 /// training features after the last layer, batch by batch.
 #[derive(Debug, Clone)]
@@ -136,28 +144,94 @@ impl VectorReduNet {
         layers: usize,
         config: &VectorLayerConfig,
         device: &Device,
+        on_layer: impl FnMut(&LayerRecord),
+    ) -> Result<BatchedConstruction> {
+        Self::construct_parts(batches, layers, config, Placement::On(device), on_layer)
+    }
+
+    /// [`Self::construct`] over shards that stay where they are, e.g. each
+    /// on its own worker's device (Burn's remote backend, or several local
+    /// GPUs): every shard's second moments are computed on its device and
+    /// summed on `coordinator`, which factors them into the layer; the
+    /// layer's operators go back to each shard's device, where the shard
+    /// moves through it. What crosses between devices per layer is `(k+1)`
+    /// d×d moments up and as many operators down per shard, whatever the
+    /// number of samples. The result is the single-device construction's up
+    /// to f32 round-off; the network lives on `coordinator`, the returned
+    /// features on their shards' devices.
+    pub fn construct_sharded(
+        shards: Vec<(Tensor<2>, Memberships)>,
+        layers: usize,
+        config: &VectorLayerConfig,
+        coordinator: &Device,
+        on_layer: impl FnMut(&LayerRecord),
+    ) -> Result<BatchedConstruction> {
+        Self::construct_parts(
+            shards,
+            layers,
+            config,
+            Placement::Shards(coordinator),
+            on_layer,
+        )
+    }
+
+    fn construct_parts(
+        parts: Vec<(Tensor<2>, Memberships)>,
+        layers: usize,
+        config: &VectorLayerConfig,
+        place: Placement<'_>,
         mut on_layer: impl FnMut(&LayerRecord),
     ) -> Result<BatchedConstruction> {
         config.validate()?;
-        let Some((first, pi0)) = batches.first() else {
+        let Some((first, pi0)) = parts.first() else {
             return Err(Error::Empty("no batches".into()));
         };
         let (d, k) = (first.dims()[1], pi0.num_classes());
-        let mut z = Vec::with_capacity(batches.len());
-        let mut pis = Vec::with_capacity(batches.len());
-        for (x, pi) in batches {
+        // Where a part is worked on, and where the moments are summed.
+        let (work, sum_on) = match place {
+            Placement::On(device) => (Some(device), device),
+            Placement::Shards(coordinator) => (None, coordinator),
+        };
+        let at = |home: &Device| work.unwrap_or(home).clone();
+        let mut z = Vec::with_capacity(parts.len());
+        let mut pis = Vec::with_capacity(parts.len());
+        for (x, pi) in parts {
             crate::rates::check_features(&x, config.eps_sq)?;
             pi.check_samples(x.dims()[0])?;
             let home = x.device();
-            z.push(normalize_input_rows(x.to_device(device)).to_device(&home));
-            pis.push(pi.to_device(device));
+            let here = at(&home);
+            z.push(normalize_input_rows(x.to_device(&here)).to_device(&home));
+            pis.push(pi.to_device(&here));
         }
         let moments = |z: &[Tensor<2>]| -> Result<SecondMoments> {
-            let mut acc = SecondMoments::new(d, k);
-            for (zb, pi) in z.iter().zip(&pis) {
-                acc.add(&zb.clone().to_device(device), pi)?;
+            let part = |zb: &Tensor<2>, pi: &Memberships| -> Result<SecondMoments> {
+                let mut m = SecondMoments::new(d, k);
+                m.add(&zb.clone().to_device(&at(&zb.device())), pi)?;
+                Ok(m.to_device(sum_on))
+            };
+            let mut total = SecondMoments::new(d, k);
+            if work.is_some() {
+                // One device: one batch's sums at a time.
+                for (zb, pi) in z.iter().zip(&pis) {
+                    total.merge(part(zb, pi)?)?;
+                }
+                return Ok(total);
             }
-            Ok(acc)
+            // Shards: every shard's sums are queued on its device before
+            // any is read back, so that the devices work at once.
+            let queued = z
+                .iter()
+                .zip(&pis)
+                .map(|(zb, pi)| {
+                    let mut m = SecondMoments::new(d, k);
+                    m.add(zb, pi)?;
+                    Ok(m)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for m in queued {
+                total.merge(m.to_device(sum_on))?;
+            }
+            Ok(total)
         };
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
@@ -170,8 +244,10 @@ impl VectorReduNet {
             records.push(rec);
             for (zb, pi) in z.iter_mut().zip(&pis) {
                 let home = zb.device();
-                *zb = layer
-                    .forward_train_trusted(&zb.clone().to_device(device), pi)
+                let here = at(&home);
+                let local = burn::module::Module::to_device(layer.clone(), &here);
+                *zb = local
+                    .forward_train_trusted(&zb.clone().to_device(&here), pi)
                     .map_err(|e| e.at(format!("layer {}, forward pass", l + 1)))?
                     .to_device(&home);
             }

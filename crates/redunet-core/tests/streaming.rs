@@ -23,7 +23,7 @@ fn data(m: usize, d: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
     (x, labels)
 }
 
-fn compare(membership: MembershipMode, batch: usize) {
+fn compare(membership: MembershipMode, batch: usize, sharded: bool) {
     let device = Device::default();
     let (m, d, k) = (90, 8, 3);
     let (x, labels) = data(m, d, 7);
@@ -44,7 +44,13 @@ fn compare(membership: MembershipMode, batch: usize) {
             )
         })
         .collect();
-    let streamed = VectorReduNet::construct_batched(batches, 4, &cfg, &device, |_| {}).unwrap();
+    let streamed = if sharded {
+        // Shards that stay where they are (here all on one device): moments
+        // summed across shards, operators sent back.
+        VectorReduNet::construct_sharded(batches, 4, &cfg, &device, |_| {}).unwrap()
+    } else {
+        VectorReduNet::construct_batched(batches, 4, &cfg, &device, |_| {}).unwrap()
+    };
     for (a, b) in whole.records.iter().zip(&streamed.records) {
         let rel = (a.delta_r - b.delta_r).abs() / a.delta_r.abs();
         assert!(
@@ -84,8 +90,10 @@ fn compare(membership: MembershipMode, batch: usize) {
 #[test]
 fn streamed_construction_equals_all_at_once() {
     for batch in [7, 30, 90] {
-        compare(MembershipMode::Labels, batch);
-        compare(MembershipMode::Soft, batch);
+        for sharded in [false, true] {
+            compare(MembershipMode::Labels, batch, sharded);
+            compare(MembershipMode::Soft, batch, sharded);
+        }
     }
 }
 

@@ -26,6 +26,12 @@ use redunet_vision::spectral::{
 use std::path::Path;
 use std::time::Instant;
 
+/// Whether the layers behind `front` work through the FFT (1D signals of
+/// at least `FFT_MIN_LEN` samples).
+pub fn signal_dft_uses_fft(front: &FrontEnd) -> bool {
+    front.image().is_none() && front.signal_shape().1 >= redunet_vision::spectral::FFT_MIN_LEN
+}
+
 /// The front end `cfg` asks for, for samples of shape `sample_shape`.
 pub fn front_config(cfg: &RunConfig, sample_shape: &[usize]) -> FrontEndConfig {
     let images = match (cfg.model.kind, sample_shape.len()) {

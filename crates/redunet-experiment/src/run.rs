@@ -41,7 +41,32 @@ pub fn run(
     out: &Path,
     progress: &mut dyn Progress,
 ) -> Result<(Summary, Features)> {
+    run_sharded(cfg, device, &[], device_name, out, progress)
+}
+
+/// [`run`] with the training samples split into one contiguous shard per
+/// device of `workers` (e.g. remote devices of Burn's remote backend, or
+/// several local GPUs), each kept on its device for the whole construction
+/// ([`VectorReduNet::construct_sharded`]): per layer only the shards'
+/// second moments reach `device`, the coordinator, and only the operators
+/// go back. No workers: the ordinary run. Vector networks only, without
+/// `model.batch_size` (a shard is one batch).
+pub fn run_sharded(
+    cfg: &RunConfig,
+    device: &Device,
+    workers: &[Device],
+    device_name: &str,
+    out: &Path,
+    progress: &mut dyn Progress,
+) -> Result<(Summary, Features)> {
     cfg.validate()?;
+    if !workers.is_empty() && (cfg.uses_signals() || cfg.model.batch_size.is_some()) {
+        return Err(Error::Parameter(
+            "sharded construction (--workers) takes vector networks without model.batch_size \
+             for now"
+                .into(),
+        ));
+    }
     if cfg.model.kind == ModelKind::Mlp {
         return Err(Error::Parameter(
             "model.kind = mlp is trained (`redunet train`), not constructed".into(),
@@ -75,6 +100,34 @@ pub fn run(
     let start = Instant::now();
     let on_layer = |rec: &redunet_core::LayerRecord| progress.layer(rec);
     let built = match cfg.model.batch_size {
+        None if !workers.is_empty() => {
+            let m = train.len();
+            let w = workers.len();
+            if w > m {
+                return Err(Error::Parameter(format!(
+                    "{w} workers for {m} training samples: every shard needs samples"
+                )));
+            }
+            let shards = workers
+                .iter()
+                .enumerate()
+                .map(|(i, dev)| {
+                    let (s, e) = (i * m / w, (i + 1) * m / w);
+                    Ok((
+                        z.clone().slice([s..e, 0..dim]).to_device(dev),
+                        Memberships::from_labels(&train.labels[s..e], k, dev)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let c = VectorReduNet::construct_sharded(shards, layers, &layer_cfg, device, on_layer)?;
+            // The features come to the coordinator once, for evaluation.
+            let features = c.features.into_iter().map(|f| f.to_device(device));
+            redunet_core::network::Construction {
+                network: c.network,
+                records: c.records,
+                features: Tensor::cat(features.collect(), 0),
+            }
+        }
         None => VectorReduNet::construct(&z, &pi, layers, &layer_cfg, on_layer)?,
         Some(b) => {
             let m = train.len();

@@ -142,6 +142,14 @@ fn build(
                 Some(fan) => front.with_lift_scale(1.0 / fan),
                 None => front,
             };
+            if crate::invariant::signal_dft_uses_fft(&front) {
+                return Err(Error::Parameter(format!(
+                    "signals of {} samples are transformed by FFT, which is not differentiable: \
+                     networks on them are constructed (`redunet run`), not trained (at most {} samples)",
+                    front.signal_shape().1,
+                    redunet_vision::spectral::FFT_MIN_LEN - 1
+                )));
+            }
             match init {
                 Init::Forward => {
                     let (n, rec) =

@@ -27,6 +27,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
 use redunet_core::linalg::spd_inverse_logdet;
 use redunet_core::membership::Scales;
 use redunet_core::{Error, MembershipMode, Memberships, Rates, Result, VectorLayerConfig};
@@ -62,12 +63,12 @@ pub struct Dft {
     pub height: usize,
     /// Columns (the signal length for 1D signals).
     pub width: usize,
-    /// `[W, Pw]`: cos(2πwq/W)/√W and sin(2πwq/W)/√W.
-    cos: Tensor<2>,
-    sin: Tensor<2>,
+    /// `[W, Pw]`: cos(2πwq/W)/√W and sin(2πwq/W)/√W (dense transforms).
+    cos: Option<Tensor<2>>,
+    sin: Option<Tensor<2>>,
     /// `[Pw, W]`: the inverse, each column frequency weighted by its multiplicity.
-    icos: Tensor<2>,
-    isin: Tensor<2>,
+    icos: Option<Tensor<2>>,
+    isin: Option<Tensor<2>>,
     /// `[H, H]`: cos(2πhp/H)/√H and sin(2πhp/H)/√H (2D only; symmetric).
     hcos: Option<Tensor<2>>,
     hsin: Option<Tensor<2>>,
@@ -76,6 +77,30 @@ pub struct Dft {
     /// The same multiplicities as a `[1, P]` row on the device: Parseval
     /// sums over frequencies become one matrix–vector product.
     weight_row: Tensor<2>,
+    /// Long 1D signals: real FFTs on the host instead of the dense tables.
+    #[module(skip)]
+    fft: Option<RealFfts>,
+}
+
+/// 1D signals at least this long are transformed by FFT (O(T log T) per
+/// signal, no tables) rather than by products with the dense `T × T/2`
+/// tables (O(T²), and `16·T²/2` bytes of tables: 2.1 GB at T = 16,384).
+/// Measured on this machine (`cargo bench --bench spectral_layer -- dft`):
+/// the dense product is faster for short signals, where its tables are
+/// small and the per-signal FFT calls dominate.
+pub const FFT_MIN_LEN: usize = 1024;
+
+/// Forward and inverse real FFT plans of one length.
+#[derive(Clone)]
+struct RealFfts {
+    forward: Arc<dyn realfft::RealToComplex<f32>>,
+    inverse: Arc<dyn realfft::ComplexToReal<f32>>,
+}
+
+impl std::fmt::Debug for RealFfts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RealFfts({})", self.forward.len())
+    }
 }
 
 fn trig_tables(n: usize, cols: usize, scale: f64) -> (Vec<f32>, Vec<f32>) {
@@ -102,23 +127,71 @@ impl Dft {
     /// stored or requested size that cannot fit is refused, not allocated).
     pub fn table_bytes(height: usize, width: usize) -> u64 {
         let pw = width / 2 + 1;
+        if height == 1 && width >= FFT_MIN_LEN {
+            // The FFT plans and the multiplicities.
+            return redunet_data::memory::bytes(&[8, width], 4);
+        }
         let per_axis = redunet_data::memory::bytes(&[4, width, pw], 4)
             .saturating_add(redunet_data::memory::bytes(&[2, height, height], 4));
         // The host-side tables are built before their upload.
         per_axis.saturating_mul(2)
     }
 
-    /// The 2D DFT of `height × width` images.
+    /// The 2D DFT of `height × width` images (1D signals for `height = 1`):
+    /// by FFT for 1D signals of at least [`FFT_MIN_LEN`] samples, by dense
+    /// tables otherwise.
     pub fn new_2d(height: usize, width: usize, device: &Device) -> Result<Self> {
+        if height == 1 && width >= FFT_MIN_LEN {
+            Self::fft(width, device)
+        } else {
+            Self::dense_2d(height, width, device)
+        }
+    }
+
+    /// The DFT of 1D signals of length `len` by real FFTs on the host,
+    /// whatever the length (see [`Self::uses_fft`]).
+    pub fn fft(len: usize, device: &Device) -> Result<Self> {
+        if len == 0 {
+            return Err(Error::Shape("a DFT of 0 samples".into()));
+        }
+        let (height, width) = (1, len);
+        let pw = width / 2 + 1;
+        let mult: Vec<f64> = (0..pw)
+            .map(|q| if q == 0 || 2 * q == width { 1.0 } else { 2.0 })
+            .collect();
+        let t2 = |v, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), device);
+        let mut planner = realfft::RealFftPlanner::<f32>::new();
+        Ok(Self {
+            height,
+            width,
+            cos: None,
+            sin: None,
+            icos: None,
+            isin: None,
+            hcos: None,
+            hsin: None,
+            weight_row: t2(mult.iter().map(|&x| x as f32).collect(), [1, pw]),
+            weights: mult,
+            fft: Some(RealFfts {
+                forward: planner.plan_fft_forward(width),
+                inverse: planner.plan_fft_inverse(width),
+            }),
+        })
+    }
+
+    /// The DFT of `height × width` images by products with dense tables,
+    /// whatever the size (memory checked).
+    pub fn dense_2d(height: usize, width: usize, device: &Device) -> Result<Self> {
         if height == 0 || width == 0 {
             return Err(Error::Shape(format!("a DFT of {height} × {width} samples")));
         }
+        let pw = width / 2 + 1;
         redunet_data::memory::check(
-            Self::table_bytes(height, width),
+            redunet_data::memory::bytes(&[8, width, pw], 4)
+                .saturating_add(redunet_data::memory::bytes(&[4, height, height], 4)),
             &format!("the DFT tables of {height} × {width} samples"),
             "use smaller signals or images",
         )?;
-        let pw = width / 2 + 1;
         let mult: Vec<f64> = (0..pw)
             .map(|q| if q == 0 || 2 * q == width { 1.0 } else { 2.0 })
             .collect();
@@ -145,10 +218,10 @@ impl Dft {
         Ok(Self {
             height,
             width,
-            cos: t2(c, [width, pw]),
-            sin: t2(s, [width, pw]),
-            icos: t2(ic, [pw, width]),
-            isin: t2(is, [pw, width]),
+            cos: Some(t2(c, [width, pw])),
+            sin: Some(t2(s, [width, pw])),
+            icos: Some(t2(ic, [pw, width])),
+            isin: Some(t2(is, [pw, width])),
             hcos,
             hsin,
             weight_row: t2(
@@ -158,7 +231,16 @@ impl Dft {
                 [1, height * pw],
             ),
             weights: (0..height).flat_map(|_| mult.iter().copied()).collect(),
+            fft: None,
         })
+    }
+
+    /// Whether the transform runs as real FFTs on the host (1D signals of
+    /// at least [`FFT_MIN_LEN`] samples): fast and table-free, but not
+    /// differentiable (its results are new tensors), so networks on such
+    /// signals are constructed and applied, not fine-tuned.
+    pub fn uses_fft(&self) -> bool {
+        self.fft.is_some()
     }
 
     /// Number of samples per channel (T, or H·W).
@@ -178,12 +260,16 @@ impl Dft {
 
     /// Signals `[m, C, H·W]` to spectra (real, imaginary) `[P, C, m]`.
     pub fn forward(&self, z: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        if let Some(fft) = &self.fft {
+            return fft.forward(z);
+        }
         let [m, c, _] = z.dims();
         let (h, w) = (self.height, self.width);
         let pw = w / 2 + 1;
+        let table = |t: &Option<Tensor<2>>| t.clone().expect("dense transforms have tables");
         let flat = z.clone().reshape([m * c * h, w]);
-        let ar = flat.clone().matmul(self.cos.clone());
-        let ai = flat.matmul(self.sin.clone()).neg();
+        let ar = flat.clone().matmul(table(&self.cos));
+        let ai = flat.matmul(table(&self.sin)).neg();
         let (re, im) = match (&self.hcos, &self.hsin) {
             (Some(hc), Some(hs)) => {
                 // Along H: (a_r + i a_i)(cos − i sin), a full complex DFT.
@@ -209,6 +295,10 @@ impl Dft {
 
     /// Spectra `[P, C, m]` of real signals back to signals `[m, C, H·W]`.
     pub fn inverse(&self, re: Tensor<3>, im: Tensor<3>) -> Tensor<3> {
+        if let Some(fft) = &self.fft {
+            return fft.inverse(re, im);
+        }
+        let table = |t: &Option<Tensor<2>>| t.clone().expect("dense transforms have tables");
         let [_, c, m] = re.dims();
         let (h, w) = (self.height, self.width);
         let pw = w / 2 + 1;
@@ -234,7 +324,93 @@ impl Dft {
             }
             _ => (re.reshape([m * c, pw]), im.reshape([m * c, pw])),
         };
-        (br.matmul(self.icos.clone()) - bi.matmul(self.isin.clone())).reshape([m, c, h * w])
+        (br.matmul(table(&self.icos)) - bi.matmul(table(&self.isin))).reshape([m, c, h * w])
+    }
+}
+
+impl RealFfts {
+    /// `[m, C, T]` to the half spectra `(re, im)`, each `[P, C, m]`,
+    /// orthonormal: one real FFT per signal on the host, in parallel.
+    fn forward(&self, z: &Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let [m, c, t] = z.dims();
+        let p = t / 2 + 1;
+        let device = z.device();
+        let x: Vec<f32> = z
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("converted to f32");
+        let scale = 1.0 / (t as f32).sqrt();
+        // Per signal (row i·C + ch): its P complex values.
+        let mut spectra = vec![realfft::num_complex::Complex32::default(); m * c * p];
+        spectra
+            .par_chunks_mut(p)
+            .zip(x.par_chunks(t))
+            .for_each_init(
+                || (vec![0f32; t], self.forward.make_scratch_vec()),
+                |(buf, scratch), (out, row)| {
+                    buf.copy_from_slice(row);
+                    self.forward
+                        .process_with_scratch(buf, out, scratch)
+                        .expect("lengths match the plan");
+                },
+            );
+        let (mut re, mut im) = (vec![0f32; p * c * m], vec![0f32; p * c * m]);
+        for (r, s) in spectra.chunks(p).enumerate() {
+            let (i, ch) = (r / c, r % c);
+            for (q, v) in s.iter().enumerate() {
+                let at = (q * c + ch) * m + i;
+                re[at] = v.re * scale;
+                im[at] = v.im * scale;
+            }
+        }
+        let t3 = |v| Tensor::<3>::from_data(TensorData::new(v, [p, c, m]), &device);
+        (t3(re), t3(im))
+    }
+
+    /// Half spectra `[P, C, m]` of real signals back to `[m, C, T]`.
+    fn inverse(&self, re: Tensor<3>, im: Tensor<3>) -> Tensor<3> {
+        let [p, c, m] = re.dims();
+        let t = self.inverse.len();
+        let device = re.device();
+        let host = |x: Tensor<3>| -> Vec<f32> {
+            x.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("converted to f32")
+        };
+        let (re, im) = (host(re), host(im));
+        let scale = 1.0 / (t as f32).sqrt();
+        let mut out = vec![0f32; m * c * t];
+        out.par_chunks_mut(t).enumerate().for_each_init(
+            || {
+                (
+                    vec![realfft::num_complex::Complex32::default(); p],
+                    self.inverse.make_scratch_vec(),
+                )
+            },
+            |(spec, scratch), (r, row)| {
+                let (i, ch) = (r / c, r % c);
+                for (q, v) in spec.iter_mut().enumerate() {
+                    let at = (q * c + ch) * m + i;
+                    *v = realfft::num_complex::Complex32::new(re[at], im[at]);
+                }
+                // The imaginary parts at frequency 0 (and T/2) multiply
+                // sin = 0 in the inverse: they carry nothing.
+                spec[0].im = 0.0;
+                if t % 2 == 0 {
+                    spec[p - 1].im = 0.0;
+                }
+                self.inverse
+                    .process_with_scratch(spec, row, scratch)
+                    .expect("lengths match the plan");
+                for v in row.iter_mut() {
+                    *v *= scale;
+                }
+            },
+        );
+        Tensor::from_data(TensorData::new(out, [m, c, t]), &device)
     }
 }
 

@@ -285,3 +285,47 @@ fn streamed_moments_equal_all_at_once() {
         .fold(0f32, f32::max);
     assert!(worst < 1e-4, "{worst}");
 }
+
+/// The FFT path (long 1D signals) is the dense transform: the same half
+/// spectra and inverse, even and odd lengths, and the same layer.
+#[test]
+fn fft_transform_equals_the_dense_one() {
+    use redunet_vision::spectral::{Dft, SpectralNet};
+    let device = Device::default();
+    for t in [64, 63] {
+        let (dense, fft) = (
+            Dft::dense_2d(1, t, &device).unwrap(),
+            Dft::fft(t, &device).unwrap(),
+        );
+        assert!(fft.uses_fft() && !dense.uses_fft());
+        assert_eq!(fft.weights, dense.weights);
+        let z = normalized(5, 3, t, &device);
+        let (ar, ai) = dense.forward(&z);
+        let (br, bi) = fft.forward(&z);
+        let max_diff = |a: Vec<f32>, b: Vec<f32>| {
+            a.iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        };
+        assert!(max_diff(values(ar.clone()), values(br.clone())) < 1e-5);
+        assert!(max_diff(values(ai.clone()), values(bi.clone())) < 1e-5);
+        // Any half spectrum (imaginary parts at 0 and T/2 included) comes
+        // back the same way.
+        let noise = normalized(3, 1, 5 * (t / 2 + 1), &device).reshape([t / 2 + 1, 3, 5]);
+        let a = values(dense.inverse(ar + noise.clone(), ai.clone() + noise.clone()));
+        let b = values(fft.inverse(br + noise.clone(), bi + noise));
+        assert!(max_diff(a, b) < 1e-5);
+        let labels: Vec<usize> = (0..5).map(|i| i % 2).collect();
+        let pi = Memberships::from_labels(&labels, 2, &device).unwrap();
+        let cfg = VectorLayerConfig::default();
+        let x = SpectralNet::construct_with(&z, &dense, &pi, 3, &cfg, |_| {}).unwrap();
+        let y = SpectralNet::construct_with(&z, &fft, &pi, 3, &cfg, |_| {}).unwrap();
+        for (p, q) in x.records.iter().zip(&y.records) {
+            assert!((p.delta_r - q.delta_r).abs() <= 1e-5 * q.delta_r.abs());
+        }
+    }
+    // Long signals take the FFT by themselves, and need no tables.
+    assert!(Dft::new(1 << 14, &device).unwrap().uses_fft());
+    assert!(Dft::table_bytes(1, 1 << 14) < 1 << 20);
+}

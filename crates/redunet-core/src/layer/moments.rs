@@ -81,6 +81,54 @@ impl SecondMoments {
         Ok(())
     }
 
+    /// The sums moved to `device`: `(k+1)` d×d matrices and the counts,
+    /// whatever the number of samples behind them (what a shard's worker
+    /// sends its coordinator).
+    pub fn to_device(self, device: &burn::tensor::Device) -> Self {
+        let mv = |t: Option<Tensor<2>>| t.map(|t| t.to_device(device));
+        Self {
+            gram: mv(self.gram),
+            class_grams: self.class_grams.into_iter().map(mv).collect(),
+            ..self
+        }
+    }
+
+    /// Adds the sums of `other` (e.g. another shard's, on the same device):
+    /// the moments of both sets of samples.
+    pub fn merge(&mut self, other: Self) -> Result<()> {
+        if other.dim != self.dim || other.counts.len() != self.counts.len() {
+            return Err(Error::Shape(format!(
+                "moments of dimension {} in {} classes merged into dimension {} in {} classes",
+                other.dim,
+                other.counts.len(),
+                self.dim,
+                self.counts.len()
+            )));
+        }
+        if other.samples == 0 {
+            return Ok(());
+        }
+        if self.hard.is_some_and(|h| Some(h) != other.hard) {
+            return Err(Error::Memberships(
+                "batches mix hard and soft memberships".into(),
+            ));
+        }
+        self.hard = other.hard;
+        let sum = |a: Option<Tensor<2>>, b: Option<Tensor<2>>| match (a, b) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self.gram = sum(self.gram.take(), other.gram);
+        for (slot, g) in self.class_grams.iter_mut().zip(other.class_grams) {
+            *slot = sum(slot.take(), g);
+        }
+        for (c, n) in self.counts.iter_mut().zip(other.counts) {
+            *c += n;
+        }
+        self.samples += other.samples;
+        Ok(())
+    }
+
     /// Samples added so far.
     pub fn samples(&self) -> usize {
         self.samples

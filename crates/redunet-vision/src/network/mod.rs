@@ -121,7 +121,10 @@ impl SpectralReduNet {
     }
 
     /// Features `[b, C·T]` (unit norm) of inputs `x: [b, n]`, as
-    /// differentiable tensor operations on the device of the parameters.
+    /// differentiable tensor operations on the device of the parameters
+    /// (except on 1D signals long enough for the FFT path, see
+    /// [`crate::spectral::Dft::uses_fft`]: there gradients stop at the
+    /// transform, and the trainer refuses such networks).
     ///
     /// # Shapes
     /// - `x`: `[b, n]`, n the product of the front end's sample shape
