@@ -63,12 +63,10 @@ fn conv1d_on_signals_of_16384_samples_runs_in_bounded_memory() {
     let config = dir.path().join("long.toml");
     std::fs::write(
         &config,
-        format!(
-            "[data]\nsource = \"npy\"\ntrain_x = \"train_x.npy\"\ntrain_y = \"train_y.npy\"\n\
-             test_x = \"test_x.npy\"\ntest_y = \"test_y.npy\"\n\n\
-             [lift]\nout_channels = 2\nkernel_size = 5\nseed = 0\n\n\
-             [model]\nkind = \"conv1d\"\nlayers = 3\nmembership = \"soft\"\n"
-        ),
+        "[data]\nsource = \"npy\"\ntrain_x = \"train_x.npy\"\ntrain_y = \"train_y.npy\"\n\
+         test_x = \"test_x.npy\"\ntest_y = \"test_y.npy\"\n\n\
+         [lift]\nout_channels = 2\nkernel_size = 5\nseed = 0\n\n\
+         [model]\nkind = \"conv1d\"\nlayers = 3\nmembership = \"soft\"\n",
     )
     .unwrap();
     let out = dir.path().join("out");
