@@ -51,7 +51,13 @@ fn worker(token: &str) -> Worker {
 }
 
 fn run(out: &Path, extra: &[&str]) -> (bool, String, serde_json::Value) {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/mnist-vector.toml");
+    run_config("mnist-vector.toml", out, extra)
+}
+
+fn run_config(config: &str, out: &Path, extra: &[&str]) -> (bool, String, serde_json::Value) {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("configs")
+        .join(config);
     let o = Command::new(env!("CARGO_BIN_EXE_redunet"))
         .arg("run")
         .arg(&config)
@@ -107,10 +113,26 @@ fn sharding_over_local_devices_equals_the_single_device_run() {
     let (ok, err, single) = run(&dir.path().join("single"), &[]);
     assert!(ok, "{err}");
     same_run(&sharded, &single);
-    // Invariant networks are not sharded yet: refused, not ignored.
+    // An invariant network (rotation: polar signals, conv1d) likewise.
+    let fast = [
+        "--set",
+        "eval.shift_stride=50",
+        "--set",
+        "lift.out_channels=4",
+    ];
+    let (ok, err, sharded) = run_config(
+        "rotation-10.toml",
+        &dir.path().join("conv-sharded"),
+        &[&["--workers", "flex,flex"][..], &fast].concat(),
+    );
+    assert!(ok, "{err}");
+    let (ok, err, single) = run_config("rotation-10.toml", &dir.path().join("conv"), &fast);
+    assert!(ok, "{err}");
+    same_run(&sharded, &single);
+    // Sharding with streamed batches is refused, not ignored.
     let (ok, err, _) = run(
-        &dir.path().join("conv"),
-        &["--workers", "flex", "--set", "model.kind=conv1d"],
+        &dir.path().join("batched"),
+        &["--workers", "flex", "--set", "model.batch_size=100"],
     );
     assert!(!ok && err.contains("--workers"), "{err}");
 }
@@ -130,10 +152,13 @@ fn sharded_construction_equals_the_single_device_run() {
     assert!(ok, "{err}");
     same_run(&sharded, &single);
 
-    // A wrong token is refused with an error, not a hang or a panic.
-    let (ok, err, _) = run(
-        &dir.path().join("refused"),
-        &["--workers", &a.url, "--token", "wrong"],
-    );
-    assert!(!ok && err.contains("error"), "{err}");
+    // A wrong token, or none, is refused with an error, not a hang or a
+    // panic.
+    for token in [&["--token", "wrong"][..], &[]] {
+        let (ok, err, _) = run(
+            &dir.path().join("refused"),
+            &[&["--workers", &a.url][..], token].concat(),
+        );
+        assert!(!ok && err.contains("error"), "{err}");
+    }
 }

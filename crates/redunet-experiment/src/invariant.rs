@@ -100,6 +100,9 @@ struct Plan<'a> {
     cfg: &'a redunet_core::VectorLayerConfig,
     /// Samples per streamed batch (`model.batch_size`), or all at once.
     batch: Option<usize>,
+    /// Shard devices (`--workers`): one contiguous shard of the training
+    /// samples each, kept there; none: every batch on the run's device.
+    workers: &'a [Device],
 }
 
 /// A spectral network written to a model directory layer by layer, as it is
@@ -144,6 +147,7 @@ fn stream_spectral(
         layers,
         cfg,
         batch,
+        workers,
     } = plan;
     redunet_core::host::check_finite(train, "input signals")?;
     let spec =
@@ -153,11 +157,32 @@ fn stream_spectral(
     // construction, operation for operation.
     let b = batch.unwrap_or(m).max(1);
     let chunks = |n: usize| (0..n).step_by(b).map(move |s| (s, (s + b).min(n)));
-    let mut parts = chunks(m)
-        .map(|(s, e)| {
+    let home = train.device();
+    // Shards: one contiguous part per worker, moved there once.
+    let ranges: Vec<(usize, usize, Device)> = if workers.is_empty() {
+        chunks(m).map(|(s, e)| (s, e, home.clone())).collect()
+    } else {
+        let w = workers.len();
+        if w > m {
+            return Err(Error::Parameter(format!(
+                "{w} workers for {m} training samples: every shard needs samples"
+            )));
+        }
+        workers
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i * m / w, (i + 1) * m / w, d.clone()))
+            .collect()
+    };
+    let mut parts = ranges
+        .into_iter()
+        .map(|(s, e, dev)| {
+            let sp = spec(&train.clone().slice([s..e, 0..c_in, 0..t]));
             Ok((
-                spec(&train.clone().slice([s..e, 0..c_in, 0..t])),
-                pi.rows(s, e)?,
+                Spectrum {
+                    x: sp.x.to_device(&dev),
+                },
+                pi.rows(s, e)?.to_device(&dev),
             ))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -174,8 +199,24 @@ fn stream_spectral(
     let mut records = Vec::with_capacity(layers + 1);
     for l in 0..=layers {
         let mut moments = SpectralMoments::new(c, dft.frequencies(), pi.num_classes());
-        for (s, p) in &parts {
-            moments.add(s, p)?;
+        if workers.is_empty() {
+            for (s, p) in &parts {
+                moments.add(s, p)?;
+            }
+        } else {
+            // Every shard's sums are queued on its device before any is
+            // read back, so that the workers work at once.
+            let queued = parts
+                .iter()
+                .map(|(s, p)| {
+                    let mut part = SpectralMoments::new(c, dft.frequencies(), pi.num_classes());
+                    part.add(s, p)?;
+                    Ok(part)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for part in queued {
+                moments.merge(part.to_device(&home))?;
+            }
         }
         let (layer, rates) = moments
             .layer(cfg, dft)
@@ -190,7 +231,7 @@ fn stream_spectral(
             break;
         }
         for (s, p) in parts.iter_mut() {
-            *s = layer.step(s, Some(p));
+            *s = layer.to_device(&s.x.device())?.step(s, Some(p));
         }
         for e in ev.iter_mut().flatten() {
             *e = layer.step(e, None);
@@ -222,9 +263,12 @@ fn stream_spectral(
         }
         Ok(tensor(host, [rows, width], &device))
     };
+    let parts = parts.into_iter().map(|(s, _)| Spectrum {
+        x: s.x.to_device(&home),
+    });
     Ok((
         records,
-        signals(parts.into_iter().map(|(s, _)| s).collect())?,
+        signals(parts.collect())?,
         ev.into_iter().map(signals).collect::<Result<Vec<_>>>()?,
     ))
 }
@@ -233,11 +277,18 @@ fn stream_spectral(
 /// lifting, `conv1d` / `conv2d`, or "all shifts" evaluation).
 pub fn run(
     cfg: &RunConfig,
-    device: &Device,
+    (device, workers): (&Device, &[Device]),
     device_name: &str,
     out: &Path,
     progress: &mut dyn Progress,
 ) -> Result<(Summary, Features)> {
+    if !workers.is_empty() && cfg.model.kind == ModelKind::Vector {
+        return Err(Error::Parameter(
+            "--workers shards the construction of conv1d/conv2d networks and of vector \
+             networks on vectors; the vector baselines on signals are not sharded"
+                .into(),
+        ));
+    }
     let split = cfg.data.load(cfg.seed)?;
     for w in &split.warnings {
         progress.warning(w);
@@ -341,6 +392,7 @@ pub fn run(
                     layers,
                     cfg: &layer_cfg,
                     batch: cfg.model.batch_size,
+                    workers,
                 },
                 evals,
                 writer.as_mut(),

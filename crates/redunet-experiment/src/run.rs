@@ -49,7 +49,8 @@ pub fn run(
 /// several local GPUs), each kept on its device for the whole construction
 /// ([`VectorReduNet::construct_sharded`]): per layer only the shards'
 /// second moments reach `device`, the coordinator, and only the operators
-/// go back. No workers: the ordinary run. Vector networks only, without
+/// go back. No workers: the ordinary run. Vector and invariant networks
+/// (for the vector baselines on signals, the shards are ignored), without
 /// `model.batch_size` (a shard is one batch).
 pub fn run_sharded(
     cfg: &RunConfig,
@@ -60,11 +61,9 @@ pub fn run_sharded(
     progress: &mut dyn Progress,
 ) -> Result<(Summary, Features)> {
     cfg.validate()?;
-    if !workers.is_empty() && (cfg.uses_signals() || cfg.model.batch_size.is_some()) {
+    if !workers.is_empty() && cfg.model.batch_size.is_some() {
         return Err(Error::Parameter(
-            "sharded construction (--workers) takes vector networks without model.batch_size \
-             for now"
-                .into(),
+            "--workers shards the samples (a shard is one batch): drop model.batch_size".into(),
         ));
     }
     if cfg.model.kind == ModelKind::Mlp {
@@ -73,7 +72,7 @@ pub fn run_sharded(
         ));
     }
     if cfg.uses_signals() {
-        return crate::invariant::run(cfg, device, device_name, out, progress);
+        return crate::invariant::run(cfg, (device, workers), device_name, out, progress);
     }
     let split = cfg.data.load(cfg.seed)?;
     for w in &split.warnings {

@@ -938,6 +938,22 @@ impl SpectralStep {
         &self.dft
     }
 
+    /// The same step on `device` (its operators and transform moved, the
+    /// host copy for the fused CPU step made there if it is a CPU device):
+    /// exactly the same map, e.g. for a shard on a worker's device.
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        if self.ops.device() == *device {
+            return Ok(self.clone());
+        }
+        let ops = self.ops.clone().to_device(device);
+        Ok(Self {
+            dft: Module::to_device(self.dft.clone(), device),
+            host: host_ops(&ops)?,
+            ops,
+            ..self.clone()
+        })
+    }
+
     /// The layer as a module: the complex operators read off the top-left
     /// (real) and bottom-left (imaginary) blocks of the embeddings, on
     /// their device.
@@ -1099,6 +1115,42 @@ impl SpectralMoments {
             *c += n;
         }
         self.samples += m;
+        Ok(())
+    }
+
+    /// The sums moved to `device`: per frequency `(k+1)` Hermitian 2C×2C
+    /// embeddings and the counts, whatever the number of samples behind
+    /// them (what a shard's worker sends its coordinator).
+    pub fn to_device(self, device: &Device) -> Self {
+        Self {
+            sums: self
+                .sums
+                .into_iter()
+                .map(|t| t.map(|t| t.to_device(device)))
+                .collect(),
+            ..self
+        }
+    }
+
+    /// Adds the sums of `other` (another shard's, on the same device).
+    pub fn merge(&mut self, other: Self) -> Result<()> {
+        if (other.channels, other.frequencies, other.counts.len())
+            != (self.channels, self.frequencies, self.counts.len())
+        {
+            return Err(Error::Shape(
+                "moments of different channels, frequencies or classes merged".into(),
+            ));
+        }
+        for (slot, g) in self.sums.iter_mut().zip(other.sums) {
+            *slot = match (slot.take(), g) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+        }
+        for (c, n) in self.counts.iter_mut().zip(other.counts) {
+            *c += n;
+        }
+        self.samples += other.samples;
         Ok(())
     }
 
