@@ -301,3 +301,27 @@ fn checkpoints_refuse_damage_and_survive_forgeries() {
     }
     assert!(max_rss_bytes() < 2 << 30, "{} bytes", max_rss_bytes());
 }
+
+/// Applying a saved model in blocks of rows (what bounds `transform`'s
+/// working set on large inputs) gives the whole-input features.
+#[test]
+fn blocked_transform_equals_the_whole_input() {
+    let root = tempfile::tempdir().unwrap();
+    let (vector, spectral) = models(root.path());
+    let d = redunet::core::Device::default();
+    let x: Vec<f32> = (0..13 * 6).map(|i| ((i * 29 % 17) as f32) - 8.0).collect();
+    for (dir, shape) in [(&vector, vec![6]), (&spectral, vec![2, 3])] {
+        let model = AnyModel::load(dir, &d).unwrap();
+        let x = redunet::core::host::tensor(x.clone(), [13, 6], &d);
+        let whole =
+            redunet::core::host::to_vec(model.transform(x.clone(), &shape).unwrap()).unwrap();
+        let rows =
+            redunet::core::host::to_vec(model.transform_blocked(x, &shape, 1).unwrap()).unwrap();
+        let worst = whole
+            .iter()
+            .zip(&rows)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-6, "{}: blocks differ by {worst}", dir.display());
+    }
+}

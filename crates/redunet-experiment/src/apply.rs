@@ -89,6 +89,17 @@ impl AnyModel {
 
     /// Features `[m, d]` of samples `x` of shape `[m, sample…]`.
     pub fn transform(&self, x: Tensor<2>, sample_shape: &[usize]) -> Result<Tensor<2>> {
+        self.transform_blocked(x, sample_shape, BLOCK_BYTES)
+    }
+
+    /// [`Self::transform`] in blocks of rows whose working set is at most
+    /// `block_bytes` (at least one row per block).
+    pub fn transform_blocked(
+        &self,
+        x: Tensor<2>,
+        sample_shape: &[usize],
+        block_bytes: u64,
+    ) -> Result<Tensor<2>> {
         if sample_shape.iter().product::<usize>() != x.dims()[1] {
             return Err(Error::Shape(format!(
                 "samples of shape {sample_shape:?} flattened to rows of {}",
@@ -98,16 +109,32 @@ impl AnyModel {
         let (shapes, dim) = self.sample_shapes();
         self.check_against(&shapes, sample_shape)?;
         let [m, n] = x.dims();
-        // The input, its front-end signals and the features (with the
-        // working copies of a layer's update).
+        // Rows are independent: the samples go through in blocks whose
+        // working set (front-end signals, a layer's update) stays under
+        // `block_bytes`, so only the input and the features are whole.
+        let per_row = redunet_data::memory::bytes(&[n + 4 * dim], 4).max(1);
+        let block = ((block_bytes / per_row) as usize).clamp(1, m.max(1));
         redunet_data::memory::check(
-            redunet_data::memory::bytes(&[m, n + 4 * dim], 4),
+            redunet_data::memory::bytes(&[m, n + dim], 4)
+                .saturating_add(redunet_data::memory::bytes(&[block, n + 4 * dim], 4)),
             &format!("the features of {m} samples"),
             "transform the samples in smaller files",
         )?;
         if m == 0 {
             return Ok(Tensor::zeros([0, dim], &x.device()));
         }
-        self.0.transform(&x)
+        if block >= m {
+            return self.0.transform(&x);
+        }
+        let mut out = Vec::with_capacity(m.saturating_mul(dim));
+        for start in (0..m).step_by(block) {
+            let end = (start + block).min(m);
+            let f = self.0.transform(&x.clone().slice([start..end, 0..n]))?;
+            out.extend(redunet_core::host::to_vec(f)?);
+        }
+        Ok(redunet_core::host::tensor(out, [m, dim], &x.device()))
     }
 }
+
+/// The working set of one block of [`AnyModel::transform`].
+const BLOCK_BYTES: u64 = 512 << 20;

@@ -5,8 +5,10 @@
 //! back-propagation (SGD with momentum, Adam), with the networks' E and C_j
 //! as trainable parameters.
 //!
-//! - [`spectral`]: the shift/translation-invariant ReduNet as a trainable
-//!   module, initialised by forward construction or at random.
+//! - [`spectral`] and [`vector`]: the architectures of the invariant
+//!   (`redunet_vision::network::SpectralReduNet`) and vector ReduNets — the
+//!   constructed modules themselves are what is trained — for saving;
+//!   [`model`]: the one saved-model format.
 //! - [`trainer`]: mini-batch training (Adam, SGD), schedules, evaluation,
 //!   checkpoints; [`augment`]: random rotations and scalings of images.
 

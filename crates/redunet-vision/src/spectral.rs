@@ -554,14 +554,12 @@ pub struct SpectralStep {
 fn check_operators(
     re: &[usize; 4],
     im: &[usize; 4],
-    frequencies: Option<usize>,
     gamma: &[f64],
     classes: &[usize],
     num_classes: usize,
 ) -> Result<()> {
-    let [p, k1, ch, ch2] = *re;
-    if frequencies.is_some_and(|f| f != p)
-        || ch != ch2
+    let [_, k1, ch, ch2] = *re;
+    if ch != ch2
         || ch == 0
         || im != re
         || k1 != classes.len() + 1
@@ -569,7 +567,7 @@ fn check_operators(
         || classes.iter().any(|&j| j >= num_classes)
     {
         return Err(Error::Shape(format!(
-            "operators {re:?} / {im:?} for P = {frequencies:?}, classes {classes:?} of {num_classes}, {} weights",
+            "operators {re:?} / {im:?} for classes {classes:?} of {num_classes}, {} weights",
             gamma.len()
         )));
     }
@@ -588,7 +586,7 @@ impl SpectralLayer {
         config: VectorLayerConfig,
     ) -> Result<Self> {
         config.validate()?;
-        check_operators(&re.dims(), &im.dims(), None, &gamma, &classes, num_classes)?;
+        check_operators(&re.dims(), &im.dims(), &gamma, &classes, num_classes)?;
         Ok(Self {
             re: Param::from_tensor(re),
             im: Param::from_tensor(im),
@@ -603,30 +601,23 @@ impl SpectralLayer {
     /// parameters: no host copy except the one the fused CPU step works
     /// from on CPU devices.
     pub fn prepare(&self, dft: &Dft) -> Result<SpectralStep> {
-        SpectralStep::from_complex(
-            dft,
-            self.re.val(),
-            self.im.val(),
-            self.gamma.clone(),
-            self.classes.clone(),
-            self.num_classes,
-            self.config,
-        )
+        if dft.frequencies() != self.frequencies() {
+            return Err(Error::Shape(format!(
+                "a layer of {} frequencies in a transform of {}",
+                self.frequencies(),
+                dft.frequencies()
+            )));
+        }
+        let mut step = SpectralStep::embedded(self, dft);
+        step.host = host_ops(&step.ops)?;
+        Ok(step)
     }
 
     /// The soft-membership step `normalize(v + η(E v − Σ_j γ_j π̂_j C_j v))`
     /// on a half spectrum, as differentiable tensor operations: the forward
     /// pass of fine-tuning.
     pub fn forward(&self, dft: &Dft, s: &Spectrum) -> Spectrum {
-        SpectralStep::from_embedded(
-            dft,
-            embed_operators(self.re.val(), self.im.val()),
-            self.gamma.clone(),
-            self.classes.clone(),
-            self.num_classes,
-            self.config,
-        )
-        .step_tensor(s, None)
+        SpectralStep::embedded(self, dft).step_tensor(s, None)
     }
 
     /// The classes that had members, in the order of the stored operators.
@@ -971,63 +962,19 @@ impl SpectralStep {
         }
     }
 
-    /// A layer around complex operators `re + i·im`, each `[P, k'+1, C, C]`
-    /// (E first), on their device: no host copy except the one the fused
-    /// CPU step works from on CPU devices.
-    pub fn from_complex(
-        dft: &Dft,
-        re: Tensor<4>,
-        im: Tensor<4>,
-        gamma: Vec<f64>,
-        classes: Vec<usize>,
-        num_classes: usize,
-        config: VectorLayerConfig,
-    ) -> Result<Self> {
-        config.validate()?;
-        check_operators(
-            &re.dims(),
-            &im.dims(),
-            Some(dft.frequencies()),
-            &gamma,
-            &classes,
-            num_classes,
-        )?;
-        let ch = re.dims()[2];
-        let ops = embed_operators(re, im);
-        let host = host_ops(&ops)?;
-        Ok(Self {
-            dft: dft.clone(),
-            ops,
-            host,
-            gamma,
-            classes,
-            num_classes,
-            channels: ch,
-            config,
-        })
-    }
-
-    /// A layer around embedded operators `[P, (k'+1)·2C, 2C]` (see
-    /// [`embed_operators`]) on any device, applied by
-    /// [`Self::step_tensor`]: the forward pass of trainable networks.
-    pub fn from_embedded(
-        dft: &Dft,
-        ops: Tensor<3>,
-        gamma: Vec<f64>,
-        classes: Vec<usize>,
-        num_classes: usize,
-        config: VectorLayerConfig,
-    ) -> Self {
-        let channels = ops.dims()[2] / 2;
+    /// `layer`'s operators embedded for one batched product in `dft`, on
+    /// their device, without the host copy (the layer's fields were
+    /// checked when it was made).
+    fn embedded(layer: &SpectralLayer, dft: &Dft) -> Self {
         Self {
             dft: dft.clone(),
-            ops,
+            ops: embed_operators(layer.re.val(), layer.im.val()),
             host: None,
-            gamma,
-            classes,
-            num_classes,
-            channels,
-            config,
+            gamma: layer.gamma.clone(),
+            classes: layer.classes.clone(),
+            num_classes: layer.num_classes,
+            channels: layer.channels(),
+            config: layer.config,
         }
     }
 
