@@ -17,6 +17,7 @@
 pub use redunet_core;
 
 pub mod augment;
+pub mod lista;
 pub mod loss;
 pub mod mlp;
 pub mod model;
