@@ -26,12 +26,6 @@ use redunet_vision::spectral::{
 use std::path::Path;
 use std::time::Instant;
 
-/// Whether the layers behind `front` work through the FFT (1D signals of
-/// at least `FFT_MIN_LEN` samples).
-pub fn signal_dft_uses_fft(front: &FrontEnd) -> bool {
-    front.image().is_none() && front.signal_shape().1 >= redunet_vision::spectral::FFT_MIN_LEN
-}
-
 /// The front end `cfg` asks for, for samples of shape `sample_shape`.
 pub fn front_config(cfg: &RunConfig, sample_shape: &[usize]) -> FrontEndConfig {
     let images = match (cfg.model.kind, sample_shape.len()) {
@@ -299,7 +293,6 @@ pub fn run(
     front_cfg.validate()?;
     crate::budget::check_run(cfg, &split, Some(&front_cfg), false)?;
     let front = FrontEnd::new(&front_cfg, device)?;
-    let image = front.image();
     let train_sig = signals(&front, train, device)?;
     let [m, _, t] = train_sig.dims();
     let c = front_cfg.signal_shape().0;
@@ -374,10 +367,7 @@ pub fn run(
             ));
         }
         ModelKind::Conv1d | ModelKind::Conv2d => {
-            let dft = match image {
-                Some((h, w)) => Dft::new_2d(h, w, device)?,
-                None => Dft::new(t, device)?,
-            };
+            let dft = redunet_vision::network::transform_of(&front, device)?;
             let mut writer = if cfg.model.save {
                 Some(SpectralWriter::create(&out.join("model"), &front)?)
             } else {

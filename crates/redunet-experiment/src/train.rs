@@ -142,7 +142,8 @@ fn build(
                 Some(fan) => front.with_lift_scale(1.0 / fan),
                 None => front,
             };
-            if crate::invariant::signal_dft_uses_fft(&front) {
+            let (h, w) = front.config().transform_shape();
+            if redunet_vision::spectral::Dft::uses_fft_for(h, w) {
                 return Err(Error::Parameter(format!(
                     "signals of {} samples are transformed by FFT, which is not differentiable: \
                      networks on them are constructed (`redunet run`), not trained (at most {} samples)",

@@ -122,7 +122,29 @@ fn trig_tables(n: usize, cols: usize, scale: f64) -> (Vec<f32>, Vec<f32>) {
     (c, s)
 }
 
+/// Multiplicity of each kept column frequency `0..W/2+1` in the full
+/// spectrum: 1 for frequency 0 (and W/2 when W is even), 2 otherwise.
+fn multiplicities(width: usize) -> Vec<f64> {
+    (0..width / 2 + 1)
+        .map(|q| if q == 0 || 2 * q == width { 1.0 } else { 2.0 })
+        .collect()
+}
+
+/// Bytes of the dense tables of a `height × width` transform, host and
+/// device copies.
+fn dense_table_bytes(height: usize, width: usize) -> u64 {
+    let pw = width / 2 + 1;
+    redunet_data::memory::bytes(&[8, width, pw], 4)
+        .saturating_add(redunet_data::memory::bytes(&[4, height, height], 4))
+}
+
 impl Dft {
+    /// Whether a `height × width` transform is made by [`Self::new_2d`] as
+    /// real FFTs: 1D signals of at least [`FFT_MIN_LEN`] samples.
+    pub fn uses_fft_for(height: usize, width: usize) -> bool {
+        height == 1 && width >= FFT_MIN_LEN
+    }
+
     /// The DFT of 1D signals of length `len`.
     pub fn new(len: usize, device: &Device) -> Result<Self> {
         Self::new_2d(1, len, device)
@@ -131,22 +153,18 @@ impl Dft {
     /// Bytes of the tables of a `height × width` transform (checked, so a
     /// stored or requested size that cannot fit is refused, not allocated).
     pub fn table_bytes(height: usize, width: usize) -> u64 {
-        let pw = width / 2 + 1;
-        if height == 1 && width >= FFT_MIN_LEN {
+        if Self::uses_fft_for(height, width) {
             // The FFT plans and the multiplicities.
             return redunet_data::memory::bytes(&[8, width], 4);
         }
-        let per_axis = redunet_data::memory::bytes(&[4, width, pw], 4)
-            .saturating_add(redunet_data::memory::bytes(&[2, height, height], 4));
-        // The host-side tables are built before their upload.
-        per_axis.saturating_mul(2)
+        dense_table_bytes(height, width)
     }
 
     /// The 2D DFT of `height × width` images (1D signals for `height = 1`):
     /// by FFT for 1D signals of at least [`FFT_MIN_LEN`] samples, by dense
     /// tables otherwise.
     pub fn new_2d(height: usize, width: usize, device: &Device) -> Result<Self> {
-        if height == 1 && width >= FFT_MIN_LEN {
+        if Self::uses_fft_for(height, width) {
             Self::fft(width, device)
         } else {
             Self::dense_2d(height, width, device)
@@ -160,11 +178,8 @@ impl Dft {
             return Err(Error::Shape("a DFT of 0 samples".into()));
         }
         let (height, width) = (1, len);
-        let pw = width / 2 + 1;
-        let mult: Vec<f64> = (0..pw)
-            .map(|q| if q == 0 || 2 * q == width { 1.0 } else { 2.0 })
-            .collect();
-        let t2 = |v, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), device);
+        let mult = multiplicities(width);
+        let row = mult.iter().map(|&x| x as f32).collect();
         let mut planner = realfft::RealFftPlanner::<f32>::new();
         Ok(Self {
             height,
@@ -175,7 +190,7 @@ impl Dft {
             isin: None,
             hcos: None,
             hsin: None,
-            weight_row: t2(mult.iter().map(|&x| x as f32).collect(), [1, pw]),
+            weight_row: Tensor::from_data(TensorData::new(row, [1, mult.len()]), device),
             weights: mult,
             fft: Some(RealFfts {
                 forward: planner.plan_fft_forward(width),
@@ -190,16 +205,13 @@ impl Dft {
         if height == 0 || width == 0 {
             return Err(Error::Shape(format!("a DFT of {height} × {width} samples")));
         }
-        let pw = width / 2 + 1;
         redunet_data::memory::check(
-            redunet_data::memory::bytes(&[8, width, pw], 4)
-                .saturating_add(redunet_data::memory::bytes(&[4, height, height], 4)),
+            dense_table_bytes(height, width),
             &format!("the DFT tables of {height} × {width} samples"),
             "use smaller signals or images",
         )?;
-        let mult: Vec<f64> = (0..pw)
-            .map(|q| if q == 0 || 2 * q == width { 1.0 } else { 2.0 })
-            .collect();
+        let pw = width / 2 + 1;
+        let mult = multiplicities(width);
         let t2 = |v, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), device);
         let scale = 1.0 / (width as f64).sqrt();
         let (c, s) = trig_tables(width, pw, scale);

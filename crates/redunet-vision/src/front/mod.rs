@@ -180,17 +180,7 @@ impl FrontEndConfig {
             Some(p) => bytes(&[s.iter().product(), p.radii, p.angles, 2], 4),
             None => 0,
         };
-        let c_in = self.polar.as_ref().map_or_else(
-            || match s.as_slice() {
-                [c, _] | [c, _, _] => *c,
-                _ => 1,
-            },
-            |p| p.radii,
-        );
-        let lift = match &self.lift {
-            Some(l) => bytes(&[l.out_channels, c_in, l.kernel_size, l.kernel_size, 2], 4),
-            None => 0,
-        };
+        let lift = self.lift_params().map_or(u64::MAX, |n| bytes(&[n, 2], 4));
         polar.saturating_add(lift)
     }
 
@@ -222,14 +212,20 @@ impl FrontEndConfig {
         }
     }
 
-    /// Number of lifting parameters (kernel entries), None on overflow.
-    pub fn lift_params(&self) -> Option<usize> {
-        let Some(l) = &self.lift else { return Some(0) };
-        let c_in = match (&self.polar, self.images, self.sample_shape.as_slice()) {
+    /// Channels entering the lifting stage: the polar radii, or the
+    /// samples' own channels.
+    pub fn lift_in_channels(&self) -> usize {
+        match (&self.polar, self.images, self.sample_shape.as_slice()) {
             (Some(p), _, _) => p.radii,
             (None, true, [c, _, _]) | (None, false, [c, _]) => *c,
             _ => 1,
-        };
+        }
+    }
+
+    /// Number of lifting parameters (kernel entries), None on overflow.
+    pub fn lift_params(&self) -> Option<usize> {
+        let Some(l) = &self.lift else { return Some(0) };
+        let c_in = self.lift_in_channels();
         let taps = if self.images {
             l.kernel_size.checked_mul(l.kernel_size)?
         } else {
@@ -257,14 +253,7 @@ impl FrontEnd {
             (true, [h, w]) | (true, [_, h, w]) => Some((*h, *w)),
             _ => None,
         };
-        // Channels entering the lifting stage.
-        let c_in = match (&config.polar, image, s) {
-            (Some(p), _, _) => p.radii,
-            (None, Some(_), [c, _, _]) => *c,
-            (None, Some(_), _) => 1,
-            (None, None, [c, _]) => *c,
-            (None, None, _) => 1,
-        };
+        let c_in = config.lift_in_channels();
         let lift = config.lift.as_ref().map(|l| match image {
             Some(_) => Lifting::TwoD(Lift2d::random(
                 l.out_channels,
@@ -366,12 +355,7 @@ impl FrontEnd {
     /// for 2D kernels, `√(k·C_in)·√k` for 1D ones (None without lifting).
     pub fn lift_fan(&self) -> Option<f32> {
         let l = self.config.lift.as_ref()?;
-        let c_in = match (&self.config.polar, self.config.sample_shape.as_slice()) {
-            (Some(p), _) => p.radii,
-            (None, [c, _, _]) => *c,
-            (None, [c, _]) if self.image.is_none() => *c,
-            _ => 1,
-        };
+        let c_in = self.config.lift_in_channels();
         Some(l.kernel_size as f32 * (c_in as f32).sqrt())
     }
 
