@@ -15,6 +15,17 @@ use redunet::vision::polar::Polar;
 use redunet::vision::spectral::{Dft, SpectralStep};
 use std::time::Duration;
 
+mod common;
+
+/// A spectral layer's counted work at P frequencies: the total and class
+/// moments (a complex C×C product per sample, 8C² real flops), the k+1
+/// complex C×C inverses per frequency (8C³ each), and the k+1 operators
+/// applied to every sample.
+fn spectral_flops(p: usize, m: usize, c: usize, k: usize) -> f64 {
+    let (p, m, c, k1) = (p as f64, m as f64, c as f64, k as f64 + 1.0);
+    p * (2.0 * 8.0 * m * c * c + k1 * 8.0 * c * c * c + k1 * 8.0 * m * c * c)
+}
+
 fn layer(c: &mut Criterion) {
     redunet::alloc::keep_large_buffers();
     redunet::alloc::flush_subnormals();
@@ -41,6 +52,16 @@ fn layer(c: &mut Criterion) {
         })
     });
 
+    common::report(
+        "conv1d layer m2000 C5 T200 k2 soft",
+        spectral_flops(101, m, 5, 2),
+        9,
+        || {
+            let (layer, _) = SpectralStep::construct_spectral(&s, &pi, &config, &dft).unwrap();
+            to_vec(layer.step(&s, Some(&pi)).x.slice([0..1, 0..1, 0..1])).unwrap();
+        },
+    );
+
     let split = per_class_split(&data, None, 50, 0).expect("split");
     let m = split.train.len();
     let images = tensor(split.train.features.clone(), [m, 1, 28, 28], &device);
@@ -56,6 +77,15 @@ fn layer(c: &mut Criterion) {
         })
     });
     g.finish();
+    common::report(
+        "conv2d layer m500 28x28 C16 k10 soft",
+        spectral_flops(28 * 15, m, 16, 10),
+        5,
+        || {
+            let (layer, _) = SpectralStep::construct_spectral(&s, &pi, &config, &dft).unwrap();
+            to_vec(layer.step(&s, Some(&pi)).x.slice([0..1, 0..1, 0..1])).unwrap();
+        },
+    );
 }
 
 /// The transform of 1D signals both ways (spectrum and back), by dense

@@ -10,8 +10,8 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t
         .try_into_data()
         .map_err(|e| Error::Device(format!("{e:?}")))?;
-    data.convert::<f32>()
-        .try_to_vec::<f32>()
+    // Consuming the data lets an f32 buffer become the vector without a copy.
+    data.try_into_vec_as::<f32>()
         .map_err(|e| Error::Device(format!("{e:?}")))
 }
 

@@ -9,6 +9,7 @@
 //! features is `Z: [m, d]`, one sample per row; memberships are `Π: [m, k]`
 //! with rows on the simplex; `eps_sq` is ε²; logs are natural.
 //!
+//! - [`cpu`]: the same formulas fused on host memory for CPU devices.
 //! - [`linalg`]: batched log-determinant and inverse of symmetric
 //!   positive-definite matrices (never through `det`).
 //! - [`membership`]: validated hard labels or soft memberships.
@@ -21,6 +22,7 @@
 
 pub mod classify;
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod host;
 pub mod layer;

@@ -57,6 +57,12 @@ pub fn spd_logdet(a: Tensor<3>) -> Result<Vec<f64>> {
 }
 
 fn recurse(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {
+    let device = a.device();
+    if crate::cpu::on_host(&device) {
+        let [b, n, _] = a.dims();
+        let (inverse, logdet) = crate::cpu::spd::inverse_logdet(&to_vec(a)?, b, n)?;
+        return Ok((tensor(inverse, [b, n, n], &device), logdet));
+    }
     let f = factor(a, false)?;
     Ok((f.inverse, f.logdet))
 }
@@ -133,37 +139,26 @@ fn host_base(a: Tensor<3>, need_factor: bool) -> Result<Factor> {
     let device = a.device();
     let [b, n, _] = a.dims();
     let values = to_vec(a)?;
-    let mut inv = vec![0f32; b * n * n];
-    let mut li_all = vec![0f32; if need_factor { b * n * n } else { 0 }];
-    let mut li_chunks: Vec<&mut [f32]> = if need_factor {
-        li_all.chunks_mut(n * n).collect()
-    } else {
-        (0..b).map(|_| &mut [][..]).collect()
-    };
-    let logdet =
-        values
-            .par_chunks(n * n)
-            .zip(inv.par_chunks_mut(n * n))
-            .zip(li_chunks.par_iter_mut())
-            .enumerate()
-            .map(|(index, ((m, o), li_out))| {
-                let sym: Vec<f64> = (0..n * n)
-                    .map(|k| 0.5 * (m[k] as f64 + m[(k % n) * n + k / n] as f64))
-                    .collect();
-                let l = cholesky_f64(&sym, n)
-                    .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })?;
-                let li = lower_inverse_f64(&l, n);
-                for (dst, src) in o.iter_mut().zip(&gram_of_rows(&li, n)) {
-                    *dst = *src as f32;
-                }
-                for (dst, src) in li_out.iter_mut().zip(&li) {
-                    *dst = *src as f32;
-                }
-                Ok(2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>())
-            })
-            .collect::<Result<Vec<f64>>>()?;
+    let blocks = values
+        .par_chunks(n * n)
+        .enumerate()
+        .map(|(index, m)| {
+            crate::cpu::spd::base(crate::cpu::gemm::View::new(m, n, n), need_factor)
+                .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut inv = Vec::with_capacity(b * n * n);
+    let mut li = Vec::with_capacity(if need_factor { b * n * n } else { 0 });
+    let mut logdet = Vec::with_capacity(b);
+    for f in blocks {
+        inv.extend_from_slice(&f.inverse);
+        if let Some(l) = &f.factor {
+            li.extend_from_slice(l);
+        }
+        logdet.push(f.logdet);
+    }
     Ok(Factor {
-        inverse_factor: need_factor.then(|| tensor(li_all, [b, n, n], &device)),
+        inverse_factor: need_factor.then(|| tensor(li, [b, n, n], &device)),
         inverse: tensor(inv, [b, n, n], &device),
         logdet,
     })
@@ -171,7 +166,7 @@ fn host_base(a: Tensor<3>, need_factor: bool) -> Result<Factor> {
 
 /// `MᵀM` for a lower-triangular M (row-major): the SPD inverse L⁻ᵀL⁻¹,
 /// summed as rank-one updates with the rows of M.
-fn gram_of_rows(li: &[f64], n: usize) -> Vec<f64> {
+pub(crate) fn gram_of_rows(li: &[f64], n: usize) -> Vec<f64> {
     let mut out = vec![0f64; n * n];
     for k in 0..n {
         let row = &li[k * n..k * n + k + 1];

@@ -97,7 +97,29 @@ pub fn identity_plus_grams(xs: Vec<Tensor<2>>, scales: &[f64]) -> Tensor<3> {
 
 /// `logdet(I + a XᵀX)` for a batch of matrices of one shape.
 fn logdets_same_shape(xs: Vec<Tensor<2>>, scales: &[f64]) -> Result<Vec<f64>> {
+    if crate::cpu::on_host(&xs[0].device()) {
+        return host_logdets(xs, scales);
+    }
     spd_logdet(identity_plus_grams(xs, scales))
+}
+
+/// [`logdets_same_shape`] on the host: each `I + a XᵀX` on the smaller
+/// Gram side as a symmetric rank-k product, then one batched
+/// factorisation.
+fn host_logdets(xs: Vec<Tensor<2>>, scales: &[f64]) -> Result<Vec<f64>> {
+    use crate::cpu::gemm::{View, gram};
+    let [rows, cols] = xs[0].dims();
+    let n = rows.min(cols);
+    let mut batch = vec![0f32; xs.len() * n * n];
+    for ((x, &a), g) in xs.into_iter().zip(scales).zip(batch.chunks_mut(n * n)) {
+        let values = crate::host::to_vec(x)?;
+        let x = View::new(&values, rows, cols);
+        gram(g, if rows < cols { x.t() } else { x });
+        let a = a as f32;
+        g.iter_mut().for_each(|v| *v *= a);
+        (0..n).for_each(|i| g[i * (n + 1)] += 1.0);
+    }
+    crate::cpu::spd::inverse_logdet(&batch, batch.len() / (n * n), n).map(|(_, l)| l)
 }
 
 /// R(Z) = ½ logdet(I + d/(m ε²) ZᵀZ).

@@ -11,8 +11,8 @@
 //! The arithmetic of the first pass is repeated in the second, which is far
 //! cheaper than the traffic it saves.
 
-use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
+use redunet_core::cpu::gemm::{self, Threads, View};
 
 /// The operators of one layer in the two layouts the passes need.
 #[derive(Debug)]
@@ -51,34 +51,17 @@ impl HostOps {
     }
 }
 
-/// `dst[rows × n] = a[rows × k] · b[k × n]`, all row-major and contiguous.
+/// `dst[rows × n] = a[rows × k] · b[k × n]` (plus `dst` when `acc`), all
+/// row-major and contiguous, on this thread.
 fn matmul(dst: &mut [f32], a: &[f32], b: &[f32], rows: usize, k: usize, n: usize, acc: bool) {
-    debug_assert!(dst.len() >= rows * n && a.len() >= rows * k && b.len() >= k * n);
-    // SAFETY: the slices hold the row-major matrices whose sizes the
-    // asserts above check; gemm reads a and b and writes dst only within them.
-    unsafe {
-        gemm(
-            rows,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        )
-    }
+    gemm::matmul(
+        dst,
+        n,
+        View::new(a, rows, k),
+        View::new(b, k, n),
+        acc.then_some(1.0),
+        Threads::One,
+    );
 }
 
 /// The scalars of a layer step: frequency multiplicities, class weights

@@ -34,19 +34,7 @@ use redunet_core::{Error, MembershipMode, Memberships, Rates, Result, VectorLaye
 use std::sync::Arc;
 
 use crate::fused::{self, HostOps};
-
-/// Whether tensors on `device` live in host memory (the fused CPU step).
-fn host_cpu(device: &Device) -> bool {
-    use burn::backend::DispatchDevice;
-    #[allow(unreachable_patterns)]
-    match device.as_dispatch() {
-        #[cfg(feature = "flex")]
-        DispatchDevice::Flex(_) => true,
-        #[cfg(feature = "ndarray")]
-        DispatchDevice::NdArray(_) => true,
-        _ => false,
-    }
-}
+use redunet_core::cpu::on_host;
 
 /// The orthonormal DFT of real signals of length T, or of real images
 /// `H × W` stored as signals of length `H·W` (row-major), as matrix
@@ -666,7 +654,7 @@ impl SpectralLayer {
 /// The host copy of embedded operators `[P, (k'+1)·2C, 2C]` for the fused
 /// CPU step, when they live on a CPU device.
 fn host_ops(ops: &Tensor<3>) -> Result<Option<Arc<HostOps>>> {
-    if !host_cpu(&ops.device()) {
+    if !on_host(&ops.device()) {
         return Ok(None);
     }
     let [p, rows, c2] = ops.dims();
@@ -769,7 +757,7 @@ impl SpectralStep {
     pub fn step(&self, s: &Spectrum, pi: Option<&Memberships>) -> Spectrum {
         let hard = self.hard_weights(pi);
         if let Some(ops) = self.host.as_deref()
-            && host_cpu(&s.x.device())
+            && on_host(&s.x.device())
             && let Some(out) = self.step_host(ops, s, hard.clone())
         {
             return out;

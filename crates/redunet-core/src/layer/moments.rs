@@ -7,11 +7,64 @@
 //! order of the sums), while only one batch and the `(k+1)` d×d moments are
 //! in device memory.
 
+use crate::cpu::gemm::{View, gram};
+use crate::host::{tensor, to_vec};
 use crate::layer::vector::{VectorLayer, VectorLayerConfig};
 use crate::membership::Scales;
 use crate::rates::{Rates, weighted_rows};
 use crate::{Error, Memberships, Result};
 use burn::tensor::Tensor;
+
+/// The class moments `Zᵀ diag(π_j) Z` of the present classes and, for soft
+/// memberships, `ZᵀZ`, as symmetric rank-k products on the host (see
+/// [`weighted_rows`] for the rows each class contributes).
+fn host_grams(z: &Tensor<2>, pi: &Memberships) -> Result<ClassGrams> {
+    let [b, d] = z.dims();
+    let device = z.device();
+    let values = to_vec(z.clone())?;
+    let gram_of = |x: View<'_>| {
+        let mut g = vec![0f32; d * d];
+        gram(&mut g, x);
+        tensor(g, [d, d], &device)
+    };
+    let soft = match pi.labels() {
+        Some(_) => None,
+        None => Some(to_vec(pi.pi().clone())?),
+    };
+    let k = pi.num_classes();
+    let mut class_grams = Vec::new();
+    for j in pi.present() {
+        let g = match (pi.members(j), &soft) {
+            // Data grouped by class (as our splits are) needs no gather.
+            (Some(rows), _) if rows.last().is_some_and(|&l| l + 1 - rows[0] == rows.len()) => {
+                gram_of(View::strided(&values, rows[0] * d, rows.len(), d, d, 1))
+            }
+            (Some(rows), _) => {
+                let x: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&i| values[i * d..(i + 1) * d].iter().copied())
+                    .collect();
+                gram_of(View::new(&x, rows.len(), d))
+            }
+            (None, Some(p)) => {
+                let x: Vec<f32> = (0..b)
+                    .flat_map(|i| {
+                        let w = p[i * k + j].sqrt();
+                        values[i * d..(i + 1) * d].iter().map(move |&v| v * w)
+                    })
+                    .collect();
+                gram_of(View::new(&x, b, d))
+            }
+            (None, None) => unreachable!("memberships are hard or soft"),
+        };
+        class_grams.push((j, g));
+    }
+    let total = soft.is_some().then(|| gram_of(View::new(&values, b, d)));
+    Ok((class_grams, total))
+}
+
+/// Per present class its moment, and `ZᵀZ` when formed separately.
+type ClassGrams = (Vec<(usize, Tensor<2>)>, Option<Tensor<2>>);
 
 /// `ZᵀZ` (soft memberships only: with hard labels it is the sum of the class
 /// moments), `Zᵀ diag(π_j) Z` per class and the class sizes, over the
@@ -58,17 +111,28 @@ impl SecondMoments {
             ));
         }
         self.hard = Some(hard);
-        for j in pi.present() {
-            let x = weighted_rows(z, pi, j);
-            let g = x.clone().transpose().matmul(x);
+        let (class_grams, gram) = if crate::cpu::on_host(&z.device()) {
+            host_grams(z, pi)?
+        } else {
+            let class_grams = pi
+                .present()
+                .into_iter()
+                .map(|j| {
+                    let x = weighted_rows(z, pi, j);
+                    (j, x.clone().transpose().matmul(x))
+                })
+                .collect();
+            let gram = (!hard).then(|| z.clone().transpose().matmul(z.clone()));
+            (class_grams, gram)
+        };
+        for (j, g) in class_grams {
             let slot = &mut self.class_grams[j];
             *slot = Some(match slot.take() {
                 Some(acc) => acc + g,
                 None => g,
             });
         }
-        if !hard {
-            let g = z.clone().transpose().matmul(z.clone());
+        if let Some(g) = gram {
             self.gram = Some(match self.gram.take() {
                 Some(acc) => acc + g,
                 None => g,
@@ -142,6 +206,11 @@ impl SecondMoments {
         }
         let scales =
             Scales::from_counts(&self.counts, self.samples as f64, self.dim, config.eps_sq);
+        if let Some(g) = self.class_grams.iter().flatten().next()
+            && crate::cpu::on_host(&g.device())
+        {
+            return self.layer_host(scales, config);
+        }
         let class_grams: Vec<Tensor<3>> = scales
             .classes
             .iter()
@@ -160,5 +229,80 @@ impl SecondMoments {
             None => class_grams.clone().sum_dim(0),
         };
         VectorLayer::from_moments(gram, class_grams, scales, self.counts.len(), config)
+    }
+
+    /// [`Self::layer`] on the host: `I + a·M` for every moment, its
+    /// factorisation, and the operators laid out as the layer keeps them,
+    /// each in one pass over host memory. The same arithmetic as the
+    /// tensor path.
+    fn layer_host(
+        &self,
+        scales: Scales,
+        config: &VectorLayerConfig,
+    ) -> Result<(VectorLayer, Rates)> {
+        let d = self.dim;
+        let k = scales.classes.len();
+        let device = self
+            .class_grams
+            .iter()
+            .flatten()
+            .next()
+            .expect("a present class has moments")
+            .device();
+        let class_grams = scales
+            .classes
+            .iter()
+            .map(|&j| {
+                to_vec(
+                    self.class_grams[j]
+                        .clone()
+                        .expect("a present class has moments"),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // With hard labels the classes partition the rows, so ZᵀZ is the sum
+        // of the class moments: half the work of forming it again.
+        let gram = match &self.gram {
+            Some(g) => to_vec(g.clone())?,
+            None => {
+                let mut sum = class_grams[0].clone();
+                for g in &class_grams[1..] {
+                    sum.iter_mut().zip(g).for_each(|(s, v)| *s += v);
+                }
+                sum
+            }
+        };
+        let mut factors = vec![scales.alpha as f32];
+        factors.extend(scales.alphas.iter().map(|&a| a as f32));
+        let mut batch = Vec::with_capacity((k + 1) * d * d);
+        for (moment, &a) in std::iter::once(&gram).chain(&class_grams).zip(&factors) {
+            let start = batch.len();
+            batch.extend(moment.iter().map(|&v| v * a));
+            for i in 0..d {
+                batch[start + i * (d + 1)] += 1.0;
+            }
+        }
+        let (inverse, logdets) = crate::cpu::spd::inverse_logdet(&batch, k + 1, d)?;
+        let e: Vec<f32> = inverse[..d * d].iter().map(|&v| v * factors[0]).collect();
+        let mut c_cat = vec![0f32; d * k * d];
+        for r in 0..d {
+            for j in 0..k {
+                let dst = &mut c_cat[(r * k + j) * d..(r * k + j + 1) * d];
+                let src = &inverse[((j + 1) * d + r) * d..((j + 1) * d + r + 1) * d];
+                dst.iter_mut()
+                    .zip(src)
+                    .for_each(|(o, &v)| *o = v * factors[j + 1]);
+            }
+        }
+        let rates = crate::layer::vector::rates_of(&logdets, &scales.gammas);
+        let layer = VectorLayer::from_operators(
+            tensor(e, [d, d], &device),
+            tensor(c_cat, [d, k * d], &device),
+            scales.gammas,
+            scales.classes,
+            self.counts.len(),
+            *config,
+        );
+        Ok((layer, rates))
     }
 }

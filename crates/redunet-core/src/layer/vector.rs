@@ -21,7 +21,7 @@
 //! `E z` for all rows is the product `Z E`.
 
 pub use crate::config::{MembershipMode, VectorLayerConfig};
-use crate::host::{indices, tensor};
+use crate::host::{indices, tensor, to_vec};
 use crate::layer::moments::SecondMoments;
 use crate::linalg::spd_inverse_logdet_trusted;
 use crate::membership::Scales;
@@ -122,23 +122,31 @@ impl VectorLayer {
             .swap_dims(0, 1)
             .reshape([d, k * d]);
 
-        let r = 0.5 * logdets[0];
-        let r_c: f64 = gamma
-            .iter()
-            .zip(&logdets[1..])
-            .map(|(g, l)| 0.5 * g * l)
-            .sum();
+        let rates = rates_of(&logdets, &gamma);
         Ok((
-            Self {
-                e: Param::from_tensor(e),
-                c_cat: Param::from_tensor(c_cat),
-                gamma,
-                classes,
-                num_classes,
-                config: *config,
-            },
-            Rates::new(r, r_c),
+            Self::from_operators(e, c_cat, gamma, classes, num_classes, *config),
+            rates,
         ))
+    }
+
+    /// The layer of operators already laid out: E `[d, d]` and
+    /// `[C_1 | … ]` `[d, k' d]`.
+    pub(crate) fn from_operators(
+        e: Tensor<2>,
+        c_cat: Tensor<2>,
+        gamma: Vec<f64>,
+        classes: Vec<usize>,
+        num_classes: usize,
+        config: VectorLayerConfig,
+    ) -> Self {
+        Self {
+            e: Param::from_tensor(e),
+            c_cat: Param::from_tensor(c_cat),
+            gamma,
+            classes,
+            num_classes,
+            config,
+        }
     }
 
     /// Reassembles a layer from its parts (used when loading a saved model).
@@ -342,6 +350,12 @@ impl VectorLayer {
     /// (plain tensor operations, so gradients flow through it on autodiff
     /// devices: the forward pass of trainable networks).
     pub fn forward_trusted(&self, z: &Tensor<2>) -> Tensor<2> {
+        if crate::cpu::on_host(&z.device())
+            && crate::cpu::on_host(&self.e.val().device())
+            && let Ok(out) = self.forward_host(z)
+        {
+            return out;
+        }
         let [m, d] = z.dims();
         // Row blocks keep the [rows, k+1, d] intermediate small enough to
         // stay in cache between the product and the element-wise passes.
@@ -359,6 +373,24 @@ impl VectorLayer {
         } else {
             Tensor::cat(parts, 0)
         }
+    }
+
+    /// The soft step fused on the host ([`crate::cpu::step`]).
+    fn forward_host(&self, z: &Tensor<2>) -> Result<Tensor<2>> {
+        let [m, d] = z.dims();
+        let (e, c_cat) = (to_vec(self.e.val())?, to_vec(self.c_cat.val())?);
+        let step = crate::cpu::step::SoftStep {
+            e: &e,
+            c_cat: &c_cat,
+            gamma: &self.gamma,
+            eta: self.config.eta,
+            lambda: self.config.lambda,
+        };
+        Ok(tensor(
+            step.apply(&to_vec(z.clone())?, m, d),
+            [m, d],
+            &z.device(),
+        ))
     }
 
     fn forward_block(&self, z: Tensor<2>) -> Tensor<2> {
@@ -399,6 +431,17 @@ impl VectorLayer {
     fn step(&self, z: &Tensor<2>, g: Tensor<2>) -> Tensor<2> {
         normalize_rows(z.clone() + g.mul_scalar(self.config.eta))
     }
+}
+
+/// R = ½ logdet(I + α ZᵀZ) and R_c = Σ_j γ_j/2 · logdet(I + α_j …) from
+/// the log-determinants `[E's, C_1's, …]` of a layer's factorisation.
+pub(crate) fn rates_of(logdets: &[f64], gamma: &[f64]) -> Rates {
+    let r_c = gamma
+        .iter()
+        .zip(&logdets[1..])
+        .map(|(g, l)| 0.5 * g * l)
+        .sum();
+    Rates::new(0.5 * logdets[0], r_c)
 }
 
 /// Scales every row to unit ℓ2 norm (norms clamped at 1e-8).

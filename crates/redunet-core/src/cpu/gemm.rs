@@ -1,0 +1,293 @@
+//! Matrix products on host memory through the `gemm` crate (the kernels
+//! burn-flex runs, with their AVX-512 variants), on strided views so that
+//! transposes and blocks cost no copies.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// A read-only `rows × cols` matrix inside a slice: element `(i, j)` at
+/// `offset + i·rs + j·cs`. Construction checks that every element lies in
+/// the slice, which is what makes the products below sound.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    data: &'a [f32],
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// The row-major `rows × cols` matrix filling the start of `data`.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, 0, rows, cols, cols, 1)
+    }
+
+    /// A general strided view; panics if it reaches outside `data`.
+    pub fn strided(
+        data: &'a [f32],
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    ) -> Self {
+        if rows > 0 && cols > 0 {
+            let last = offset + (rows - 1) * rs + (cols - 1) * cs;
+            assert!(last < data.len(), "view reaches past its slice");
+        }
+        Self {
+            data,
+            offset,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    /// Rows `r` and columns `c` of the view.
+    pub fn block(self, r: std::ops::Range<usize>, c: std::ops::Range<usize>) -> Self {
+        assert!(r.start <= r.end && r.end <= self.rows && c.start <= c.end && c.end <= self.cols);
+        Self {
+            offset: self.offset + r.start * self.rs + c.start * self.cs,
+            rows: r.end - r.start,
+            cols: c.end - c.start,
+            ..self
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Element `(i, j)`.
+    pub fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[self.offset + i * self.rs + j * self.cs]
+    }
+
+    /// The view copied out, row-major.
+    pub fn to_vec(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.rows * self.cols);
+        for i in 0..self.rows {
+            out.extend((0..self.cols).map(|j| self.at(i, j)));
+        }
+        out
+    }
+}
+
+/// How a product may use the thread pool: a single call on its own uses
+/// every core, calls that already run side by side use one each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// This thread only.
+    One,
+    /// Every thread of the current rayon pool.
+    All,
+}
+
+impl Threads {
+    fn parallelism(self) -> Parallelism {
+        match self {
+            Threads::One => Parallelism::None,
+            Threads::All => Parallelism::Rayon(rayon::current_num_threads()),
+        }
+    }
+}
+
+/// `dst = a·b` (or `dst = dst + β a·b` when `acc` is `Some(β)`), where
+/// `dst` is row-major `a.rows × b.cols` with row stride `ld`.
+pub fn matmul(
+    dst: &mut [f32],
+    ld: usize,
+    a: View<'_>,
+    b: View<'_>,
+    acc: Option<f32>,
+    threads: Threads,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert!(ld >= n, "row stride below the width");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!((m - 1) * ld + n <= dst.len(), "destination too small");
+    if k == 0 {
+        if acc.is_none() {
+            for i in 0..m {
+                dst[i * ld..i * ld + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    // SAFETY: the views were checked to lie inside their slices, `dst` was
+    // checked to hold the m × n result at row stride `ld`, and `&mut dst`
+    // cannot alias the shared slices behind `a` and `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            ld as isize,
+            acc.is_some(),
+            a.data.as_ptr().add(a.offset),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr().add(b.offset),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            acc.unwrap_or(1.0),
+            false,
+            false,
+            false,
+            threads.parallelism(),
+        )
+    }
+}
+
+/// Splits `0..n` into nearly equal blocks of about `target` (at least one).
+fn blocks(n: usize, target: usize) -> Vec<std::ops::Range<usize>> {
+    let count = n.div_ceil(target).max(1);
+    (0..count)
+        .map(|b| b * n / count..(b + 1) * n / count)
+        .collect()
+}
+
+/// `XᵀX` of `x: [rows, d]` into the row-major `d × d` `dst`, as a symmetric
+/// rank-k product: only the blocks on and below the diagonal are
+/// multiplied (about half the work of the full product), side by side on
+/// all threads, and the upper triangle is mirrored from the lower.
+pub fn gram(dst: &mut [f32], x: View<'_>) {
+    let d = x.cols;
+    assert!(dst.len() >= d * d, "destination too small");
+    let parts = blocks(d, 128);
+    let pairs: Vec<(usize, usize)> = (0..parts.len())
+        .flat_map(|i| (0..=i).map(move |j| (i, j)))
+        .collect();
+    let xt = x.t();
+    let tiles: Vec<Vec<f32>> = pairs
+        .par_iter()
+        .map(|&(i, j)| {
+            let (ri, rj) = (parts[i].clone(), parts[j].clone());
+            let mut tile = vec![0f32; ri.len() * rj.len()];
+            matmul(
+                &mut tile,
+                rj.len(),
+                xt.block(ri, 0..x.rows),
+                x.block(0..x.rows, rj),
+                None,
+                Threads::One,
+            );
+            tile
+        })
+        .collect();
+    for (&(i, j), tile) in pairs.iter().zip(&tiles) {
+        let (ri, rj) = (parts[i].clone(), parts[j].clone());
+        let w = rj.len();
+        for (a, r) in ri.clone().enumerate() {
+            // On a diagonal tile only its lower triangle is read, so the
+            // result is exactly symmetric.
+            let end = if i == j { r + 1 } else { rj.end };
+            for (b, c) in (rj.start..end).enumerate() {
+                let v = tile[a * w + b];
+                dst[r * d + c] = v;
+                dst[c * d + r] = v;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &View<'_>, b: &View<'_>) -> Vec<f64> {
+        let mut out = vec![0f64; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                out[i * b.cols + j] = (0..a.cols)
+                    .map(|l| a.at(i, l) as f64 * b.at(l, j) as f64)
+                    .sum();
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104729) % 997) as f32 / 997.0) - 0.5)
+            .collect()
+    }
+
+    #[test]
+    fn strided_products_match_the_definition() {
+        let a = values(37 * 29, 1);
+        let b = values(41 * 37, 2);
+        // a: 29 × 37 read as the transpose of a 37 × 29 row-major matrix.
+        let av = View::new(&a, 37, 29).t();
+        let bv = View::new(&b, 41, 37).t().block(0..37, 3..40);
+        let mut dst = vec![1f32; 29 * 40];
+        matmul(&mut dst, 40, av, bv, None, Threads::All);
+        let want = naive(&av, &bv);
+        for i in 0..29 {
+            for j in 0..37 {
+                assert!((dst[i * 40 + j] as f64 - want[i * 37 + j]).abs() < 1e-4);
+            }
+            // The padding past the product's width is left alone.
+            assert!(dst[i * 40 + 37..i * 40 + 40].iter().all(|&v| v == 1.0));
+        }
+        // Accumulating with β = −1 subtracts the product.
+        let mut acc = vec![2f32; 29 * 37];
+        matmul(&mut acc, 37, av, bv, Some(-1.0), Threads::One);
+        for (v, w) in acc.iter().zip(&want) {
+            assert!((*v as f64 - (2.0 - w)).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn symmetric_gram_is_the_full_product() {
+        for (rows, d) in [(300, 301), (5, 130), (64, 1)] {
+            let x = values(rows * d, d);
+            let xv = View::new(&x, rows, d);
+            let mut g = vec![f32::NAN; d * d];
+            gram(&mut g, xv);
+            let want = naive(&xv.t(), &xv);
+            for (v, w) in g.iter().zip(&want) {
+                assert!((*v as f64 - w).abs() < 1e-3 * (1.0 + w.abs()), "{v} vs {w}");
+            }
+            for i in 0..d {
+                for j in 0..d {
+                    assert_eq!(g[i * d + j], g[j * d + i]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "view reaches past its slice")]
+    fn views_outside_their_slice_are_refused() {
+        let a = vec![0f32; 10];
+        View::new(&a, 3, 4);
+    }
+}

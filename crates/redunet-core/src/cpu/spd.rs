@@ -1,0 +1,264 @@
+//! Inverse and log-determinant of SPD matrices on the host: the recursive
+//! block Cholesky of [`crate::linalg`] (same split, same products, same f64
+//! base blocks), with every product a direct gemm on strided views instead
+//! of a chain of tensor slices, copies and concatenations.
+
+use super::gemm::{Threads, View, matmul};
+use crate::{Error, Result};
+use rayon::prelude::*;
+
+use crate::linalg::BASE;
+
+/// One level's result for an `n × n` block, row-major.
+pub(crate) struct Factor {
+    /// A⁻¹.
+    pub inverse: Vec<f32>,
+    /// L⁻¹ (lower triangular), when asked for.
+    pub factor: Option<Vec<f32>>,
+    /// logdet A.
+    pub logdet: f64,
+}
+
+/// Inverses and log-determinants of the `b` SPD matrices `n × n` stored
+/// row-major one after another in `values` (each read as the mean of
+/// itself and its transpose in the base blocks, as the tensor path does).
+pub fn inverse_logdet(values: &[f32], b: usize, n: usize) -> Result<(Vec<f32>, Vec<f64>)> {
+    assert_eq!(values.len(), b * n * n, "batch of {b} matrices {n}×{n}");
+    // The matrices side by side, one per thread, keep both cores in the
+    // products and in the f64 base blocks alike; each product may still
+    // spread over idle threads, which keeps the last matrix of an uneven
+    // batch from running alone.
+    let results: Vec<Factor> = values
+        .par_chunks(n * n)
+        .enumerate()
+        .map(|(index, m)| {
+            factor(View::new(m, n, n), false, Threads::All)
+                .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })
+        })
+        .collect::<Result<_>>()?;
+    let mut inverse = Vec::with_capacity(b * n * n);
+    let mut logdet = Vec::with_capacity(b);
+    for f in results {
+        inverse.extend_from_slice(&f.inverse);
+        logdet.push(f.logdet);
+    }
+    Ok((inverse, logdet))
+}
+
+/// The recursion of [`crate::linalg`]'s `factor`, with A = L Lᵀ and
+/// L⁻¹ = [[P, 0], [Q, R]]:
+///
+/// ```text
+/// L₂₁ = B Pᵀ,  S = D − L₂₁ L₂₁ᵀ,  Q = −R L₂₁ P,
+/// A⁻¹ = [[PᵀP + QᵀQ, QᵀR], [RᵀQ, RᵀR]].
+/// ```
+///
+/// A failed pivot is reported as (row of `a`, pivot value).
+pub(crate) fn factor(
+    a: View<'_>,
+    need_factor: bool,
+    threads: Threads,
+) -> std::result::Result<Factor, (usize, f64)> {
+    let n = a.rows();
+    if n <= BASE {
+        return base(a, need_factor);
+    }
+    let h = (n / 2).div_ceil(32) * 32;
+    let r = n - h;
+    let p = factor(a.block(0..h, 0..h), true, threads)?;
+    let p_li_v = p.factor.expect("requested");
+    let p_li = View::new(&p_li_v, h, h);
+    let mut l21 = vec![0f32; r * h];
+    triangular(
+        &mut l21,
+        h,
+        a.block(h..n, 0..h),
+        p_li.t(),
+        Tri::RightUpper,
+        threads,
+    );
+    let l21v = View::new(&l21, r, h);
+    let mut schur = a.block(h..n, h..n).to_vec();
+    matmul(&mut schur, r, l21v, l21v.t(), Some(-1.0), threads);
+    let s = factor(View::new(&schur, r, r), true, threads).map_err(|(row, v)| (row + h, v))?;
+    let r_li_v = s.factor.expect("requested");
+    let r_li = View::new(&r_li_v, r, r);
+    let mut tmp = vec![0f32; r * h];
+    triangular(&mut tmp, h, r_li, l21v, Tri::LeftLower, threads);
+    let mut q = vec![0f32; r * h];
+    triangular(
+        &mut q,
+        h,
+        View::new(&tmp, r, h),
+        p_li,
+        Tri::RightLower,
+        threads,
+    );
+    q.iter_mut().for_each(|v| *v = -*v);
+    let qv = View::new(&q, r, h);
+
+    let mut inverse = vec![0f32; n * n];
+    for i in 0..h {
+        inverse[i * n..i * n + h].copy_from_slice(&p.inverse[i * h..(i + 1) * h]);
+    }
+    matmul(&mut inverse, n, qv.t(), qv, Some(1.0), threads);
+    triangular(
+        &mut inverse[h * n..],
+        n,
+        r_li.t(),
+        qv,
+        Tri::LeftUpper,
+        threads,
+    );
+    for i in 0..r {
+        for j in 0..h {
+            inverse[j * n + h + i] = inverse[(h + i) * n + j];
+        }
+        inverse[(h + i) * n + h..(h + i + 1) * n].copy_from_slice(&s.inverse[i * r..(i + 1) * r]);
+    }
+    let factor = need_factor.then(|| {
+        let mut li = vec![0f32; n * n];
+        for i in 0..h {
+            li[i * n..i * n + h].copy_from_slice(&p_li_v[i * h..(i + 1) * h]);
+        }
+        for i in 0..r {
+            li[(h + i) * n..(h + i) * n + h].copy_from_slice(&q[i * h..(i + 1) * h]);
+            li[(h + i) * n + h..(h + i + 1) * n].copy_from_slice(&r_li_v[i * r..(i + 1) * r]);
+        }
+        li
+    });
+    Ok(Factor {
+        inverse,
+        factor,
+        logdet: p.logdet + s.logdet,
+    })
+}
+
+/// Cholesky in f64 of one small block, symmetrised: its inverse, L⁻¹ when
+/// asked, and its logdet.
+pub(crate) fn base(a: View<'_>, need_factor: bool) -> std::result::Result<Factor, (usize, f64)> {
+    let n = a.rows();
+    let sym: Vec<f64> = (0..n * n)
+        .map(|k| {
+            let (i, j) = (k / n, k % n);
+            0.5 * (a.at(i, j) as f64 + a.at(j, i) as f64)
+        })
+        .collect();
+    let l = crate::linalg::cholesky_f64(&sym, n)?;
+    let li = crate::linalg::lower_inverse_f64(&l, n);
+    let inverse = crate::linalg::gram_of_rows(&li, n)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    Ok(Factor {
+        inverse,
+        factor: need_factor.then(|| li.iter().map(|&v| v as f32).collect()),
+        logdet: 2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>(),
+    })
+}
+
+/// Which operand of a product is triangular, and which way.
+#[derive(Clone, Copy)]
+enum Tri {
+    LeftLower,
+    LeftUpper,
+    RightLower,
+    RightUpper,
+}
+
+/// Below this size a triangular operand is multiplied whole.
+const TRIANGULAR_BASE: usize = 128;
+
+/// `dst = a·b` where one operand is square and triangular (`tri`): split
+/// in halves, the product skips the zero quarter, recursively — about
+/// half the arithmetic of the full product, with the same result (the
+/// skipped terms are exact zeros).
+fn triangular(dst: &mut [f32], ld: usize, a: View<'_>, b: View<'_>, tri: Tri, threads: Threads) {
+    trmm(dst, ld, a, b, tri, None, threads)
+}
+
+fn trmm(
+    dst: &mut [f32],
+    ld: usize,
+    a: View<'_>,
+    b: View<'_>,
+    tri: Tri,
+    acc: Option<f32>,
+    threads: Threads,
+) {
+    let n = match tri {
+        Tri::LeftLower | Tri::LeftUpper => a.rows(),
+        Tri::RightLower | Tri::RightUpper => b.cols(),
+    };
+    if n <= TRIANGULAR_BASE {
+        return matmul(dst, ld, a, b, acc, threads);
+    }
+    let s = n / 2;
+    let more = Some(acc.unwrap_or(1.0));
+    let (rows, cols) = (a.rows(), b.cols());
+    match tri {
+        // [[A11, 0], [A21, A22]]·[B1; B2] = [A11 B1; A21 B1 + A22 B2]
+        Tri::LeftLower => {
+            let (top, bottom) = dst.split_at_mut(s * ld);
+            trmm(
+                top,
+                ld,
+                a.block(0..s, 0..s),
+                b.block(0..s, 0..cols),
+                tri,
+                acc,
+                threads,
+            );
+            let b1 = b.block(0..s, 0..cols);
+            matmul(bottom, ld, a.block(s..n, 0..s), b1, acc, threads);
+            let (a22, b2) = (a.block(s..n, s..n), b.block(s..n, 0..cols));
+            trmm(bottom, ld, a22, b2, tri, more, threads);
+        }
+        // [[A11, A12], [0, A22]]·[B1; B2] = [A11 B1 + A12 B2; A22 B2]
+        Tri::LeftUpper => {
+            let (top, bottom) = dst.split_at_mut(s * ld);
+            trmm(
+                top,
+                ld,
+                a.block(0..s, 0..s),
+                b.block(0..s, 0..cols),
+                tri,
+                acc,
+                threads,
+            );
+            let (a12, b2) = (a.block(0..s, s..n), b.block(s..n, 0..cols));
+            matmul(top, ld, a12, b2, more, threads);
+            trmm(bottom, ld, a.block(s..n, s..n), b2, tri, acc, threads);
+        }
+        // [A1, A2]·[[B11, 0], [B21, B22]] = [A1 B11 + A2 B21, A2 B22]
+        Tri::RightLower => {
+            let (a1, a2) = (a.block(0..rows, 0..s), a.block(0..rows, s..n));
+            trmm(dst, ld, a1, b.block(0..s, 0..s), tri, acc, threads);
+            matmul(dst, ld, a2, b.block(s..n, 0..s), more, threads);
+            trmm(
+                &mut dst[s..],
+                ld,
+                a2,
+                b.block(s..n, s..n),
+                tri,
+                acc,
+                threads,
+            );
+        }
+        // [A1, A2]·[[B11, B12], [0, B22]] = [A1 B11, A1 B12 + A2 B22]
+        Tri::RightUpper => {
+            let (a1, a2) = (a.block(0..rows, 0..s), a.block(0..rows, s..n));
+            trmm(dst, ld, a1, b.block(0..s, 0..s), tri, acc, threads);
+            matmul(&mut dst[s..], ld, a1, b.block(0..s, s..n), acc, threads);
+            trmm(
+                &mut dst[s..],
+                ld,
+                a2,
+                b.block(s..n, s..n),
+                tri,
+                more,
+                threads,
+            );
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The host path (`redunet::core::cpu`, taken on flex) against the tensor
+//! path it replaces on CPU devices. The tensor path still runs on every
+//! other device; on flex's autodiff device (which the host path leaves
+//! alone) it runs on the same CPU, so the two can be compared here.
+
+use burn::tensor::{Device, Distribution, Tensor};
+use redunet::core::host::to_vec;
+use redunet::core::layer::vector::normalize_rows;
+use redunet::core::linalg::spd_inverse_logdet;
+use redunet::core::{
+    Error, MembershipMode, Memberships, SecondMoments, VectorLayer, VectorLayerConfig,
+    rate_reduction,
+};
+
+fn devices() -> (Device, Device) {
+    let host = Device::default();
+    (host.clone(), host.autodiff())
+}
+
+fn max_rel(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b
+        .iter()
+        .map(|v| v.abs() as f64)
+        .fold(0.0, f64::max)
+        .max(1e-12);
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
+/// `m` unit rows in `d` dimensions, three classes around separate means,
+/// not grouped by class (so the host gathers each class's rows).
+fn problem(m: usize, d: usize, device: &Device) -> (Tensor<2>, Vec<usize>) {
+    let labels: Vec<usize> = (0..m).map(|i| (i * 7) % 3).collect();
+    let noise = Tensor::<2>::random([m, d], Distribution::Normal(0.0, 1.0), &Device::default());
+    let means = Tensor::<2>::random([3, d], Distribution::Normal(0.0, 3.0), &Device::default());
+    let idx = redunet::core::host::indices(&labels, &Device::default());
+    let z = normalize_rows(noise + means.select(0, idx));
+    (Tensor::from_data(z.into_data(), device), labels)
+}
+
+#[test]
+fn layers_built_and_applied_on_the_host_match_the_tensor_path() {
+    let (host, tensor) = devices();
+    // d above the base block, so the factorisation recurses twice.
+    let (m, d) = (420, 150);
+    let (z, labels) = problem(m, d, &host);
+    for membership in [MembershipMode::Soft, MembershipMode::Labels] {
+        let config = VectorLayerConfig {
+            membership,
+            ..Default::default()
+        };
+        let build = |device: &Device| {
+            let z = Tensor::<2>::from_data(z.clone().into_data(), device);
+            let pi = Memberships::from_labels(&labels, 3, device).unwrap();
+            let (layer, rates) = VectorLayer::construct(&z, &pi, &config).unwrap();
+            let out = layer.forward_train(&z, &pi).unwrap();
+            let unlabelled = layer.forward(&z).unwrap();
+            (
+                to_vec(layer.e()).unwrap(),
+                to_vec(layer.c()).unwrap(),
+                rates,
+                to_vec(out).unwrap(),
+                to_vec(unlabelled).unwrap(),
+            )
+        };
+        let (e1, c1, r1, o1, u1) = build(&host);
+        let (e2, c2, r2, o2, u2) = build(&tensor);
+        assert!(
+            max_rel(&e1, &e2) < 1e-5,
+            "E differs by {}",
+            max_rel(&e1, &e2)
+        );
+        assert!(
+            max_rel(&c1, &c2) < 1e-5,
+            "C differs by {}",
+            max_rel(&c1, &c2)
+        );
+        assert!((r1.delta_r - r2.delta_r).abs() < 1e-4 * r2.delta_r.abs());
+        assert!((r1.r - r2.r).abs() < 1e-4 * r2.r.abs());
+        assert!(
+            max_rel(&o1, &o2) < 1e-5,
+            "outputs differ by {}",
+            max_rel(&o1, &o2)
+        );
+        assert!(
+            max_rel(&u1, &u2) < 1e-5,
+            "soft outputs differ by {}",
+            max_rel(&u1, &u2)
+        );
+        // Unit rows out of the fused step.
+        for row in u1.chunks(d) {
+            let n: f64 = row.iter().map(|v| (*v as f64).powi(2)).sum();
+            assert!((n - 1.0).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn soft_memberships_give_the_same_moments_on_both_paths() {
+    let (host, tensor) = devices();
+    let (m, d, k) = (300, 70, 4);
+    let (z, _) = problem(m, d, &host);
+    let logits = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 2.0), &host);
+    let pi = to_vec(burn::tensor::activation::softmax(logits, 1)).unwrap();
+    let layer_on = |device: &Device| {
+        let z = Tensor::<2>::from_data(z.clone().into_data(), device);
+        let pi = Memberships::soft(Tensor::from_data(
+            burn::tensor::TensorData::new(pi.clone(), [m, k]),
+            device,
+        ))
+        .unwrap();
+        let mut moments = SecondMoments::new(d, k);
+        moments.add(&z, &pi).unwrap();
+        let (layer, rates) = moments.layer(&VectorLayerConfig::default()).unwrap();
+        (to_vec(layer.c()).unwrap(), rates)
+    };
+    let (c1, r1) = layer_on(&host);
+    let (c2, r2) = layer_on(&tensor);
+    assert!(
+        max_rel(&c1, &c2) < 1e-5,
+        "C differs by {}",
+        max_rel(&c1, &c2)
+    );
+    assert!((r1.r_c - r2.r_c).abs() < 1e-4 * r2.r_c.abs());
+}
+
+#[test]
+fn rates_and_spd_factorisations_agree_and_fail_alike() {
+    let (host, tensor) = devices();
+    let (z, labels) = problem(400, 130, &host);
+    let rates = |device: &Device| {
+        let z = Tensor::<2>::from_data(z.clone().into_data(), device);
+        let pi = Memberships::from_labels(&labels, 3, device).unwrap();
+        rate_reduction(&z, &pi, 0.5).unwrap()
+    };
+    let (a, b) = (rates(&host), rates(&tensor));
+    assert!((a.r - b.r).abs() < 1e-5 * b.r, "{a:?} vs {b:?}");
+    assert!((a.r_c - b.r_c).abs() < 1e-5 * b.r_c, "{a:?} vs {b:?}");
+
+    // A batch whose second matrix is indefinite in its lower block: the
+    // same typed error, naming the matrix, on both paths.
+    // Large enough that the products with triangular factors split too.
+    let n = 300;
+    let x = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), &host);
+    let spd = x
+        .clone()
+        .transpose()
+        .matmul(x)
+        .add(Tensor::eye(n, &host).mul_scalar(n as f32));
+    let mut bad = to_vec(spd.clone()).unwrap();
+    bad[(n - 1) * n + n - 1] = -1e4;
+    let mut batch = to_vec(spd).unwrap();
+    batch.extend(bad);
+    for device in [&host, &tensor] {
+        let a = Tensor::<3>::from_data(
+            burn::tensor::TensorData::new(batch.clone(), [2, n, n]),
+            device,
+        );
+        match spd_inverse_logdet(a) {
+            Err(Error::NotPositiveDefinite { index, .. }) => assert_eq!(index, 1),
+            other => panic!(
+                "expected NotPositiveDefinite, got {:?}",
+                other.map(|(_, l)| l)
+            ),
+        }
+    }
+    let good = Tensor::<3>::from_data(
+        burn::tensor::TensorData::new(batch[..n * n].to_vec(), [1, n, n]),
+        &host,
+    );
+    let (inv_h, ld_h) = spd_inverse_logdet(good.clone()).unwrap();
+    let (inv_t, ld_t) = spd_inverse_logdet(Tensor::from_data(good.into_data(), &tensor)).unwrap();
+    assert!((ld_h[0] - ld_t[0]).abs() < 1e-6 * ld_t[0].abs());
+    let (ih, it) = (to_vec(inv_h).unwrap(), to_vec(inv_t).unwrap());
+    assert!(max_rel(&ih, &it) < 1e-5);
+}
