@@ -176,14 +176,14 @@ impl VectorLayer {
             )));
         }
         let c_cat = c.swap_dims(0, 1).reshape([d, k * d]);
-        Ok(Self {
-            e: Param::from_tensor(e),
-            c_cat: Param::from_tensor(c_cat),
+        Ok(Self::from_operators(
+            e,
+            c_cat,
             gamma,
             classes,
             num_classes,
             config,
-        })
+        ))
     }
 
     /// The layer's settings (η, ε², λ, membership mode).
