@@ -100,6 +100,72 @@ fn layers_built_and_applied_on_the_host_match_the_tensor_path() {
 }
 
 #[test]
+fn networks_constructed_on_the_host_match_the_tensor_path() {
+    // The host construction loop keeps features and operators in host
+    // memory between layers; the tensor path (autodiff device) moves
+    // through tensors. Labels and soft memberships, grouped or not.
+    let (host, tensor) = devices();
+    let (m, d, k, layers) = (360, 140, 3, 4);
+    let (z, labels) = problem(m, d, &host);
+    let logits = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 2.0), &host);
+    let soft = to_vec(burn::tensor::activation::softmax(logits, 1)).unwrap();
+    for use_soft in [false, true] {
+        let build = |device: &Device| {
+            let z = Tensor::<2>::from_data(z.clone().into_data(), device);
+            let pi = if use_soft {
+                Memberships::soft(Tensor::from_data(
+                    burn::tensor::TensorData::new(soft.clone(), [m, k]),
+                    device,
+                ))
+                .unwrap()
+            } else {
+                Memberships::from_labels(&labels, k, device).unwrap()
+            };
+            let built = redunet::core::VectorReduNet::construct(
+                &z,
+                &pi,
+                layers,
+                &VectorLayerConfig::default(),
+                |_| {},
+            )
+            .unwrap();
+            let last = built.network.layers().last().unwrap();
+            (
+                built.records,
+                to_vec(built.features).unwrap(),
+                to_vec(last.c()).unwrap(),
+                built.network.layers().len(),
+            )
+        };
+        let (r1, f1, c1, n1) = build(&host);
+        let (r2, f2, c2, n2) = build(&tensor);
+        assert_eq!((n1, r1.len()), (n2, r2.len()));
+        assert_eq!(n1, layers);
+        for (a, b) in r1.iter().zip(&r2) {
+            assert_eq!(a.layer, b.layer);
+            assert!(
+                (a.delta_r - b.delta_r).abs() < 1e-4 * b.delta_r.abs().max(1.0),
+                "soft {use_soft}, stage {}: ΔR {} vs {}",
+                a.layer,
+                a.delta_r,
+                b.delta_r
+            );
+        }
+        assert!(r1[layers].delta_r > r1[0].delta_r, "construction raises ΔR");
+        assert!(
+            max_rel(&f1, &f2) < 1e-4,
+            "features differ by {}",
+            max_rel(&f1, &f2)
+        );
+        assert!(
+            max_rel(&c1, &c2) < 1e-4,
+            "last C differs by {}",
+            max_rel(&c1, &c2)
+        );
+    }
+}
+
+#[test]
 fn soft_memberships_give_the_same_moments_on_both_paths() {
     let (host, tensor) = devices();
     let (m, d, k) = (300, 70, 4);

@@ -1,10 +1,15 @@
 //! A vector ReduNet: L layers, each constructed forward on the output of the
 //! previous one, with the rates of every stage on record.
 
-use crate::host::tensor;
+use crate::cpu::step::SoftStep;
+use crate::host::{tensor, to_vec};
+use crate::layer::moments::{grams_of, host_operators};
 use crate::layer::vector::normalize_input_rows;
+use crate::membership::Scales;
 use crate::rates::{Rates, rate_reduction};
-use crate::{Error, Memberships, Result, SecondMoments, VectorLayer, VectorLayerConfig};
+use crate::{
+    Error, MembershipMode, Memberships, Result, SecondMoments, VectorLayer, VectorLayerConfig,
+};
 use burn::tensor::{Device, Tensor};
 use redunet_data::npy;
 use serde::{Deserialize, Serialize};
@@ -104,6 +109,12 @@ impl VectorReduNet {
         crate::rates::check_features(z, config.eps_sq)?;
         pi.check_samples(z.dims()[0])?;
         let mut z = normalize_input_rows(z.clone());
+        if config.membership == MembershipMode::Soft
+            && crate::cpu::on_host(&z.device())
+            && crate::cpu::on_host(&pi.pi().device())
+        {
+            return Self::construct_host(z, pi, layers, config, on_layer);
+        }
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..layers {
@@ -119,6 +130,68 @@ impl VectorReduNet {
                 .map_err(|e| e.at(format!("layer {}, forward pass", l + 1)))?;
             built.push(layer);
         }
+        let last = LayerRecord::new(layers, rate_reduction(&z, pi, config.eps_sq)?);
+        if !last.delta_r.is_finite() {
+            return Err(Error::NonFinite(format!("ΔR after layer {layers}")));
+        }
+        on_layer(&last);
+        records.push(last);
+        Ok(Construction {
+            network: Self { layers: built },
+            records,
+            features: z,
+        })
+    }
+
+    /// [`Self::construct`] on a CPU device with soft memberships: the same
+    /// arithmetic ([`grams_of`], [`host_operators`], [`SoftStep`]), with
+    /// the features and operators kept in host memory from layer to layer.
+    /// Each layer's tensors are made once, for the network; going through
+    /// tensors between the steps cost a tenth of a layer in copies.
+    fn construct_host(
+        z: Tensor<2>,
+        pi: &Memberships,
+        layers: usize,
+        config: &VectorLayerConfig,
+        mut on_layer: impl FnMut(&LayerRecord),
+    ) -> Result<Construction> {
+        let [m, d] = z.dims();
+        let device = z.device();
+        let soft = match pi.labels() {
+            Some(_) => None,
+            None => Some(to_vec(pi.pi().clone())?),
+        };
+        let scales = Scales::from_counts(pi.counts(), m as f64, d, config.eps_sq);
+        let k = scales.classes.len();
+        let mut values = to_vec(z)?;
+        let mut built = Vec::with_capacity(layers);
+        let mut records = Vec::with_capacity(layers + 1);
+        for l in 0..layers {
+            let (class_grams, gram) = grams_of(&values, m, d, pi, soft.as_deref());
+            let class_grams: Vec<Vec<f32>> = class_grams.into_iter().map(|(_, g)| g).collect();
+            let (e, c_cat, input_rates) = host_operators(gram, &class_grams, &scales, d)
+                .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
+            let rec = LayerRecord::new(l, input_rates);
+            on_layer(&rec);
+            records.push(rec);
+            values = SoftStep {
+                e: &e,
+                c_cat: &c_cat,
+                gamma: &scales.gammas,
+                eta: config.eta,
+                lambda: config.lambda,
+            }
+            .apply(&values, m, d);
+            built.push(VectorLayer::from_operators(
+                tensor(e, [d, d], &device),
+                tensor(c_cat, [d, k * d], &device),
+                scales.gammas.clone(),
+                scales.classes.clone(),
+                pi.num_classes(),
+                *config,
+            ));
+        }
+        let z = tensor(values, [m, d], &device);
         let last = LayerRecord::new(layers, rate_reduction(&z, pi, config.eps_sq)?);
         if !last.delta_r.is_finite() {
             return Err(Error::NonFinite(format!("ΔR after layer {layers}")));

@@ -252,3 +252,37 @@ fn polar_networks_train_through_their_1d_lifting() {
         assert!(g.iter().any(|v| v.abs() > 1e-5), "no gradient");
     }
 }
+
+/// Construction on an autodiff device: every layer after the first is
+/// built from the previous layer's output, which the device tracks; the
+/// operators must come out as fresh parameters (this once panicked in
+/// Burn's `require_grad`), with the plain device's rates.
+#[test]
+fn networks_construct_on_autodiff_devices() {
+    use burn::tensor::{Distribution, Tensor};
+    use redunet_core::layer::vector::normalize_rows;
+    use redunet_core::{Memberships, VectorLayerConfig};
+    use redunet_vision::spectral::{Dft, SpectralNet};
+    let plain = Device::default();
+    let (m, c, t) = (12, 2, 9);
+    let z = normalize_rows(Tensor::<2>::random(
+        [m, c * t],
+        Distribution::Normal(0.0, 1.0),
+        &plain,
+    ))
+    .reshape([m, c, t]);
+    let labels: Vec<usize> = (0..m).map(|i| i % 3).collect();
+    let run = |device: &Device| {
+        let z = Tensor::<3>::from_data(z.clone().into_data(), device);
+        let pi = Memberships::from_labels(&labels, 3, device).unwrap();
+        let dft = Dft::new(t, device).unwrap();
+        SpectralNet::construct_with(&z, &dft, &pi, 3, &VectorLayerConfig::default(), |_| {})
+            .unwrap()
+            .records
+    };
+    let (a, b) = (run(&plain), run(&plain.autodiff()));
+    assert_eq!(a.len(), 4);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x.delta_r - y.delta_r).abs() < 1e-4, "{x:?} vs {y:?}");
+    }
+}

@@ -587,9 +587,11 @@ impl SpectralLayer {
     ) -> Result<Self> {
         config.validate()?;
         check_operators(&re.dims(), &im.dims(), &gamma, &classes, num_classes)?;
+        // Operators are leaves, never differentiated through their
+        // construction (see `VectorLayer::from_operators`).
         Ok(Self {
-            re: Param::from_tensor(re),
-            im: Param::from_tensor(im),
+            re: Param::from_tensor(re.detach()),
+            im: Param::from_tensor(im.detach()),
             gamma,
             classes,
             num_classes,
@@ -953,8 +955,8 @@ impl SpectralStep {
         let (ch, k1) = (c2 / 2, rows / c2);
         let blocks = self.ops.clone().reshape([p, k1, c2, c2]);
         SpectralLayer {
-            re: Param::from_tensor(blocks.clone().slice([0..p, 0..k1, 0..ch, 0..ch])),
-            im: Param::from_tensor(blocks.slice([0..p, 0..k1, ch..c2, 0..ch])),
+            re: Param::from_tensor(blocks.clone().slice([0..p, 0..k1, 0..ch, 0..ch]).detach()),
+            im: Param::from_tensor(blocks.slice([0..p, 0..k1, ch..c2, 0..ch]).detach()),
             gamma: self.gamma.clone(),
             classes: self.classes.clone(),
             num_classes: self.num_classes,

@@ -21,23 +21,40 @@ use burn::tensor::Tensor;
 fn host_grams(z: &Tensor<2>, pi: &Memberships) -> Result<ClassGrams> {
     let [b, d] = z.dims();
     let device = z.device();
-    let values = to_vec(z.clone())?;
-    let gram_of = |x: View<'_>| {
-        let mut g = vec![0f32; d * d];
-        gram(&mut g, x);
-        tensor(g, [d, d], &device)
-    };
     let soft = match pi.labels() {
         Some(_) => None,
         None => Some(to_vec(pi.pi().clone())?),
     };
+    let (class_grams, total) = grams_of(&to_vec(z.clone())?, b, d, pi, soft.as_deref());
+    let t = |g: Vec<f32>| tensor(g, [d, d], &device);
+    Ok((
+        class_grams.into_iter().map(|(j, g)| (j, t(g))).collect(),
+        total.map(t),
+    ))
+}
+
+/// [`host_grams`] of the rows `values: [b, d]` (row-major) with the soft
+/// memberships `soft: [b, k]` where `pi` has no labels: per present class
+/// its `d × d` moment, and `ZᵀZ` for soft memberships.
+pub(crate) fn grams_of(
+    values: &[f32],
+    b: usize,
+    d: usize,
+    pi: &Memberships,
+    soft: Option<&[f32]>,
+) -> (Vec<(usize, Vec<f32>)>, Option<Vec<f32>>) {
+    let gram_of = |x: View<'_>| {
+        let mut g = vec![0f32; d * d];
+        gram(&mut g, x);
+        g
+    };
     let k = pi.num_classes();
     let mut class_grams = Vec::new();
     for j in pi.present() {
-        let g = match (pi.members(j), &soft) {
+        let g = match (pi.members(j), soft) {
             // Data grouped by class (as our splits are) needs no gather.
             (Some(rows), _) if rows.last().is_some_and(|&l| l + 1 - rows[0] == rows.len()) => {
-                gram_of(View::strided(&values, rows[0] * d, rows.len(), d, d, 1))
+                gram_of(View::strided(values, rows[0] * d, rows.len(), d, d, 1))
             }
             (Some(rows), _) => {
                 let x: Vec<f32> = rows
@@ -59,8 +76,59 @@ fn host_grams(z: &Tensor<2>, pi: &Memberships) -> Result<ClassGrams> {
         };
         class_grams.push((j, g));
     }
-    let total = soft.is_some().then(|| gram_of(View::new(&values, b, d)));
-    Ok((class_grams, total))
+    let total = soft.is_some().then(|| gram_of(View::new(values, b, d)));
+    (class_grams, total)
+}
+
+/// The operators of a layer from its moments on the host: `I + a·M` for
+/// every moment, their factorisation, and E `[d, d]` and `[C_1 | …]`
+/// `[d, k' d]` laid out as the layer keeps them, each in one pass over
+/// host memory; also the rates of the layer's input. `class_grams` are
+/// the moments of `scales.classes`, in order; `gram` is `ZᵀZ` where it was
+/// formed apart from them. The same arithmetic as the tensor path.
+pub(crate) fn host_operators(
+    gram: Option<Vec<f32>>,
+    class_grams: &[Vec<f32>],
+    scales: &Scales,
+    d: usize,
+) -> Result<(Vec<f32>, Vec<f32>, Rates)> {
+    let k = scales.classes.len();
+    // With hard labels the classes partition the rows, so ZᵀZ is the sum
+    // of the class moments: half the work of forming it again.
+    let gram = match gram {
+        Some(g) => g,
+        None => {
+            let mut sum = class_grams[0].clone();
+            for g in &class_grams[1..] {
+                sum.iter_mut().zip(g).for_each(|(s, v)| *s += v);
+            }
+            sum
+        }
+    };
+    let mut factors = vec![scales.alpha as f32];
+    factors.extend(scales.alphas.iter().map(|&a| a as f32));
+    let mut batch = Vec::with_capacity((k + 1) * d * d);
+    for (moment, &a) in std::iter::once(&gram).chain(class_grams).zip(&factors) {
+        let start = batch.len();
+        batch.extend(moment.iter().map(|&v| v * a));
+        for i in 0..d {
+            batch[start + i * (d + 1)] += 1.0;
+        }
+    }
+    let (inverse, logdets) = crate::cpu::spd::inverse_logdet(&batch, k + 1, d)?;
+    let e: Vec<f32> = inverse[..d * d].iter().map(|&v| v * factors[0]).collect();
+    let mut c_cat = vec![0f32; d * k * d];
+    for r in 0..d {
+        for j in 0..k {
+            let dst = &mut c_cat[(r * k + j) * d..(r * k + j + 1) * d];
+            let src = &inverse[((j + 1) * d + r) * d..((j + 1) * d + r + 1) * d];
+            dst.iter_mut()
+                .zip(src)
+                .for_each(|(o, &v)| *o = v * factors[j + 1]);
+        }
+    }
+    let rates = crate::layer::vector::rates_of(&logdets, &scales.gammas);
+    Ok((e, c_cat, rates))
 }
 
 /// Per present class its moment, and `ZᵀZ` when formed separately.
@@ -231,10 +299,7 @@ impl SecondMoments {
         VectorLayer::from_moments(gram, class_grams, scales, self.counts.len(), config)
     }
 
-    /// [`Self::layer`] on the host: `I + a·M` for every moment, its
-    /// factorisation, and the operators laid out as the layer keeps them,
-    /// each in one pass over host memory. The same arithmetic as the
-    /// tensor path.
+    /// [`Self::layer`] on the host ([`host_operators`]).
     fn layer_host(
         &self,
         scales: Scales,
@@ -260,41 +325,8 @@ impl SecondMoments {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        // With hard labels the classes partition the rows, so ZᵀZ is the sum
-        // of the class moments: half the work of forming it again.
-        let gram = match &self.gram {
-            Some(g) => to_vec(g.clone())?,
-            None => {
-                let mut sum = class_grams[0].clone();
-                for g in &class_grams[1..] {
-                    sum.iter_mut().zip(g).for_each(|(s, v)| *s += v);
-                }
-                sum
-            }
-        };
-        let mut factors = vec![scales.alpha as f32];
-        factors.extend(scales.alphas.iter().map(|&a| a as f32));
-        let mut batch = Vec::with_capacity((k + 1) * d * d);
-        for (moment, &a) in std::iter::once(&gram).chain(&class_grams).zip(&factors) {
-            let start = batch.len();
-            batch.extend(moment.iter().map(|&v| v * a));
-            for i in 0..d {
-                batch[start + i * (d + 1)] += 1.0;
-            }
-        }
-        let (inverse, logdets) = crate::cpu::spd::inverse_logdet(&batch, k + 1, d)?;
-        let e: Vec<f32> = inverse[..d * d].iter().map(|&v| v * factors[0]).collect();
-        let mut c_cat = vec![0f32; d * k * d];
-        for r in 0..d {
-            for j in 0..k {
-                let dst = &mut c_cat[(r * k + j) * d..(r * k + j + 1) * d];
-                let src = &inverse[((j + 1) * d + r) * d..((j + 1) * d + r + 1) * d];
-                dst.iter_mut()
-                    .zip(src)
-                    .for_each(|(o, &v)| *o = v * factors[j + 1]);
-            }
-        }
-        let rates = crate::layer::vector::rates_of(&logdets, &scales.gammas);
+        let gram = self.gram.clone().map(to_vec).transpose()?;
+        let (e, c_cat, rates) = host_operators(gram, &class_grams, &scales, d)?;
         let layer = VectorLayer::from_operators(
             tensor(e, [d, d], &device),
             tensor(c_cat, [d, k * d], &device),

@@ -139,9 +139,13 @@ impl VectorLayer {
         num_classes: usize,
         config: VectorLayerConfig,
     ) -> Self {
+        // Construction is not differentiated through: on an autodiff device
+        // the operators become fresh leaves (a layer built from a tracked
+        // input, such as the previous layer's output, would otherwise hold
+        // parameters Burn refuses to track).
         Self {
-            e: Param::from_tensor(e),
-            c_cat: Param::from_tensor(c_cat),
+            e: Param::from_tensor(e.detach()),
+            c_cat: Param::from_tensor(c_cat.detach()),
             gamma,
             classes,
             num_classes,
