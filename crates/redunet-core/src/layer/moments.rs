@@ -18,7 +18,7 @@ use burn::tensor::Tensor;
 /// The class moments `Zᵀ diag(π_j) Z` of the present classes and, for soft
 /// memberships, `ZᵀZ`, as symmetric rank-k products on the host (see
 /// [`weighted_rows`] for the rows each class contributes).
-fn host_grams(z: &Tensor<2>, pi: &Memberships) -> Result<ClassGrams> {
+fn host_grams(z: &Tensor<2>, pi: &Memberships) -> Result<ClassGrams<Tensor<2>>> {
     let [b, d] = z.dims();
     let device = z.device();
     let soft = match pi.labels() {
@@ -42,7 +42,7 @@ pub(crate) fn grams_of(
     d: usize,
     pi: &Memberships,
     soft: Option<&[f32]>,
-) -> (Vec<(usize, Vec<f32>)>, Option<Vec<f32>>) {
+) -> ClassGrams<Vec<f32>> {
     let gram_of = |x: View<'_>| {
         let mut g = vec![0f32; d * d];
         gram(&mut g, x);
@@ -132,7 +132,7 @@ pub(crate) fn host_operators(
 }
 
 /// Per present class its moment, and `ZᵀZ` when formed separately.
-type ClassGrams = (Vec<(usize, Tensor<2>)>, Option<Tensor<2>>);
+pub(crate) type ClassGrams<T> = (Vec<(usize, T)>, Option<T>);
 
 /// `ZᵀZ` (soft memberships only: with hard labels it is the sum of the class
 /// moments), `Zᵀ diag(π_j) Z` per class and the class sizes, over the
