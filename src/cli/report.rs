@@ -55,19 +55,19 @@ pub fn print_summary(s: &Summary, out: &Path) {
         s.seconds.evaluate
     );
     println!(
-        "  train accuracy: kNN {:.4}, nearest subspace {:.4}",
-        s.accuracy.train.knn, s.accuracy.train.nearest_subspace
+        "  train accuracy: kNN {:.4}, nearest subspace {:.4}, MICL {:.4}",
+        s.accuracy.train.knn, s.accuracy.train.nearest_subspace, s.accuracy.train.micl
     );
     if let Some(t) = &s.accuracy.test {
         println!(
-            "  test accuracy:  kNN {:.4}, nearest subspace {:.4}",
-            t.knn, t.nearest_subspace
+            "  test accuracy:  kNN {:.4}, nearest subspace {:.4}, MICL {:.4}",
+            t.knn, t.nearest_subspace, t.micl
         );
     }
     if let Some(t) = &s.accuracy.test_all_shifts {
         println!(
-            "  all shifts:     kNN {:.4}, nearest subspace {:.4}",
-            t.knn, t.nearest_subspace
+            "  all shifts:     kNN {:.4}, nearest subspace {:.4}, MICL {:.4}",
+            t.knn, t.nearest_subspace, t.micl
         );
     }
     println!("  results in {}", out.display());

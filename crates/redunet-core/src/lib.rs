@@ -21,6 +21,8 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+pub mod cluster;
+pub mod coding;
 pub mod config;
 pub mod cpu;
 pub mod error;

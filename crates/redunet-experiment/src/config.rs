@@ -105,6 +105,10 @@ pub struct EvalConfig {
     /// 1 for the 2D/3D Gaussians, as in the papers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n_comp: Option<usize>,
+    /// ε² of the MICL classifier's coding lengths (default: the model's
+    /// `eps_sq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micl_eps_sq: Option<f64>,
     /// At most this many samples per class in the cosine heat maps.
     #[serde(default = "default_heatmap")]
     pub heatmap_per_class: usize,
@@ -129,6 +133,7 @@ impl Default for EvalConfig {
         Self {
             knn_k: default_knn_k(),
             n_comp: None,
+            micl_eps_sq: None,
             heatmap_per_class: default_heatmap(),
             shift_stride: None,
             shift_test_per_class: None,
@@ -213,6 +218,11 @@ impl RunConfig {
         }
         if cfg.eval.shift_stride == Some(0) {
             return bad("eval.shift_stride must be at least 1".into());
+        }
+        if let Some(e) = cfg.eval.micl_eps_sq
+            && !(e.is_finite() && e > 0.0)
+        {
+            return bad(format!("eval.micl_eps_sq = {e} must be finite and > 0"));
         }
         if cfg.eval.knn_k == 0 {
             return bad("eval.knn_k must be at least 1".into());

@@ -409,9 +409,8 @@ pub fn run(
     } else {
         built_features
     };
-    let n_comp = cfg.eval.n_comp.unwrap_or(10);
-    let knn_k = cfg.eval.knn_k;
-    let fitted = Classifiers::fit(&train_features, &train.labels, knn_k, n_comp)?;
+    let eval = crate::report::eval_settings(cfg, 10);
+    let fitted = Classifiers::fit(&train_features, &train.labels, eval)?;
     let train_acc = crate::report::train_accuracy(&fitted, &train_features, &train.labels, cfg)?;
     let mut test_acc = None;
     let mut shift_acc = None;

@@ -179,6 +179,20 @@ pub fn first_per_class(labels: &[usize], per_class: Option<usize>) -> Vec<usize>
         .collect()
 }
 
+/// How the `[eval]` section classifies: kNN's k, nearest subspace's
+/// dimension (`default_comp` unless set) and MICL's ε² (the model's unless
+/// set).
+pub fn eval_settings(
+    cfg: &crate::RunConfig,
+    default_comp: usize,
+) -> redunet_train::trainer::EvalSettings {
+    redunet_train::trainer::EvalSettings {
+        knn_k: cfg.eval.knn_k,
+        n_comp: cfg.eval.n_comp.unwrap_or(default_comp),
+        micl_eps_sq: cfg.eval.micl_eps_sq.unwrap_or(cfg.model.eps_sq),
+    }
+}
+
 /// Accuracy of the fitted classifiers on the training features, on the
 /// first `eval.train_accuracy_per_class` samples of each class (all by
 /// default): kNN over every training sample costs m² products, more than

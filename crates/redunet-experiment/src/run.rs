@@ -168,9 +168,8 @@ pub fn run_sharded(
         Source::Gaussian2d | Source::Gaussian3d => 1,
         _ => 10,
     };
-    let n_comp = cfg.eval.n_comp.unwrap_or(default_comp);
-    let knn_k = cfg.eval.knn_k;
-    let fitted = Classifiers::fit(&train_features, &train.labels, knn_k, n_comp)?;
+    let eval = crate::report::eval_settings(cfg, default_comp);
+    let fitted = Classifiers::fit(&train_features, &train.labels, eval)?;
     let train_acc = crate::report::train_accuracy(&fitted, &train_features, &train.labels, cfg)?;
     let (test_features, test_acc) = if test.is_empty() {
         (None, None)

@@ -201,10 +201,7 @@ impl Prepared {
 }
 
 fn eval_settings(cfg: &RunConfig) -> EvalSettings {
-    EvalSettings {
-        knn_k: cfg.eval.knn_k,
-        n_comp: cfg.eval.n_comp.unwrap_or(10),
-    }
+    crate::report::eval_settings(cfg, 10)
 }
 
 /// The configuration's data on `device`, with the training labels that

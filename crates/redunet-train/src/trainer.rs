@@ -20,7 +20,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use redunet_core::classify::{Knn, NearestSubspace, accuracy};
+use redunet_core::classify::{Knn, Micl, NearestSubspace, accuracy};
 use redunet_core::network::{commit_dir, staging_dir};
 use redunet_core::{Error, Memberships, Result};
 use redunet_data::output::{seal, verify};
@@ -274,6 +274,9 @@ pub struct Accuracies {
     pub knn: f64,
     /// Nearest-subspace accuracy.
     pub nearest_subspace: f64,
+    /// Accuracy of minimum incremental coding length
+    /// ([`redunet_core::classify::Micl`]).
+    pub micl: f64,
 }
 
 /// kNN and nearest subspace, fitted once to labelled training features,
@@ -282,24 +285,29 @@ pub struct Accuracies {
 pub struct Classifiers {
     knn: Knn,
     nearest_subspace: NearestSubspace,
+    micl: Micl,
 }
 
 impl Classifiers {
-    /// Fits both to labelled training features.
-    pub fn fit(train: &Tensor<2>, labels: &[usize], knn_k: usize, n_comp: usize) -> Result<Self> {
-        // Normalised once, shared by both (a full copy of large features).
+    /// Fits all three to labelled training features (on rows scaled to
+    /// unit norm, as the features of every network here are).
+    pub fn fit(train: &Tensor<2>, labels: &[usize], eval: EvalSettings) -> Result<Self> {
+        // Normalised once, shared by all (a full copy of large features).
         let rows = redunet_core::classify::normalized_rows(train)?;
         Ok(Self {
-            nearest_subspace: NearestSubspace::fit_normalized(&rows, labels, n_comp)?,
-            knn: Knn::fit_normalized(rows, labels, knn_k)?,
+            nearest_subspace: NearestSubspace::fit_normalized(&rows, labels, eval.n_comp)?,
+            micl: Micl::fit(&rows, labels, eval.micl_eps_sq)?,
+            knn: Knn::fit_normalized(rows, labels, eval.knn_k)?,
         })
     }
 
-    /// Accuracy of both classifiers on `features` with true `labels`.
+    /// Accuracy of the classifiers on `features` with true `labels`.
     pub fn accuracies(&self, features: &Tensor<2>, labels: &[usize]) -> Result<Accuracies> {
+        let rows = redunet_core::classify::normalized_rows(features)?;
         Ok(Accuracies {
             knn: accuracy(&self.knn.predict(features)?, labels),
             nearest_subspace: accuracy(&self.nearest_subspace.predict(features)?, labels),
+            micl: accuracy(&self.micl.predict(&rows)?, labels),
         })
     }
 }
@@ -311,6 +319,8 @@ pub struct EvalSettings {
     pub knn_k: usize,
     /// Dimension of each class subspace.
     pub n_comp: usize,
+    /// ε² of MICL's coding lengths.
+    pub micl_eps_sq: f64,
 }
 
 /// One epoch on record (epoch 0 is the network before training).
@@ -633,7 +643,7 @@ pub fn evaluate<M: FeatureNet>(
 ) -> Result<(Accuracies, Option<Accuracies>, Option<f64>)> {
     let device = data.x.device();
     let ftr = trainee.net.features_eval(data.x, &device)?;
-    let fitted = Classifiers::fit(&ftr, data.labels, eval.knn_k, eval.n_comp)?;
+    let fitted = Classifiers::fit(&ftr, data.labels, eval)?;
     let classify = |f: &Tensor<2>, labels: &[usize]| fitted.accuracies(f, labels);
     let train = classify(&ftr, data.labels)?;
     let (mut test, mut head) = (None, None);

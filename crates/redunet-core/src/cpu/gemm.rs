@@ -218,6 +218,45 @@ pub fn gram(dst: &mut [f32], x: View<'_>) {
     }
 }
 
+/// `a·bᵀ` in f64 for row-major `a: [m, k]` and `b: [n, k]`, on all
+/// threads: the cross products of sample rows that coding lengths need in
+/// double precision (their Schur complements subtract nearly equal terms).
+pub fn matmul_abt_f64(a: &[f64], b: &[f64], m: usize, n: usize, k: usize) -> Vec<f64> {
+    assert_eq!(a.len(), m * k, "a is [{m}, {k}]");
+    assert_eq!(b.len(), n * k, "b is [{n}, {k}]");
+    let mut dst = vec![0f64; m * n];
+    if m == 0 || n == 0 || k == 0 {
+        return dst;
+    }
+    // SAFETY: `a` holds m×k and `b` n×k row-major values (checked above);
+    // bᵀ is read with row stride 1 and column stride k, inside `b`; `dst`
+    // holds m×n and does not alias the inputs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            k as isize,
+            1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Threads::All.parallelism(),
+        )
+    }
+    dst
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,317 @@
+//! Lossy coding lengths (Ma, Derksen, Hong, Wright, TPAMI 2007), in bits:
+//!
+//! ```text
+//! L(X)   = (m + D)/2 · log2 det(I + α XᵀX),      α = D / (m ε²),   X: [m, D]
+//! L^c(Π) = Σ_j [ L(X_j) + m_j · log2(m / m_j) ]
+//! ```
+//!
+//! `L(X) = (m + D) · R(X) / ln 2` with R the coding rate of [`crate::rates`]
+//! (same α, same matrix), so the set's length is computed by the rates.
+//! What clustering by compression and MICL need beyond it is the length of
+//! a set grown by others, `L(X_C ∪ X_P)` for many partners P at once:
+//! [`union_logdets`] factors the grown set's base once per partner size and
+//! gets every partner from a Schur complement of the partner's size (one
+//! number for a single sample), never refactoring the union.
+
+use crate::cpu::gemm::matmul_abt_f64;
+use crate::linalg::{cholesky_f64, spd_inverse_f64};
+use crate::rates::coding_rate;
+use crate::{Error, Result};
+use burn::tensor::Tensor;
+use std::f64::consts::LN_2;
+
+/// L(X) in bits for the rows of `x: [m, D]`.
+pub fn coding_length(x: &Tensor<2>, eps_sq: f64) -> Result<f64> {
+    let [m, d] = x.dims();
+    Ok((m + d) as f64 * coding_rate(x, eps_sq)? / LN_2)
+}
+
+/// L^c of the partition of the rows of `x` by `labels` (one group per
+/// label value present), in bits.
+pub fn partition_coding_length(x: &Tensor<2>, labels: &[usize], eps_sq: f64) -> Result<f64> {
+    let [m, d] = x.dims();
+    if labels.len() != m {
+        return Err(Error::LabelCount {
+            expected: m,
+            got: labels.len(),
+        });
+    }
+    crate::rates::check_features(x, eps_sq)?;
+    let rows = crate::host::to_vec(x.clone())?;
+    let rows: Vec<f64> = rows.iter().map(|&v| v as f64).collect();
+    let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for (i, &l) in labels.iter().enumerate() {
+        groups.entry(l).or_default().push(i);
+    }
+    let mut total = 0.0;
+    for members in groups.values() {
+        let g = gather(&rows, d, members);
+        total += group_bits(&g, members.len(), d, m, eps_sq)?;
+    }
+    Ok(total)
+}
+
+/// The rows `idx` of the row-major `[_, d]` matrix `x`, side by side.
+pub(crate) fn gather(x: &[f64], d: usize, idx: &[usize]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(idx.len() * d);
+    for &i in idx {
+        out.extend_from_slice(&x[i * d..(i + 1) * d]);
+    }
+    out
+}
+
+/// `L(X) + n·log2(m/n)` of a group of `n` rows `x` out of `m` samples: its
+/// share of `L^c`.
+pub(crate) fn group_bits(x: &[f64], n: usize, d: usize, m: usize, eps_sq: f64) -> Result<f64> {
+    let alpha = d as f64 / (n as f64 * eps_sq);
+    let ld = logdet_gram(x, n, d, alpha)?;
+    Ok(length_bits(ld, n, d) + n as f64 * (m as f64 / n as f64).log2())
+}
+
+/// L in bits of `n` samples in `d` dimensions from `logdet(I + α Gram)` (nats).
+pub(crate) fn length_bits(logdet: f64, n: usize, d: usize) -> f64 {
+    (n + d) as f64 / 2.0 * logdet / LN_2
+}
+
+/// `logdet(I + α XᵀX)` for the `n × d` rows `x`, on the smaller Gram side.
+pub(crate) fn logdet_gram(x: &[f64], n: usize, d: usize, alpha: f64) -> Result<f64> {
+    if n == 0 {
+        return Ok(0.0);
+    }
+    let (side, mut g) = small_gram(x, n, d);
+    add_identity(&mut g, side, alpha);
+    logdet_spd(&g, side)
+}
+
+/// `XXᵀ` (`n ≤ d`) or `XᵀX`, with its size.
+fn small_gram(x: &[f64], n: usize, d: usize) -> (usize, Vec<f64>) {
+    if n <= d {
+        (n, matmul_abt_f64(x, x, n, n, d))
+    } else {
+        let xt = transpose(x, n, d);
+        (d, matmul_abt_f64(&xt, &xt, d, d, n))
+    }
+}
+
+fn transpose(x: &[f64], n: usize, d: usize) -> Vec<f64> {
+    let mut t = vec![0f64; n * d];
+    for i in 0..n {
+        for j in 0..d {
+            t[j * n + i] = x[i * d + j];
+        }
+    }
+    t
+}
+
+/// `g ← I + α g` for the `n × n` matrix `g`.
+fn add_identity(g: &mut [f64], n: usize, alpha: f64) {
+    g.iter_mut().for_each(|v| *v *= alpha);
+    (0..n).for_each(|i| g[i * (n + 1)] += 1.0);
+}
+
+fn logdet_spd(g: &[f64], n: usize) -> Result<f64> {
+    if n == 1 {
+        return positive_log(g[0], 0);
+    }
+    let l = cholesky_f64(g, n).map_err(|(row, pivot)| Error::NotPositiveDefinite {
+        index: 0,
+        row,
+        pivot,
+    })?;
+    Ok(2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>())
+}
+
+fn positive_log(v: f64, row: usize) -> Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v.ln())
+    } else {
+        Err(Error::NotPositiveDefinite {
+            index: 0,
+            row,
+            pivot: v,
+        })
+    }
+}
+
+/// A set C prepared to be grown by partners of `s` samples each: F =
+/// I + α·Gram(C) on C's smaller side, factored once, with
+/// `α = d / ((n_C + s) ε²)` (each union's own α, as its coding length
+/// takes). Then for a partner P
+///
+/// ```text
+/// d side (n_C > d):  det(I + α(XᵀX + PᵀP)) = det F · det(I + α P F⁻¹ Pᵀ)
+/// sample side:       det(I + α[[K_CC, K_CP], [K_PC, K_PP]])
+///                      = det F · det(I + α K_PP − α² K_PC F⁻¹ K_CP)
+/// ```
+///
+/// so each partner costs a product with F⁻¹ (all partners at once, one
+/// f64 gemm) and a factorisation of its own size: one number for a single
+/// sample (MICL's queries, clustering's singletons).
+#[derive(Debug, Clone)]
+pub(crate) struct Grown {
+    base: Vec<f64>,
+    d: usize,
+    s: usize,
+    alpha: f64,
+    /// F⁻¹ on C's smaller side (`nb × nb`), empty for an empty C.
+    inverse: Vec<f64>,
+    nb: usize,
+    logdet_f: f64,
+}
+
+impl Grown {
+    /// C's rows `base: [n_C, d]`, to be grown by partners of `s` samples.
+    pub(crate) fn new(base: &[f64], d: usize, s: usize, eps_sq: f64) -> Result<Self> {
+        let n_c = base.len() / d;
+        let alpha = d as f64 / ((n_c + s) as f64 * eps_sq);
+        let (nb, inverse, logdet_f) = if n_c == 0 {
+            (0, Vec::new(), 0.0)
+        } else {
+            let (nb, mut f) = small_gram(base, n_c, d);
+            add_identity(&mut f, nb, alpha);
+            let (inv, ld) =
+                spd_inverse_f64(&f, nb).map_err(|(row, pivot)| Error::NotPositiveDefinite {
+                    index: 0,
+                    row,
+                    pivot,
+                })?;
+            (nb, inv, ld)
+        };
+        Ok(Self {
+            base: base.to_vec(),
+            d,
+            s,
+            alpha,
+            inverse,
+            nb,
+            logdet_f,
+        })
+    }
+
+    /// `logdet(I + α Gram(C ∪ P))` for partners of `s` rows each, their
+    /// rows `[p·s, d]` one partner after another.
+    pub(crate) fn logdets(&self, partners: &[f64]) -> Result<Vec<f64>> {
+        let (d, s, nb, alpha) = (self.d, self.s, self.nb, self.alpha);
+        let rows = partners.len() / d;
+        assert_eq!(rows * d, partners.len(), "partner rows");
+        assert_eq!(rows % s, 0, "partners of {s} rows");
+        if s >= d {
+            // A Schur complement as large as the space: the union's own d × d
+            // Gram, C's part formed once, is cheaper.
+            let n_c = self.base.len() / d;
+            let xt = transpose(&self.base, n_c, d);
+            let g_c = matmul_abt_f64(&xt, &xt, d, d, n_c);
+            return partners
+                .chunks(s * d)
+                .map(|p| {
+                    let pt = transpose(p, s, d);
+                    let mut g = matmul_abt_f64(&pt, &pt, d, d, s);
+                    g.iter_mut().zip(&g_c).for_each(|(a, b)| *a += b);
+                    add_identity(&mut g, d, alpha);
+                    logdet_spd(&g, d)
+                })
+                .collect();
+        }
+        let d_side = self.base.len() / d > d;
+        // Each partner row against C: itself (d side) or its inner products
+        // with C's rows (sample side); then the same rows times F⁻¹.
+        let cross = match (nb, d_side) {
+            (0, _) => Vec::new(),
+            (_, true) => partners.to_vec(),
+            (_, false) => matmul_abt_f64(partners, &self.base, rows, nb, d),
+        };
+        let times_inv = if nb == 0 {
+            Vec::new()
+        } else {
+            matmul_abt_f64(&cross, &self.inverse, rows, nb, nb)
+        };
+        let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(u, v)| u * v).sum::<f64>();
+        (0..rows / s)
+            .map(|p| {
+                let r0 = p * s;
+                let mut schur = vec![0f64; s * s];
+                for a in 0..s {
+                    for b in 0..s {
+                        let q = if nb == 0 {
+                            0.0
+                        } else {
+                            dot(
+                                &cross[(r0 + a) * nb..(r0 + a + 1) * nb],
+                                &times_inv[(r0 + b) * nb..(r0 + b + 1) * nb],
+                            )
+                        };
+                        schur[a * s + b] = if d_side {
+                            alpha * q
+                        } else {
+                            let row = |i: usize| &partners[(r0 + i) * d..(r0 + i + 1) * d];
+                            alpha * dot(row(a), row(b)) - alpha * alpha * q
+                        };
+                    }
+                    schur[a * s + a] += 1.0;
+                }
+                Ok(self.logdet_f + logdet_spd(&schur, s)?)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(n: usize, d: usize, seed: u64) -> Vec<f64> {
+        crate::host::normals(n * d, seed)
+            .iter()
+            .map(|&v| v as f64)
+            .collect()
+    }
+
+    #[test]
+    fn unions_match_direct_log_determinants_on_both_sides() {
+        let (d, eps_sq) = (6, 0.3);
+        // Base smaller and larger than d; partners of sizes 1, 2, 1 and 8
+        // (above d: the union's own Gram).
+        for n_c in [0, 3, 11] {
+            let base = rows(n_c, d, 1 + n_c as u64);
+            let sizes = [1, 2, 1, 8];
+            let partners = rows(12, d, 99);
+            let mut at = 0;
+            for (p, &s) in sizes.iter().enumerate() {
+                let rows = &partners[at * d..(at + s) * d];
+                at += s;
+                let got = Grown::new(&base, d, s, eps_sq)
+                    .unwrap()
+                    .logdets(rows)
+                    .unwrap()[0];
+                let mut union = base.clone();
+                union.extend_from_slice(rows);
+                let n = n_c + s;
+                let want = logdet_gram(&union, n, d, d as f64 / (n as f64 * eps_sq)).unwrap();
+                assert!(
+                    (got - want).abs() < 1e-9 * want.abs().max(1.0),
+                    "n_c {n_c}, partner {p}: {got} vs {want}"
+                );
+            }
+            // Two partners of one size at once give each its own value.
+            let two = Grown::new(&base, d, 1, eps_sq)
+                .unwrap()
+                .logdets(&partners[..2 * d])
+                .unwrap();
+            let first = Grown::new(&base, d, 1, eps_sq)
+                .unwrap()
+                .logdets(&partners[..d])
+                .unwrap();
+            assert!((two[0] - first[0]).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn both_gram_sides_give_one_log_determinant() {
+        let (n, d) = (5, 9);
+        let x = rows(n, d, 3);
+        let wide = logdet_gram(&x, n, d, 0.7).unwrap();
+        let xt = transpose(&x, n, d);
+        let tall = logdet_gram(&xt, d, n, 0.7).unwrap();
+        assert!((wide - tall).abs() < 1e-10);
+    }
+}

@@ -1,0 +1,103 @@
+//! Clustering by compression on a union of subspaces with outliers.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use redunet_core::cluster::{CodingLengthClustering, scores};
+use redunet_core::host::normals;
+
+/// `per` samples on each of three subspaces of dimensions 1, 2 and 3 in
+/// R^d (orthonormal bases from Gaussian draws, Gaussian coefficients), then
+/// `outliers` Gaussian samples of the whole space; label 3 marks outliers.
+fn union_of_subspaces(d: usize, per: usize, outliers: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
+    let mut x = Vec::new();
+    let mut labels = Vec::new();
+    for (j, dim) in [1usize, 2, 3].into_iter().enumerate() {
+        let basis = normals(dim * d, seed + 10 * j as u64);
+        let coef = normals(per * dim, seed + 10 * j as u64 + 1);
+        for i in 0..per {
+            for a in 0..d {
+                let v: f32 = (0..dim).map(|b| coef[i * dim + b] * basis[b * d + a]).sum();
+                x.push(v / (d as f32).sqrt());
+            }
+            labels.push(j);
+        }
+    }
+    let noise = normals(outliers * d, seed + 99);
+    x.extend(noise.iter().map(|v| v / (d as f32).sqrt()));
+    labels.extend(std::iter::repeat_n(3, outliers));
+    (x, labels)
+}
+
+#[test]
+fn recovers_subspaces_of_different_dimensions_with_outliers() {
+    let device = Device::default();
+    let (d, per, outliers) = (20, 80, 12);
+    let (x, labels) = union_of_subspaces(d, per, outliers, 7);
+    let m = labels.len();
+    let x = Tensor::<2>::from_data(TensorData::new(x, [m, d]), &device);
+    let inliers: Vec<usize> = (0..m).filter(|&i| labels[i] < 3).collect();
+    for eps_sq in [0.01, 0.03, 0.1] {
+        let c = CodingLengthClustering { eps_sq, k: None }.fit(&x).unwrap();
+        let got: Vec<usize> = inliers.iter().map(|&i| c.assignment[i]).collect();
+        let want: Vec<usize> = inliers.iter().map(|&i| labels[i]).collect();
+        let s = scores(&got, &want).unwrap();
+        eprintln!(
+            "eps_sq {eps_sq}: {} groups, inlier ARI {:.4}",
+            c.clusters, s.ari
+        );
+        assert!(
+            s.ari >= 0.95,
+            "eps_sq {eps_sq}: ARI {} with {} groups",
+            s.ari,
+            c.clusters
+        );
+        // The outliers do not join the subspaces' groups.
+        let big: Vec<usize> = (0..3).map(|j| c.assignment[j * per]).collect();
+        let joined = (inliers.len()..m)
+            .filter(|&i| big.contains(&c.assignment[i]))
+            .count();
+        assert!(
+            joined <= outliers / 4,
+            "{joined} outliers joined a subspace"
+        );
+    }
+}
+
+#[test]
+fn stops_at_k_groups_when_asked_and_rejects_bad_settings() {
+    let device = Device::default();
+    let (x, labels) = union_of_subspaces(10, 30, 0, 3);
+    let m = labels.len();
+    let x = Tensor::<2>::from_data(TensorData::new(x, [m, 10]), &device);
+    let c = CodingLengthClustering {
+        eps_sq: 0.05,
+        k: Some(2),
+    }
+    .fit(&x)
+    .unwrap();
+    assert_eq!(c.clusters, 2);
+    assert!(
+        CodingLengthClustering {
+            eps_sq: 0.0,
+            k: None
+        }
+        .fit(&x)
+        .is_err()
+    );
+    assert!(
+        CodingLengthClustering {
+            eps_sq: 0.1,
+            k: Some(0)
+        }
+        .fit(&x)
+        .is_err()
+    );
+    let nan = Tensor::<2>::from_data(TensorData::new(vec![f32::NAN; 4], [2, 2]), &device);
+    assert!(
+        CodingLengthClustering {
+            eps_sq: 0.1,
+            k: None
+        }
+        .fit(&nan)
+        .is_err()
+    );
+}
