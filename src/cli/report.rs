@@ -163,6 +163,9 @@ impl Progress for Terminal {
 /// "kNN 0.9230 NS 0.9250", or "–" when there is none.
 pub fn fmt_acc(a: &Option<Accuracies>) -> String {
     a.map_or("–".into(), |a| {
-        format!("kNN {:.4} NS {:.4}", a.knn, a.nearest_subspace)
+        format!(
+            "kNN {:.4} NS {:.4} MICL {:.4}",
+            a.knn, a.nearest_subspace, a.micl
+        )
     })
 }
