@@ -70,7 +70,7 @@ impl CodingLengthClustering {
             .iter()
             .map(|&v| v as f64)
             .collect();
-        Merger::new(rows, m, d, self.eps_sq)?.run(self.k)
+        Merger::new(rows, m, d, self.eps_sq).run(self.k)
     }
 }
 
@@ -101,7 +101,7 @@ fn tri(m: usize, a: usize, b: usize) -> usize {
 }
 
 impl Merger {
-    fn new(rows: Vec<f64>, m: usize, d: usize, eps_sq: f64) -> Result<Self> {
+    fn new(rows: Vec<f64>, m: usize, d: usize, eps_sq: f64) -> Self {
         let single = |v: f64| length_bits((1.0 + d as f64 / eps_sq * v).ln(), 1, d);
         let pair_alpha = d as f64 / (2.0 * eps_sq);
         let norms: Vec<f64> = rows
@@ -150,7 +150,7 @@ impl Merger {
         for a in 0..m {
             merger.rescan(a);
         }
-        Ok(merger)
+        merger
     }
 
     fn live(&self) -> impl Iterator<Item = usize> + '_ {

@@ -130,12 +130,8 @@ impl VectorReduNet {
                 .map_err(|e| e.at(format!("layer {}, forward pass", l + 1)))?;
             built.push(layer);
         }
-        let last = LayerRecord::new(layers, rate_reduction(&z, pi, config.eps_sq)?);
-        if !last.delta_r.is_finite() {
-            return Err(Error::NonFinite(format!("ΔR after layer {layers}")));
-        }
-        on_layer(&last);
-        records.push(last);
+        let rates = rate_reduction(&z, pi, config.eps_sq)?;
+        push_last_record(layers, rates, &mut records, &mut on_layer)?;
         Ok(Construction {
             network: Self { layers: built },
             records,
@@ -192,12 +188,8 @@ impl VectorReduNet {
             ));
         }
         let z = tensor(values, [m, d], &device);
-        let last = LayerRecord::new(layers, rate_reduction(&z, pi, config.eps_sq)?);
-        if !last.delta_r.is_finite() {
-            return Err(Error::NonFinite(format!("ΔR after layer {layers}")));
-        }
-        on_layer(&last);
-        records.push(last);
+        let rates = rate_reduction(&z, pi, config.eps_sq)?;
+        push_last_record(layers, rates, &mut records, &mut on_layer)?;
         Ok(Construction {
             network: Self { layers: built },
             records,
@@ -327,12 +319,7 @@ impl VectorReduNet {
             built.push(layer);
         }
         let (_, rates) = moments(&z)?.layer(config)?;
-        let last = LayerRecord::new(layers, rates);
-        if !last.delta_r.is_finite() {
-            return Err(Error::NonFinite(format!("ΔR after layer {layers}")));
-        }
-        on_layer(&last);
-        records.push(last);
+        push_last_record(layers, rates, &mut records, &mut on_layer)?;
         Ok(BatchedConstruction {
             network: Self { layers: built },
             records,
@@ -470,6 +457,23 @@ impl VectorReduNet {
         }
         Ok(z)
     }
+}
+
+/// The record of the features after the last of `layers` layers, refused
+/// when their ΔR is not finite; `on_layer` sees it, then it joins `records`.
+fn push_last_record(
+    layers: usize,
+    rates: Rates,
+    records: &mut Vec<LayerRecord>,
+    on_layer: &mut impl FnMut(&LayerRecord),
+) -> Result<()> {
+    let last = LayerRecord::new(layers, rates);
+    if !last.delta_r.is_finite() {
+        return Err(Error::NonFinite(format!("ΔR after layer {layers}")));
+    }
+    on_layer(&last);
+    records.push(last);
+    Ok(())
 }
 
 /// A fresh, empty directory beside `dir` in which a model is written before
