@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use redunet::cli::{config, report, run, train};
+use redunet::cli::{cluster, config, report, run, train};
 use redunet::core::host::{tensor, to_vec};
 use redunet::data::npy;
 use redunet::data::output::OutputDir;
@@ -78,6 +78,22 @@ enum Command {
         /// configuration (parameters, optimiser state, epoch, history).
         #[arg(long)]
         resume: Option<PathBuf>,
+    },
+    /// Cluster the samples of a configuration without their labels
+    /// ([cluster] method = "coding-length" or "mcr2"); labels, where the data
+    /// have them, only score the result. Writes summary.json, clusters.npy,
+    /// plots and, for mcr2, the trained feature extractor.
+    Cluster {
+        config: PathBuf,
+        /// Output directory (default: runs/<config name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "flex")]
+        device: String,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[arg(long)]
+        quiet: bool,
     },
     /// Evaluate a saved model (MODEL_DIR, e.g. runs/x/model of `redunet
     /// train` or `redunet run`) on the data of CONFIG; prints JSON.
@@ -163,6 +179,23 @@ fn real_main() -> Result<()> {
             let mut output = OutputDir::begin(&out)?;
             let summary = train::train(&cfg, &dev, &device, &mut output, quiet, resume.as_deref())?;
             train::print_summary(&summary, output.dir());
+        }
+        Command::Cluster {
+            config,
+            out,
+            device,
+            sets,
+            quiet,
+        } => {
+            let cfg = config::load_cluster(&config, &sets)?;
+            let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
+            });
+            let mut output = OutputDir::begin(&out)?;
+            let summary = cluster::cluster(&cfg, &dev, &device, output.stage(), quiet)?;
+            output.commit()?;
+            cluster::print_summary(&summary, output.dir());
         }
         Command::Eval {
             model,

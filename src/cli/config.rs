@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use redunet_experiment::cluster::ClusterRunConfig;
 pub use redunet_experiment::config::*;
 
 /// Errors in reading or checking a configuration.
@@ -54,12 +55,34 @@ fn read_limited(path: &Path) -> std::io::Result<String> {
 
 /// Reads a configuration file and applies `--set` overrides.
 pub fn load(path: &Path, sets: &[String]) -> Result<RunConfig, ConfigError> {
-    let text = read_limited(path).map_err(|source| ConfigError::Io {
+    with_path(path, read_limited(path), |text| {
+        parse(text, sets, base_of(path))
+    })
+}
+
+/// Reads a clustering configuration (`redunet cluster`) and applies `--set`
+/// overrides.
+pub fn load_cluster(path: &Path, sets: &[String]) -> Result<ClusterRunConfig, ConfigError> {
+    with_path(path, read_limited(path), |text| {
+        parse_cluster(text, sets, base_of(path))
+    })
+}
+
+fn base_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
+/// Names the file in read and TOML errors.
+fn with_path<T>(
+    path: &Path,
+    text: std::io::Result<String>,
+    parse: impl FnOnce(&str) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    let text = text.map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    parse(&text, sets, base).map_err(|e| match e {
+    parse(&text).map_err(|e| match e {
         ConfigError::Toml { message, .. } => ConfigError::Toml {
             path: path.to_path_buf(),
             message,
@@ -68,26 +91,24 @@ pub fn load(path: &Path, sets: &[String]) -> Result<RunConfig, ConfigError> {
     })
 }
 
-/// Parses configuration text, applies overrides and validates. Relative npy
-/// paths are resolved against `base`.
-pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, ConfigError> {
-    let toml_err = |e: toml::de::Error| ConfigError::Toml {
+/// The TOML of a configuration with the overrides applied.
+fn table(text: &str, sets: &[String]) -> Result<toml::Table, ConfigError> {
+    let mut value: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Toml {
         path: PathBuf::from("<config>"),
         message: e.to_string(),
-    };
-    let mut value: toml::Table = toml::from_str(text).map_err(toml_err)?;
+    })?;
     for set in sets {
         apply_set(&mut value, set)?;
     }
-    // Burn's `Config` derive drops serde's field attributes: its sections
-    // get their defaulted keys from the config type itself, and unknown
-    // keys are caught by the round trip below.
-    if let Some(toml::Value::Table(lift)) = value.get_mut("lift") {
-        let seed = LiftConfig::new(1, 1).seed as i64;
-        lift.entry("seed").or_insert(toml::Value::Integer(seed));
-    }
+    Ok(value)
+}
+
+/// Deserialises a configuration type, rejecting keys it does not hold.
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(
+    value: toml::Table,
+) -> Result<T, ConfigError> {
     let input = value.clone();
-    let mut cfg: RunConfig = toml::Value::Table(value)
+    let cfg: T = toml::Value::Table(value)
         .try_into()
         .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
     let back = toml::Value::try_from(&cfg)
@@ -95,11 +116,16 @@ pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, Conf
     if let Some(key) = unknown_key(&input, &back, "") {
         return Err(ConfigError::Invalid(format!("unknown key `{key}`")));
     }
+    Ok(cfg)
+}
+
+/// Resolves relative npy paths against the configuration's folder.
+fn resolve_paths(data: &mut DataConfig, base: &Path) {
     for p in [
-        &mut cfg.data.train_x,
-        &mut cfg.data.train_y,
-        &mut cfg.data.test_x,
-        &mut cfg.data.test_y,
+        &mut data.train_x,
+        &mut data.train_y,
+        &mut data.test_x,
+        &mut data.test_y,
     ]
     .into_iter()
     .flatten()
@@ -108,7 +134,34 @@ pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, Conf
             *p = base.join(&*p);
         }
     }
-    validate(&cfg)?;
+}
+
+/// Parses configuration text, applies overrides and validates. Relative npy
+/// paths are resolved against `base`.
+pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, ConfigError> {
+    let mut value = table(text, sets)?;
+    // Burn's `Config` derive drops serde's field attributes: its sections
+    // get their defaulted keys from the config type itself, and unknown
+    // keys are caught by the round trip of `typed`.
+    if let Some(toml::Value::Table(lift)) = value.get_mut("lift") {
+        let seed = LiftConfig::new(1, 1).seed as i64;
+        lift.entry("seed").or_insert(toml::Value::Integer(seed));
+    }
+    let mut cfg: RunConfig = typed(value)?;
+    resolve_paths(&mut cfg.data, base);
+    validate(cfg.validate())?;
+    Ok(cfg)
+}
+
+/// [`parse`] for a clustering configuration.
+pub fn parse_cluster(
+    text: &str,
+    sets: &[String],
+    base: &Path,
+) -> Result<ClusterRunConfig, ConfigError> {
+    let mut cfg: ClusterRunConfig = typed(table(text, sets)?)?;
+    resolve_paths(&mut cfg.data, base);
+    validate(cfg.validate())?;
     Ok(cfg)
 }
 
@@ -158,8 +211,8 @@ fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn validate(cfg: &RunConfig) -> Result<(), ConfigError> {
-    cfg.validate().map_err(|e| match e {
+fn validate(checked: redunet_core::Result<()>) -> Result<(), ConfigError> {
+    checked.map_err(|e| match e {
         redunet_core::Error::Parameter(m)
         | redunet_core::Error::Data(redunet_data::DataError::Invalid(m)) => ConfigError::Invalid(m),
         e => ConfigError::Invalid(e.to_string()),

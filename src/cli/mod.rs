@@ -1,5 +1,6 @@
 //! The `redunet` command: configuration, the run pipeline, plots.
 
+pub mod cluster;
 pub mod config;
 pub mod plots;
 pub mod remote;

@@ -216,3 +216,66 @@ pub fn scatter(
         Ok(())
     })
 }
+
+/// The phase transition of clustering by compression: the number of groups
+/// (left axis) and the coding length (right axis) against ε² (log scale).
+/// `points` are (ε², groups, bits).
+pub fn phase_transition(path: &Path, points: &[(f64, f64, f64)]) -> Result<()> {
+    let mut pts = points.to_vec();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    draw_png(path, (800, 500), |root| {
+        let (lo, hi) = pts.iter().fold((f64::INFINITY, 0f64), |(lo, hi), p| {
+            (lo.min(p.0), hi.max(p.0))
+        });
+        let (lo, hi) = (lo.log10() - 0.1, hi.log10() + 0.1);
+        let max_groups = pts.iter().map(|p| p.1).fold(1.0, f64::max);
+        let max_bits = pts.iter().map(|p| p.2).fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Clustering by compression: groups and coding length against ε²",
+                ("sans-serif", 20),
+            )
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .right_y_label_area_size(80)
+            .build_cartesian_2d(lo..hi, 0f64..max_groups * 1.1)
+            .map_err(|e| anyhow!("{e}"))?
+            .set_secondary_coord(lo..hi, 0f64..max_bits * 1.1);
+        chart
+            .configure_mesh()
+            .x_desc("log10 ε²")
+            .y_desc("groups")
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_secondary_axes()
+            .y_desc("L^c (bits)")
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        let (c0, c1) = (class_colour(0), class_colour(1));
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0.log10(), p.1)),
+                c0.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("groups")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c0.stroke_width(2)));
+        chart
+            .draw_secondary_series(LineSeries::new(
+                pts.iter().map(|p| (p.0.log10(), p.2)),
+                c1.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("coding length")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c1.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
+}

@@ -260,6 +260,82 @@ impl Merger {
     }
 }
 
+/// Coordinate descent on the coding length of a partition into a fixed
+/// number of groups (min over memberships of `L^c`, the lectures' "minimise
+/// the compression term over Π"): in each pass every sample moves to the
+/// group whose coding length grows least when it joins, δL of
+/// [`crate::classify::Micl`] against the groups of the pass before (a
+/// sample's own group counts it already, which makes staying slightly
+/// cheaper: passes move few samples back and forth). It stops when no
+/// sample moves or after `passes` passes. A group may empty out; the
+/// others are renumbered in order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CodingLengthDescent {
+    /// Distortion ε² of the coding lengths.
+    pub eps_sq: f64,
+    /// Most passes.
+    pub passes: usize,
+}
+
+/// The result of [`CodingLengthDescent::fit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Descent {
+    /// Group of every sample (0-based, no empty groups).
+    pub assignment: Vec<usize>,
+    /// Samples moved in each pass (the last is 0 when it converged).
+    pub moved: Vec<usize>,
+    /// `L^c` of the final partition, bits.
+    pub coding_length: f64,
+}
+
+impl CodingLengthDescent {
+    /// Refines the partition `start` (a group per row of `x: [m, D]`).
+    pub fn fit(&self, x: &Tensor<2>, start: &[usize]) -> Result<Descent> {
+        if !(self.eps_sq.is_finite() && self.eps_sq > 0.0) {
+            return Err(Error::Parameter(format!(
+                "eps_sq = {} must be finite and > 0",
+                self.eps_sq
+            )));
+        }
+        let [m, _] = x.dims();
+        if start.len() != m {
+            return Err(Error::LabelCount {
+                expected: m,
+                got: start.len(),
+            });
+        }
+        let mut assignment = renumber(start);
+        let mut moved = Vec::new();
+        for _ in 0..self.passes {
+            let next = crate::classify::Micl::fit(x, &assignment, self.eps_sq)?.predict(x)?;
+            let n = next.iter().zip(&assignment).filter(|(a, b)| a != b).count();
+            moved.push(n);
+            assignment = renumber(&next);
+            if n == 0 {
+                break;
+            }
+        }
+        let coding_length = crate::coding::partition_coding_length(x, &assignment, self.eps_sq)?;
+        Ok(Descent {
+            assignment,
+            moved,
+            coding_length,
+        })
+    }
+}
+
+/// Groups numbered 0.. in order of their first sample.
+fn renumber(groups: &[usize]) -> Vec<usize> {
+    let mut map = std::collections::HashMap::new();
+    groups
+        .iter()
+        .map(|&g| {
+            let next = map.len();
+            *map.entry(g).or_insert(next)
+        })
+        .collect()
+}
+
 /// How well a clustering matches labels.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Scores {

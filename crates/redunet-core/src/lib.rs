@@ -27,6 +27,7 @@ pub mod config;
 pub mod cpu;
 pub mod error;
 pub mod host;
+pub mod kmeans;
 pub mod layer;
 pub mod linalg;
 pub mod membership;

@@ -1,30 +1,16 @@
 //! Clustering by compression on a union of subspaces with outliers.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use redunet_core::cluster::{CodingLengthClustering, scores};
-use redunet_core::host::normals;
+use redunet_core::cluster::{CodingLengthClustering, CodingLengthDescent, scores};
+use redunet_core::coding::partition_coding_length;
 
-/// `per` samples on each of three subspaces of dimensions 1, 2 and 3 in
-/// R^d (orthonormal bases from Gaussian draws, Gaussian coefficients), then
-/// `outliers` Gaussian samples of the whole space; label 3 marks outliers.
+/// `per` samples on each of three random subspaces of dimensions 1, 2 and
+/// 3 in R^d, then `outliers` Gaussian samples of the whole space; label 3
+/// marks the outliers.
 fn union_of_subspaces(d: usize, per: usize, outliers: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
-    let mut x = Vec::new();
-    let mut labels = Vec::new();
-    for (j, dim) in [1usize, 2, 3].into_iter().enumerate() {
-        let basis = normals(dim * d, seed + 10 * j as u64);
-        let coef = normals(per * dim, seed + 10 * j as u64 + 1);
-        for i in 0..per {
-            for a in 0..d {
-                let v: f32 = (0..dim).map(|b| coef[i * dim + b] * basis[b * d + a]).sum();
-                x.push(v / (d as f32).sqrt());
-            }
-            labels.push(j);
-        }
-    }
-    let noise = normals(outliers * d, seed + 99);
-    x.extend(noise.iter().map(|v| v / (d as f32).sqrt()));
-    labels.extend(std::iter::repeat_n(3, outliers));
-    (x, labels)
+    let data = redunet_data::subspaces::union_of_subspaces(&[1, 2, 3], d, per, outliers, 0.0, seed)
+        .unwrap();
+    (data.features, data.labels)
 }
 
 #[test]
@@ -98,6 +84,47 @@ fn stops_at_k_groups_when_asked_and_rejects_bad_settings() {
             k: None
         }
         .fit(&nan)
+        .is_err()
+    );
+}
+
+#[test]
+fn descent_on_the_coding_length_repairs_a_scrambled_partition() {
+    let device = Device::default();
+    let (d, per) = (20, 100);
+    let (x, labels) = union_of_subspaces(d, per, 0, 11);
+    let m = labels.len();
+    let x = Tensor::<2>::from_data(TensorData::new(x, [m, d]), &device);
+    // Every third sample starts in the next group.
+    let start: Vec<usize> = (0..m)
+        .map(|i| {
+            if i % 3 == 0 {
+                (labels[i] + 1) % 3
+            } else {
+                labels[i]
+            }
+        })
+        .collect();
+    let eps_sq = 0.1;
+    let before = partition_coding_length(&x, &start, eps_sq).unwrap();
+    let r = CodingLengthDescent { eps_sq, passes: 20 }
+        .fit(&x, &start)
+        .unwrap();
+    assert!(r.coding_length < before, "{} ≥ {before}", r.coding_length);
+    assert_eq!(r.moved.last(), Some(&0), "did not converge: {:?}", r.moved);
+    let s = scores(&r.assignment, &labels).unwrap();
+    assert!(s.ari >= 0.95, "ARI {} from a third scrambled", s.ari);
+    assert!(
+        CodingLengthDescent { eps_sq, passes: 1 }
+            .fit(&x, &start[1..])
+            .is_err()
+    );
+    assert!(
+        CodingLengthDescent {
+            eps_sq: -1.0,
+            passes: 1
+        }
+        .fit(&x, &start)
         .is_err()
     );
 }

@@ -27,6 +27,7 @@ pub mod npy;
 pub mod output;
 pub mod source;
 pub mod split;
+pub mod subspaces;
 
 use std::path::PathBuf;
 

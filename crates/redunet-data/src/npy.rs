@@ -281,6 +281,17 @@ pub fn read_npy_i64(path: &Path) -> Result<NpyArray<i64>> {
 
 /// The bytes of a little-endian f32 `.npy` file (version 1.0).
 pub fn npy_f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    npy_bytes("<f4", shape, &bytes)
+}
+
+/// The bytes of a little-endian int64 `.npy` file (version 1.0).
+pub fn npy_i64_bytes(shape: &[usize], data: &[i64]) -> Vec<u8> {
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    npy_bytes("<i8", shape, &bytes)
+}
+
+fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let shape_text = match shape.len() {
         1 => format!("({},)", shape[0]),
         _ => format!(
@@ -292,18 +303,17 @@ pub fn npy_f32_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
                 .join(", ")
         ),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     // Pad so that the data starts on a 64-byte boundary, as NumPy does.
     let unpadded = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    let mut out = Vec::with_capacity(10 + header.len() + data.len());
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(data);
     out
 }
 
@@ -318,6 +328,18 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
         )));
     }
     write_atomic(path, &npy_f32_bytes(shape, data))
+}
+
+/// Writes an int64 array as `.npy`, atomically.
+pub fn write_npy_i64(path: &Path, shape: &[usize], data: &[i64]) -> Result<()> {
+    let n: usize = shape.iter().product();
+    if n != data.len() {
+        return Err(DataError::Shape(format!(
+            "shape {shape:?} holds {n} values, got {}",
+            data.len()
+        )));
+    }
+    write_atomic(path, &npy_i64_bytes(shape, data))
 }
 
 /// Writes `bytes` to `path` through a temporary sibling file and a rename, so

@@ -20,6 +20,9 @@ pub enum Source {
     FashionMnist,
     /// Features and labels in `.npy` files.
     Npy,
+    /// A union of random subspaces of different dimensions, with outliers
+    /// (`data.subspace_dims`, `data.ambient_dim`, `data.outliers`).
+    Subspaces,
 }
 
 /// The `[data]` section of a configuration: which samples train and test.
@@ -39,9 +42,20 @@ pub struct DataConfig {
     /// test file, all of it unless this is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_per_class: Option<usize>,
-    /// Noise of the Gaussian mixtures (default 0.1).
+    /// Noise of the Gaussian mixtures (default 0.1) and of the points on
+    /// subspaces (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<f32>,
+    /// Subspaces: their dimensions (default [1, 2, 3]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subspace_dims: Option<Vec<usize>>,
+    /// Subspaces: the dimension of the space they lie in (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambient_dim: Option<usize>,
+    /// Subspaces: Gaussian outliers added to the training samples, labelled
+    /// as one more class (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outliers: Option<usize>,
     /// npy: training features `[m, …]` (relative to the configuration file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_x: Option<PathBuf>,
@@ -92,6 +106,30 @@ impl DataConfig {
         }
         if d.train_per_class == Some(0) {
             return invalid("data.train_per_class must be at least 1".into());
+        }
+        let subspace_keys =
+            d.subspace_dims.is_some() || d.ambient_dim.is_some() || d.outliers.is_some();
+        if subspace_keys && d.source != Source::Subspaces {
+            return invalid(
+                "data.subspace_dims/ambient_dim/outliers are only for source = \"subspaces\""
+                    .into(),
+            );
+        }
+        if d.source == Source::Subspaces {
+            let ambient = d.ambient_dim.unwrap_or(crate::subspaces::DEFAULT_AMBIENT);
+            let dims = d
+                .subspace_dims
+                .clone()
+                .unwrap_or(crate::subspaces::DEFAULT_DIMS.to_vec());
+            if ambient == 0 || dims.is_empty() || dims.iter().any(|&p| p == 0 || p > ambient) {
+                return invalid(format!(
+                    "data.subspace_dims = {dims:?} must be non-empty, each in 1..={ambient} \
+                     (data.ambient_dim)"
+                ));
+            }
+            if d.classes.is_some() {
+                return invalid("data.classes is not for source = \"subspaces\"".into());
+            }
         }
         if let Some(n) = d.noise
             && !(n.is_finite() && n >= 0.0)
@@ -149,6 +187,39 @@ impl DataConfig {
                 s
             }
             Source::Npy => load_npy(self)?,
+            Source::Subspaces => {
+                let dims = d
+                    .subspace_dims
+                    .clone()
+                    .unwrap_or(crate::subspaces::DEFAULT_DIMS.to_vec());
+                let train = d.train_per_class.unwrap_or(0);
+                let n = train.checked_add(test).ok_or_else(|| {
+                    DataError::Invalid(
+                        "data.train_per_class + data.test_per_class overflows".into(),
+                    )
+                })?;
+                let data = crate::subspaces::union_of_subspaces(
+                    &dims,
+                    d.ambient_dim.unwrap_or(crate::subspaces::DEFAULT_AMBIENT),
+                    n,
+                    d.outliers.unwrap_or(0),
+                    d.noise.unwrap_or(0.0),
+                    seed,
+                )?;
+                // The outliers (the last class) all train: they are what a
+                // clustering must keep out of the subspaces' groups.
+                let k = dims.len();
+                let inliers: Vec<usize> = (0..k).collect();
+                let mut s = per_class_split(&data, Some(&inliers), train, test)?;
+                let out: Vec<usize> = (0..data.len()).filter(|&i| data.labels[i] == k).collect();
+                if !out.is_empty() {
+                    let o = data.subset(&out);
+                    s.train.features.extend(o.features);
+                    s.train.labels.extend(o.labels);
+                    s.classes.push(k);
+                }
+                s
+            }
         };
         Ok(split)
     }

@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod budget;
+pub mod cluster;
 pub mod config;
 pub mod invariant;
 pub mod report;

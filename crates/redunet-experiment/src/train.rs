@@ -86,12 +86,13 @@ fn train_section(cfg: &RunConfig) -> Result<&TrainConfig> {
         .ok_or_else(|| Error::Parameter("the configuration has no [train] section".into()))
 }
 
-fn image_shape(ds: &Dataset) -> Result<(usize, usize, usize)> {
+/// (H, W, C) of image samples `[H, W]` or `[C, H, W]`.
+pub(crate) fn image_shape(ds: &Dataset) -> Result<(usize, usize, usize)> {
     match ds.sample_shape.as_slice() {
         [h, w] => Ok((*h, *w, 1)),
         [c, h, w] => Ok((*h, *w, *c)),
         s => Err(Error::Shape(format!(
-            "conv2d needs images [H, W] or [C, H, W], got samples of shape {s:?}"
+            "the network takes images [H, W] or [C, H, W]; the samples have shape {s:?}"
         ))),
     }
 }

@@ -3,26 +3,31 @@
 //! before every pass, with bilinear interpolation and zeros outside the
 //! frame.
 //!
-//! Translations are deliberately not among them: the spectral networks are
-//! translation-equivariant by construction, so shifted copies teach them
-//! nothing; small rotations and changes of size are what 500 digits lack.
+//! Supervised training leaves translations out (`shift = 0`): the spectral
+//! networks are translation-equivariant by construction, so shifted copies
+//! teach them nothing; small rotations and changes of size are what 500
+//! digits lack. Self-supervised training shifts too: there the warps define
+//! what the features must not see.
 
 use rand::Rng;
 
-/// Random rotations in `[-rotation, rotation]` degrees and scalings in
-/// `[1 - scale, 1 + scale]`.
+/// Random rotations in `[-rotation, rotation]` degrees, scalings in
+/// `[1 - scale, 1 + scale]` and translations in `[-shift, shift]` pixels
+/// along each axis.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Augmentation {
     /// Largest rotation, in degrees.
     pub rotation: f64,
     /// Largest relative change of scale.
     pub scale: f64,
+    /// Largest translation along each axis, in pixels.
+    pub shift: f64,
 }
 
 impl Augmentation {
-    /// Whether it changes nothing (no rotation, no scaling).
+    /// Whether it changes nothing (no rotation, scaling or translation).
     pub fn is_identity(&self) -> bool {
-        self.rotation == 0.0 && self.scale == 0.0
+        self.rotation == 0.0 && self.scale == 0.0 && self.shift == 0.0
     }
 
     /// Warps every image of `images` (`[b, C·H·W]`, row-major) in place,
@@ -46,19 +51,29 @@ impl Augmentation {
             } else {
                 1.0
             };
-            let out = affine(img, (height, width, channels), angle, s);
+            let mut offset = || {
+                if self.shift > 0.0 {
+                    rng.random_range(-self.shift..=self.shift)
+                } else {
+                    0.0
+                }
+            };
+            let t = (offset(), offset());
+            let out = affine(img, (height, width, channels), angle, s, t);
             img.copy_from_slice(&out);
         }
     }
 }
 
 /// One image `[C, H, W]` rotated by `angle` (radians, counter-clockwise in
-/// (column, row) coordinates) and scaled by `scale` about its centre.
+/// (column, row) coordinates) and scaled by `scale` about its centre, then
+/// moved by `(down, right)` pixels.
 pub fn affine(
     img: &[f32],
     (height, width, channels): (usize, usize, usize),
     angle: f64,
     scale: f64,
+    (down, right): (f64, f64),
 ) -> Vec<f32> {
     let (cy, cx) = ((height as f64 - 1.0) / 2.0, (width as f64 - 1.0) / 2.0);
     let (sin, cos) = angle.sin_cos();
@@ -66,7 +81,10 @@ pub fn affine(
     for r in 0..height {
         for c in 0..width {
             // Inverse map: where in the source does output pixel (r, c) come from.
-            let (dy, dx) = ((r as f64 - cy) / scale, (c as f64 - cx) / scale);
+            let (dy, dx) = (
+                (r as f64 - down - cy) / scale,
+                (c as f64 - right - cx) / scale,
+            );
             let sx = cos * dx + sin * dy + cx;
             let sy = -sin * dx + cos * dy + cy;
             let (x0, y0) = (sx.floor(), sy.floor());
@@ -101,7 +119,7 @@ mod tests {
     #[test]
     fn identity_leaves_images_alone() {
         let img = ramp(6, 5, 2);
-        let out = affine(&img, (6, 5, 2), 0.0, 1.0);
+        let out = affine(&img, (6, 5, 2), 0.0, 1.0, (0.0, 0.0));
         for (a, b) in img.iter().zip(&out) {
             assert!((a - b).abs() < 1e-6);
         }
@@ -111,7 +129,13 @@ mod tests {
     fn quarter_turn_is_a_transpose_and_flip() {
         let n = 6;
         let img = ramp(n, n, 1);
-        let out = affine(&img, (n, n, 1), std::f64::consts::FRAC_PI_2, 1.0);
+        let out = affine(
+            &img,
+            (n, n, 1),
+            std::f64::consts::FRAC_PI_2,
+            1.0,
+            (0.0, 0.0),
+        );
         // Output (r, c) reads source x = c' with dx = r - centre, i.e.
         // source (row n-1-c, column r).
         for r in 0..n {
@@ -123,10 +147,28 @@ mod tests {
     }
 
     #[test]
+    fn whole_pixel_shifts_move_the_image() {
+        let img = ramp(6, 5, 1);
+        let out = affine(&img, (6, 5, 1), 0.0, 1.0, (2.0, -1.0));
+        for r in 0..6 {
+            for c in 0..5 {
+                let (sr, sc) = (r as i64 - 2, c as i64 + 1);
+                let want = if (0..6).contains(&sr) && (0..5).contains(&sc) {
+                    img[sr as usize * 5 + sc as usize]
+                } else {
+                    0.0
+                };
+                assert!((out[r * 5 + c] - want).abs() < 1e-6, "({r}, {c})");
+            }
+        }
+    }
+
+    #[test]
     fn draws_are_seeded_and_bounded() {
         let aug = Augmentation {
             rotation: 10.0,
             scale: 0.1,
+            shift: 1.5,
         };
         let mut a = ramp(8, 8, 1).repeat(3);
         let mut b = a.clone();

@@ -10,7 +10,8 @@
 //!   constructed modules themselves are what is trained — for saving;
 //!   [`model`]: the one saved-model format.
 //! - [`trainer`]: mini-batch training (Adam, SGD), schedules, evaluation,
-//!   checkpoints; [`augment`]: random rotations and scalings of images.
+//!   checkpoints; [`augment`]: random rotations, scalings and shifts of
+//!   images; [`selfsup`]: self-supervised MCR², each image's views a class.
 
 #![warn(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod lista;
 pub mod loss;
 pub mod mlp;
 pub mod model;
+pub mod selfsup;
 pub mod spectral;
 pub mod trainer;
 pub mod vector;

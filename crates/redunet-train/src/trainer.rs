@@ -232,6 +232,7 @@ impl TrainConfig {
         Augmentation {
             rotation: self.augment_rotation,
             scale: self.augment_scale,
+            shift: 0.0,
         }
     }
 
