@@ -185,3 +185,46 @@ fn bad_clustering_configurations_are_refused() {
     assert!(err.contains("cluster.k = 10 groups of 2 samples"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn data_without_labels_are_clustered_and_not_scored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = redunet::data::subspaces::union_of_subspaces(&[1, 2], 10, 40, 0, 0.0, 3).unwrap();
+    let x = dir.path().join("x.npy");
+    redunet::data::npy::write_npy_f32(&x, &[80, 10], &data.features).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[data]\nsource = \"npy\"\ntrain_x = \"x.npy\"\n\n[cluster]\nmethod = \"coding-length\"\neps_sq = 0.05\n",
+    )
+    .unwrap();
+    let out = dir.path().join("o");
+    let (ok, stdout, err) = run(&[
+        "cluster",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("no labels"), "{stdout}");
+    let s = summary(&out);
+    assert!(s["clustering"].get("acc").is_none(), "{s}");
+    assert!(s.get("baseline_kmeans").is_none(), "{s}");
+    let ids = clusters(&out);
+    assert_eq!(ids.len(), 80);
+    // The two subspaces come apart without labels.
+    let got: Vec<usize> = ids.iter().map(|&g| g as usize).collect();
+    let s = redunet::core::cluster::scores(&got, &data.labels).unwrap();
+    assert!(s.ari >= 0.95, "ARI {}", s.ari);
+    // A test file without labels is still refused.
+    let (ok, _, err) = run(&[
+        "cluster",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set=data.test_x=x.npy",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("test"), "{err}");
+}

@@ -6,6 +6,7 @@ use super::plots;
 use anyhow::Result;
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
+use redunet_core::cluster::Scores;
 use redunet_experiment::cluster::{ClusterProgress, ClusterSummary};
 use redunet_train::selfsup::Step;
 use std::path::Path;
@@ -112,9 +113,21 @@ pub fn print_summary(s: &ClusterSummary, out: &Path) {
         "  time: training {:.1} s, clustering {:.1} s, k-means baseline {:.1} s",
         s.seconds.train, s.seconds.cluster, s.seconds.baseline
     );
+    let scores = |s: Option<Scores>| {
+        s.map_or("no labels to score with".into(), |s| {
+            format!("acc {:.4} NMI {:.4} ARI {:.4}", s.acc, s.nmi, s.ari)
+        })
+    };
+    let own = c
+        .acc
+        .zip(c.nmi)
+        .zip(c.ari)
+        .map(|((acc, nmi), ari)| Scores { acc, nmi, ari });
     println!(
-        "  {} groups, coding length {:.0} bits: acc {:.4} NMI {:.4} ARI {:.4}",
-        c.clusters, c.coding_length, c.acc, c.nmi, c.ari
+        "  {} groups, coding length {:.0} bits: {}",
+        c.clusters,
+        c.coding_length,
+        scores(own)
     );
     if let Some(i) = &c.inliers {
         println!(
@@ -123,21 +136,24 @@ pub fn print_summary(s: &ClusterSummary, out: &Path) {
         );
     }
     if let Some(m) = &s.mcr2 {
-        let f = &m.kmeans_features;
         println!(
-            "  k-means on the learned features: acc {:.4} NMI {:.4} ARI {:.4}",
-            f.acc, f.nmi, f.ari
+            "  k-means on the learned features: {}",
+            scores(m.kmeans_features)
         );
     }
-    let b = &s.baseline_kmeans;
-    println!(
-        "  k-means on the samples as given: acc {:.4} NMI {:.4} ARI {:.4}",
-        b.acc, b.nmi, b.ari
-    );
+    if s.baseline_kmeans.is_some() {
+        println!(
+            "  k-means on the samples as given: {}",
+            scores(s.baseline_kmeans)
+        );
+    }
     for p in &s.sweep {
         println!(
-            "  ε² {:<8} {:>5} groups  L^c {:>10.0} bits  ARI {:.4}",
-            p.eps_sq, p.clusters, p.coding_length, p.ari
+            "  ε² {:<8} {:>5} groups  L^c {:>10.0} bits{}",
+            p.eps_sq,
+            p.clusters,
+            p.coding_length,
+            p.ari.map_or(String::new(), |a| format!("  ARI {a:.4}"))
         );
     }
     println!("  results in {}", out.display());

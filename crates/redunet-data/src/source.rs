@@ -77,10 +77,16 @@ fn invalid(reason: String) -> Result<()> {
 impl DataConfig {
     /// Checks the combination of settings (before anything is read).
     pub fn validate(&self) -> Result<()> {
+        self.validate_labels(true)
+    }
+
+    /// [`Self::validate`], where npy data may come without labels
+    /// (`train_y` absent) unless `required`.
+    pub fn validate_labels(&self, required: bool) -> Result<()> {
         let d = self;
         match d.source {
             Source::Npy => {
-                if d.train_x.is_none() || d.train_y.is_none() {
+                if d.train_x.is_none() || (required && d.train_y.is_none()) {
                     return invalid(
                         "data.source = \"npy\" needs data.train_x and data.train_y".into(),
                     );
@@ -222,6 +228,38 @@ impl DataConfig {
             }
         };
         Ok(split)
+    }
+}
+
+impl DataConfig {
+    /// Loads the training samples to cluster: as [`Self::load`], except
+    /// that npy data without labels (`train_y` absent) are read too, every
+    /// sample then labelled 0. Returns the split and whether it has labels.
+    pub fn load_unlabelled(&self, seed: u64) -> Result<(Split, bool)> {
+        self.validate_labels(false)?;
+        let (Source::Npy, Some(tx), None) = (self.source, &self.train_x, &self.train_y) else {
+            return Ok((self.load(seed)?, true));
+        };
+        let xs = npy::read_npy_f32(tx)?;
+        if xs.shape.is_empty() {
+            return Err(DataError::Invalid(format!(
+                "{}: features must have shape [m, …], got a scalar",
+                tx.display()
+            )));
+        }
+        let mut shape = xs.shape[1..].to_vec();
+        if shape.is_empty() {
+            shape.push(1);
+        }
+        let m = xs.shape[0];
+        let data = Dataset::new(xs.data, shape, vec![0; m]).map_err(|e| match e {
+            DataError::Shape(r) => DataError::Shape(format!("{}: {r}", tx.display())),
+            e => e,
+        })?;
+        let per = self.train_per_class.unwrap_or(usize::MAX);
+        let mut split = per_class_split(&data, None, per, 0)?;
+        split.warnings.clear();
+        Ok((split, false))
     }
 }
 

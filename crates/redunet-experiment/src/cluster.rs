@@ -87,7 +87,7 @@ impl ClusterRunConfig {
     /// Checks every section and their combination.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Parameter(m));
-        self.data.validate()?;
+        self.data.validate_labels(false)?;
         if self.data.test_per_class.is_some() || self.data.test_x.is_some() {
             return bad(
                 "clustering uses the training split only; remove data.test_per_class / \
@@ -165,12 +165,16 @@ pub struct ClusteringSummary {
     /// `L^c` of the partition (bits), of the samples clustered (the
     /// features for mcr2).
     pub coding_length: f64,
-    /// Clustering accuracy (best one-to-one matching of groups to classes).
-    pub acc: f64,
+    /// Clustering accuracy (best one-to-one matching of groups to classes;
+    /// data with labels only, as the next two).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acc: Option<f64>,
     /// Normalised mutual information.
-    pub nmi: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nmi: Option<f64>,
     /// Adjusted Rand index.
-    pub ari: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ari: Option<f64>,
     /// The scores on the subspaces' own samples, without the outliers
     /// (synthetic subspaces with outliers).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,8 +190,9 @@ pub struct SweepPoint {
     pub clusters: usize,
     /// `L^c`, bits.
     pub coding_length: f64,
-    /// Adjusted Rand index against the labels.
-    pub ari: f64,
+    /// Adjusted Rand index against the labels (data with labels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ari: Option<f64>,
 }
 
 /// What self-supervised training and the stages before the final
@@ -196,8 +201,9 @@ pub struct SweepPoint {
 pub struct Mcr2Stages {
     /// Mean `−ΔR` per epoch of the self-supervised training (nats).
     pub loss: Vec<f64>,
-    /// k-means on the features: the descent's start.
-    pub kmeans_features: Scores,
+    /// k-means on the features, the descent's start (data with labels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kmeans_features: Option<Scores>,
     /// Samples moved in each pass of the descent.
     pub moved: Vec<usize>,
     /// The trained feature extractor (`redunet transform`), relative to the
@@ -226,8 +232,9 @@ pub struct ClusterSummary {
     /// The result.
     pub clustering: ClusteringSummary,
     /// k-means with the same number of groups on the samples as given (raw
-    /// pixels for images), 10 restarts.
-    pub baseline_kmeans: Scores,
+    /// pixels for images), 10 restarts (data with labels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_kmeans: Option<Scores>,
     /// The phase transition (coding-length with `cluster.sweep`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sweep: Vec<SweepPoint>,
@@ -280,7 +287,10 @@ pub fn cluster(
     progress: &mut dyn ClusterProgress,
 ) -> Result<ClusterOutput> {
     cfg.validate()?;
-    let split = cfg.data.load(cfg.seed)?;
+    let (split, labelled) = cfg.data.load_unlabelled(cfg.seed)?;
+    let score = |a: &[usize]| -> Result<Option<Scores>> {
+        labelled.then(|| scores(a, &split.train.labels)).transpose()
+    };
     for w in &split.warnings {
         progress.warning(w);
     }
@@ -288,7 +298,12 @@ pub fn cluster(
     let labels = &data.labels;
     let m = data.len();
     let k_classes = split.classes.len();
-    let k = cfg.cluster.k.unwrap_or(k_classes);
+    let k = match (cfg.cluster.k, labelled) {
+        (Some(k), _) => k,
+        (None, true) => k_classes,
+        // No labels and no k: k-means has nothing to go by.
+        (None, false) => 0,
+    };
     if k > m {
         return Err(Error::Parameter(format!(
             "cluster.k = {k} groups of {m} samples"
@@ -310,14 +325,18 @@ pub fn cluster(
     ));
     let x = tensor(data.features.clone(), [m, data.dim()], device);
     let t = Instant::now();
-    let baseline = KMeans {
-        seed: cfg.seed,
-        ..KMeans::new(k)
-    }
-    .fit(&x)?;
-    let baseline_kmeans = scores(&baseline.assignment, labels)?;
+    let baseline_kmeans = if labelled && k > 0 {
+        let baseline = KMeans {
+            seed: cfg.seed,
+            ..KMeans::new(k)
+        }
+        .fit(&x)?;
+        progress.stage("k-means baseline");
+        score(&baseline.assignment)?
+    } else {
+        None
+    };
     let baseline_s = t.elapsed().as_secs_f64();
-    progress.stage("k-means baseline");
     // Outliers of synthetic subspaces are the last class.
     let inlier_mask = (cfg.data.source == redunet_data::source::Source::Subspaces
         && cfg.data.outliers.unwrap_or(0) > 0)
@@ -342,7 +361,7 @@ pub fn cluster(
                         eps_sq,
                         clusters: s.clusters,
                         coding_length: s.coding_length,
-                        ari: scores(&s.assignment, labels)?.ari,
+                        ari: score(&s.assignment)?.map(|s| s.ari),
                     });
                     progress.stage(&format!("ε² = {eps_sq}: {} groups", s.clusters));
                 }
@@ -375,7 +394,7 @@ pub fn cluster(
                     ..KMeans::new(k)
                 }
                 .fit(&f)?;
-                let kmeans_features = scores(&start.assignment, labels)?;
+                let kmeans_features = score(&start.assignment)?;
                 progress.stage("k-means on the features");
                 let d = CodingLengthDescent {
                     eps_sq: cfg.cluster.eps_sq,
@@ -411,7 +430,7 @@ pub fn cluster(
                 )
             }
         };
-    let s = scores(&assignment, labels)?;
+    let s = score(&assignment)?;
     let inliers = match &inlier_mask {
         Some(mask) => {
             let pick = |v: &[usize]| -> Vec<usize> {
@@ -441,9 +460,9 @@ pub fn cluster(
             eps_sq: cfg.cluster.eps_sq,
             clusters,
             coding_length,
-            acc: s.acc,
-            nmi: s.nmi,
-            ari: s.ari,
+            acc: s.map(|s| s.acc),
+            nmi: s.map(|s| s.nmi),
+            ari: s.map(|s| s.ari),
             inliers,
         },
         baseline_kmeans,
