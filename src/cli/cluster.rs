@@ -5,7 +5,7 @@ use super::config::ClusterRunConfig;
 use super::plots;
 use anyhow::Result;
 use burn::tensor::Device;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use redunet_core::cluster::Scores;
 use redunet_experiment::cluster::{ClusterProgress, ClusterSummary};
 use redunet_train::selfsup::Step;
@@ -50,16 +50,7 @@ pub fn cluster(
     out: &Path,
     quiet: bool,
 ) -> Result<ClusterSummary> {
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let bar = super::report::step_bar(quiet);
     let epochs = cfg.selfsup.as_ref().map_or(0, |s| s.epochs);
     let mut progress = Bar { bar, quiet, epochs };
     let o = redunet_experiment::cluster::cluster(cfg, device, device_name, out, &mut progress)?;

@@ -23,6 +23,22 @@ pub fn progress_bar(quiet: bool, layers: usize) -> ProgressBar {
     bar
 }
 
+/// A progress bar over training steps, its length set as they come
+/// (hidden when quiet).
+pub fn step_bar(quiet: bool) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 /// Shows a rate record on the progress bar.
 pub fn show_record(bar: &ProgressBar, rec: &LayerRecord) {
     bar.set_position(rec.layer as u64);

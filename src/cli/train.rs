@@ -5,7 +5,6 @@ use super::config::RunConfig;
 use super::report::{Terminal, fmt_acc};
 use anyhow::Result;
 use burn::tensor::Device;
-use indicatif::{ProgressBar, ProgressStyle};
 use redunet_data::output::OutputDir;
 use redunet_experiment::train::TrainSummary;
 use std::path::Path;
@@ -19,16 +18,7 @@ pub fn train(
     quiet: bool,
     resume: Option<&Path>,
 ) -> Result<TrainSummary> {
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let bar = super::report::step_bar(quiet);
     let epochs = cfg.train.as_ref().map_or(0, |t| t.epochs);
     let mut terminal = Terminal::new(bar, quiet, Some(epochs));
     let summary =

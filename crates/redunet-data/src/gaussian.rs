@@ -23,10 +23,10 @@ pub fn centres_3d() -> Vec<Vec<f32>> {
 
 /// A standard normal draw (Box–Muller), so that the stream depends only on
 /// the seed and this code, not on a distribution crate's version.
-fn normal(rng: &mut ChaCha8Rng) -> f32 {
+pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>();
     let u2: f64 = rng.random::<f64>();
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// `per_class` samples per centre, `centre + noise * N(0, I)`, normalised,
@@ -54,7 +54,10 @@ pub fn mixture(centres: &[Vec<f32>], per_class: usize, noise: f32, seed: u64) ->
     let mut labels = Vec::with_capacity(centres.len() * per_class);
     for (j, c) in centres.iter().enumerate() {
         for _ in 0..per_class {
-            let x: Vec<f32> = c.iter().map(|&ci| ci + noise * normal(&mut rng)).collect();
+            let x: Vec<f32> = c
+                .iter()
+                .map(|&ci| ci + noise * normal(&mut rng) as f32)
+                .collect();
             let n = x.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-8);
             features.extend(x.iter().map(|v| v / n));
             labels.push(j);

@@ -1,21 +1,15 @@
 //! A union of linear subspaces of different dimensions, with outliers: the
 //! data clustering by compression was made for (TPAMI 2007).
 
+use crate::gaussian::normal;
 use crate::{DataError, Dataset, Result};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// Default subspace dimensions.
 pub const DEFAULT_DIMS: [usize; 3] = [1, 2, 3];
 /// Default ambient dimension.
 pub const DEFAULT_AMBIENT: usize = 20;
-
-/// Box–Muller, so the stream depends on the seed and this code only.
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
 
 /// For each subspace dimension `dims[j]`, `per_subspace` points of a random
 /// `dims[j]`-dimensional subspace of R^ambient (orthonormal basis from
