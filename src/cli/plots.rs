@@ -279,3 +279,107 @@ pub fn phase_transition(path: &Path, points: &[(f64, f64, f64)]) -> Result<()> {
         Ok(())
     })
 }
+
+/// CRATE's layers, trained (solid) and at initialisation (dashed): left,
+/// each layer's compression step as a segment from the coding rate R^c of
+/// its input (x = ℓ − 1) to that of the compressed tokens (x = ℓ − ½), both
+/// against the layer's own subspaces; right, the fraction of zeros in each
+/// layer's output (x = ℓ).
+pub fn token_layers(
+    path: &Path,
+    trained: &[redunet_train::transformer::LayerRates],
+    init: &[redunet_train::transformer::LayerRates],
+) -> Result<()> {
+    use redunet_train::transformer::LayerRates;
+    let steps = |r: &[LayerRates]| -> Vec<Vec<(f64, f64)>> {
+        r.iter()
+            .enumerate()
+            .map(|(l, x)| {
+                vec![
+                    (l as f64, x.compression_in),
+                    (l as f64 + 0.5, x.compression),
+                ]
+            })
+            .collect()
+    };
+    let sparsity = |r: &[LayerRates]| -> Vec<Vec<(f64, f64)>> {
+        vec![
+            r.iter()
+                .enumerate()
+                .map(|(l, x)| ((l + 1) as f64, x.sparsity))
+                .collect(),
+        ]
+    };
+    let depth = trained.len().max(init.len()).max(1) as f64;
+    draw_png(path, (1100, 450), |root| {
+        let (left, right) = root.split_horizontally(550);
+        let (lo, hi) = trained
+            .iter()
+            .chain(init)
+            .flat_map(|r| [r.compression_in, r.compression])
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        let pad = ((hi - lo) * 0.1).max(1e-3);
+        let panels = [
+            (
+                left,
+                "Compression steps: R^c(Z; U_l)",
+                "R^c (nats)",
+                [steps(trained), steps(init)],
+                (lo - pad, hi + pad),
+            ),
+            (
+                right,
+                "Sparsity of each layer's output",
+                "fraction of zeros",
+                [sparsity(trained), sparsity(init)],
+                (0.0, 1.0),
+            ),
+        ];
+        for (area, title, y_desc, [t, i], (y0, y1)) in panels {
+            let mut chart = ChartBuilder::on(&area)
+                .caption(title, ("sans-serif", 18))
+                .margin(15)
+                .x_label_area_size(40)
+                .y_label_area_size(60)
+                .build_cartesian_2d(-0.2..depth + 0.2, y0..y1)
+                .map_err(|e| anyhow!("{e}"))?;
+            chart
+                .configure_mesh()
+                .x_desc("layer")
+                .y_desc(y_desc)
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
+            let (c0, c1) = (class_colour(0), class_colour(7));
+            for (n, seg) in t.into_iter().enumerate() {
+                let s = chart
+                    .draw_series(LineSeries::new(seg, c0.stroke_width(2)).point_size(3))
+                    .map_err(|e| anyhow!("{e}"))?;
+                if n == 0 {
+                    s.label("trained").legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], c0.stroke_width(2))
+                    });
+                }
+            }
+            for (n, seg) in i.into_iter().enumerate() {
+                let s = chart
+                    .draw_series(DashedLineSeries::new(seg, 6, 4, c1.stroke_width(2)))
+                    .map_err(|e| anyhow!("{e}"))?;
+                if n == 0 {
+                    s.label("at initialisation").legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], c1.stroke_width(2))
+                    });
+                }
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerLeft)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        Ok(())
+    })
+}

@@ -24,6 +24,13 @@ pub fn train(
     let summary =
         redunet_experiment::train::train(cfg, device, device_name, out, resume, &mut terminal)?;
     terminal.bar.finish_and_clear();
+    if !summary.layers.is_empty() {
+        super::plots::token_layers(
+            &out.dir().join("layers.png"),
+            &summary.layers,
+            &summary.layers_init,
+        )?;
+    }
     Ok(summary)
 }
 
@@ -51,6 +58,16 @@ pub fn print_summary(s: &TrainSummary, out: &Path) {
     println!("  test accuracy:  {}", fmt_acc(&s.accuracy.test));
     if let Some(h) = s.accuracy.test_head {
         println!("  test accuracy of the linear head: {h:.4}");
+    }
+    println!("  parameters: {}", s.parameters);
+    for (l, r) in s.layers.iter().enumerate() {
+        println!(
+            "  layer {}: R^c {:.2} → {:.2} (compression step), sparsity {:.3}",
+            l + 1,
+            r.compression_in,
+            r.compression,
+            r.sparsity
+        );
     }
     println!("  results in {}", out.display());
 }

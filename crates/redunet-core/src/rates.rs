@@ -130,6 +130,35 @@ pub fn coding_rate(z: &Tensor<2>, eps_sq: f64) -> Result<f64> {
     Ok(0.5 * logdets_same_shape(vec![z.clone()], &[alpha])?[0])
 }
 
+/// R(X_i) = ½ logdet(I + p/(n ε²) X_iᵀX_i) of each matrix of a batch
+/// `x: [b, n, p]` (e.g. the tokens of each image projected on one
+/// subspace), with the Grams batched on the device of `x`, on the smaller
+/// side, and one batched factorisation.
+pub fn coding_rates(x: Tensor<3>, eps_sq: f64) -> Result<Vec<f64>> {
+    let [b, n, p] = x.dims();
+    if b == 0 || n == 0 || p == 0 {
+        return Err(Error::Empty(format!(
+            "coding rates of a batch {:?}",
+            [b, n, p]
+        )));
+    }
+    if !(eps_sq.is_finite() && eps_sq > 0.0) {
+        return Err(Error::Parameter(format!(
+            "eps_sq must be > 0, got {eps_sq}"
+        )));
+    }
+    let alpha = p as f64 / (n as f64 * eps_sq);
+    let side = n.min(p);
+    let grams = if n < p {
+        x.clone().matmul(x.swap_dims(1, 2))
+    } else {
+        x.clone().swap_dims(1, 2).matmul(x)
+    };
+    let eye = Tensor::<2>::eye(side, &grams.device()).unsqueeze_dim::<3>(0);
+    let logdets = spd_logdet(grams.mul_scalar(alpha) + eye)?;
+    Ok(logdets.into_iter().map(|l| 0.5 * l).collect())
+}
+
 /// The classes of `pi` with the same number of weighted rows, which can
 /// share one batched factorisation: their weighted rows (see
 /// [`weighted_rows`]), α_j = d/(m_j ε²) and γ_j = m_j/m.

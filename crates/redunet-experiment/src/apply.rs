@@ -1,6 +1,6 @@
 //! A saved model applied to new samples: any network of the one model
-//! format (vector or spectral ReduNet with its front end, MLP; constructed
-//! or trained). Inputs are checked against the sample shape the model was
+//! format (vector or spectral ReduNet with its front end, MLP, transformer;
+//! constructed or trained). Inputs are checked against the sample shape the model was
 //! built for; an empty input gives an empty output.
 
 use burn::tensor::{Device, Tensor};
@@ -55,6 +55,13 @@ impl AnyModel {
                 };
                 (shapes, net.feature_dim())
             }
+            Network::Transformer(n) => {
+                let e = &n.embed;
+                (
+                    with_channels(e.channels, vec![e.height, e.width]),
+                    net.feature_dim(),
+                )
+            }
             // Vector networks and MLPs take flat vectors: any shape of
             // that many values (e.g. images for a network built on
             // them) is accepted, as the flattening is the same.
@@ -71,7 +78,9 @@ impl AnyModel {
     fn check_against(&self, shapes: &[Vec<usize>], sample_shape: &[usize]) -> Result<()> {
         let values = |s: &[usize]| s.iter().product::<usize>();
         let fits = match self.0.trainee.net {
-            Network::Spectral(_) => shapes.iter().any(|s| s.as_slice() == sample_shape),
+            Network::Spectral(_) | Network::Transformer(_) => {
+                shapes.iter().any(|s| s.as_slice() == sample_shape)
+            }
             _ => values(sample_shape) == values(&shapes[0]),
         };
         if fits {

@@ -122,6 +122,30 @@ pub fn check_run(
                 hint: "lower train.batch_size, model.width or model.layers",
             });
         }
+        ModelKind::Crate | ModelKind::Transformer => {
+            let shape = crate::train::transformer_shape(cfg, &split.train.sample_shape)?;
+            let (front, layer) = shape.validate().map_err(redunet_core::Error::Parameter)?;
+            let params = layer
+                .iter()
+                .fold(front as u64, |a, &b| a.saturating_add(b as u64));
+            parts.push(Part {
+                what: "the transformer's weights, gradients and optimiser state",
+                bytes: params.saturating_mul(16),
+                hint: "lower model.width or model.layers",
+            });
+            let [_, h, w] = shape.image;
+            let tokens = (h / shape.patch) * (w / shape.patch) + 1;
+            let batch = cfg.train.as_ref().map_or(m, |t| t.batch_size.min(m));
+            let per_token = shape
+                .dim
+                .saturating_mul(12)
+                .saturating_add(tokens * shape.heads * 3);
+            parts.push(Part {
+                what: "the transformer's activations",
+                bytes: bytes(&[batch, tokens, per_token, layers], 4),
+                hint: "lower train.batch_size, model.width, model.layers or raise model.patch",
+            });
+        }
     }
     let total = parts.iter().fold(0u64, |a, p| a.saturating_add(p.bytes));
     let largest = parts

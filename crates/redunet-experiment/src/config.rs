@@ -22,6 +22,21 @@ pub enum ModelKind {
     /// `model.layers` hidden layers of `model.width` units with ReLU, then
     /// a linear map to `model.out_dim` features, normalised.
     Mlp,
+    /// CRATE, the white-box transformer (`redunet train` only, images):
+    /// `model.layers` layers of subspace self-attention and an ISTA step,
+    /// tokens of width `model.width` from `model.patch`-sided patches,
+    /// `model.heads` subspaces.
+    Crate,
+    /// The plain transformer of the same shape (softmax attention, GELU
+    /// MLP of `model.mlp_width`), for comparison with CRATE.
+    Transformer,
+}
+
+impl ModelKind {
+    /// CRATE or the plain transformer.
+    pub fn is_transformer(self) -> bool {
+        matches!(self, ModelKind::Crate | ModelKind::Transformer)
+    }
 }
 
 // The layer settings' defaults live in one place, `VectorLayerConfig::new()`.
@@ -72,6 +87,21 @@ pub struct ModelConfig {
     /// MLP: feature dimension (default 128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub out_dim: Option<usize>,
+    /// Transformers: heads (CRATE: subspaces), dividing `width` (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
+    /// Transformers: patch side, dividing the image's sides (default 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<usize>,
+    /// Plain transformer: hidden width of the MLP (default 4 × width).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp_width: Option<usize>,
+    /// CRATE: the ISTA step η (default 0.1, as in the paper's code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ista_step: Option<f64>,
+    /// CRATE: the ISTA sparsity weight λ (default 0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ista_lambda: Option<f64>,
 }
 
 fn default_true() -> bool {
@@ -209,6 +239,34 @@ impl RunConfig {
         }
         if cfg.model.width == Some(0) || cfg.model.out_dim == Some(0) {
             return bad("model.width and model.out_dim must be at least 1".into());
+        }
+        let m = &cfg.model;
+        let transformer_keys = [
+            ("heads", m.heads.is_some()),
+            ("patch", m.patch.is_some()),
+            ("mlp_width", m.mlp_width.is_some()),
+            ("ista_step", m.ista_step.is_some()),
+            ("ista_lambda", m.ista_lambda.is_some()),
+        ];
+        let kind_only = |key: &str| match key {
+            "mlp_width" => m.kind == ModelKind::Transformer,
+            "ista_step" | "ista_lambda" => m.kind == ModelKind::Crate,
+            _ => m.kind.is_transformer(),
+        };
+        if let Some((key, _)) = transformer_keys
+            .iter()
+            .find(|(key, set)| *set && !kind_only(key))
+        {
+            return bad(format!(
+                "model.{key} is not a setting of model.kind = {:?}",
+                m.kind
+            ));
+        }
+        if m.kind.is_transformer() && m.out_dim.is_some() {
+            return bad(
+                "model.out_dim: a transformer's features are its class token, of model.width"
+                    .into(),
+            );
         }
         if cfg.model.kind == ModelKind::Conv2d && cfg.polar.is_some() {
             return bad(

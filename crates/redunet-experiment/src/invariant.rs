@@ -361,10 +361,11 @@ pub fn run(
             evals,
             on_layer,
         )?,
-        ModelKind::Mlp => {
-            return Err(Error::Parameter(
-                "model.kind = mlp is trained, not constructed".into(),
-            ));
+        ModelKind::Mlp | ModelKind::Crate | ModelKind::Transformer => {
+            return Err(Error::Parameter(format!(
+                "model.kind = {:?} is trained, not constructed",
+                cfg.model.kind
+            )));
         }
         ModelKind::Conv1d | ModelKind::Conv2d => {
             let dft = redunet_vision::network::transform_of(&front, device)?;

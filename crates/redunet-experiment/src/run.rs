@@ -66,10 +66,11 @@ pub fn run_sharded(
             "--workers shards the samples (a shard is one batch): drop model.batch_size".into(),
         ));
     }
-    if cfg.model.kind == ModelKind::Mlp {
-        return Err(Error::Parameter(
-            "model.kind = mlp is trained (`redunet train`), not constructed".into(),
-        ));
+    if cfg.model.kind == ModelKind::Mlp || cfg.model.kind.is_transformer() {
+        return Err(Error::Parameter(format!(
+            "model.kind = {:?} is trained (`redunet train`), not constructed",
+            cfg.model.kind
+        )));
     }
     if cfg.uses_signals() {
         return crate::invariant::run(cfg, (device, workers), device_name, out, progress);

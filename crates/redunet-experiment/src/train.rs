@@ -6,6 +6,7 @@
 use crate::apply::AnyModel;
 use crate::config::{ModelKind, RunConfig};
 use crate::report::{DataSummary, Progress};
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use redunet_core::host::tensor;
 use redunet_core::network::LayerRecord;
@@ -19,6 +20,7 @@ use redunet_train::trainer::{
     TrainConfig, TrainData, Trainee, corrupt_labels, evaluate, fit, read_checkpoint_state,
     save_checkpoint,
 };
+use redunet_train::transformer::{LayerRates, Mixer, TransformerShape};
 use redunet_train::{Network, SavedModel};
 use redunet_vision::front::FrontEnd;
 use redunet_vision::network::SpectralReduNet;
@@ -66,6 +68,16 @@ pub struct TrainSummary {
     /// Rates of the forward construction, when the network was built so.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub construction: Vec<LayerRecord>,
+    /// CRATE: per layer, the coding rate of the tokens against the layer's
+    /// subspaces before and after its compression step, and the sparsity
+    /// of its output, on up to 1,000 test samples (with ε² = model.eps_sq).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerRates>,
+    /// The same measurements of the network before training.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers_init: Vec<LayerRates>,
+    /// Parameters of the network and head.
+    pub parameters: usize,
     /// Training labels replaced by `train.label_noise`.
     pub noisy_labels: usize,
     /// The checkpoint directory, relative to the output.
@@ -166,6 +178,12 @@ fn build(
                 ),
             }
         }
+        (ModelKind::Crate | ModelKind::Transformer, _) => (
+            Network::Transformer(
+                transformer_shape(cfg, &train.sample_shape)?.init(t.seed, device)?,
+            ),
+            Vec::new(),
+        ),
         (ModelKind::Mlp, _) => (
             Network::Mlp(Mlp::new(
                 x.dims()[1],
@@ -178,6 +196,68 @@ fn build(
             Vec::new(),
         ),
     })
+}
+
+/// The transformer a configuration describes on images of `sample_shape`
+/// (`[H, W]` or `[C, H, W]`), with the `[model]` defaults: width 64, 4
+/// heads, patches of 7, an MLP of 4 × width, ISTA η = λ = 0.1.
+pub(crate) fn transformer_shape(
+    cfg: &RunConfig,
+    sample_shape: &[usize],
+) -> Result<TransformerShape> {
+    let m = &cfg.model;
+    let image = match sample_shape {
+        [h, w] => [1, *h, *w],
+        [c, h, w] => [*c, *h, *w],
+        s => {
+            return Err(Error::Shape(format!(
+                "model.kind = {:?} takes images [H, W] or [C, H, W]; the samples have shape {s:?}",
+                m.kind
+            )));
+        }
+    };
+    let dim = m.width.unwrap_or(64);
+    let mixer = match m.kind {
+        ModelKind::Crate => Mixer::Crate {
+            step: m.ista_step.unwrap_or(0.1),
+            lambda: m.ista_lambda.unwrap_or(0.1),
+        },
+        _ => Mixer::Softmax {
+            mlp_width: m.mlp_width.unwrap_or(4 * dim),
+        },
+    };
+    let shape = TransformerShape {
+        mixer,
+        image,
+        patch: m.patch.unwrap_or(7),
+        dim,
+        depth: m.layers,
+        heads: m.heads.unwrap_or(4),
+    };
+    shape
+        .validate()
+        .map_err(|e| Error::Parameter(format!("model: {e}")))?;
+    Ok(shape)
+}
+
+/// At most this many samples (the first of each class of the test set,
+/// else of the training set) are measured layer by layer.
+const RATES_SAMPLES: usize = 1000;
+
+/// Per CRATE layer, its rates on the test samples (or the training
+/// samples without a test set); empty for other networks.
+fn layer_rates(cfg: &RunConfig, net: &Network, p: &Prepared) -> Result<Vec<LayerRates>> {
+    let Network::Transformer(t) = net else {
+        return Ok(Vec::new());
+    };
+    let (x, ds) = match &p.test_x {
+        Some(x) => (x, &p.split.test),
+        None => (&p.x, &p.split.train),
+    };
+    let per_class = RATES_SAMPLES.div_ceil(p.split.classes.len().max(1));
+    let rows = crate::report::first_per_class(&ds.labels, Some(per_class));
+    let idx = redunet_core::host::indices(&rows, &x.device());
+    t.layer_rates(&x.clone().select(0, idx), cfg.model.eps_sq)
 }
 
 struct Prepared {
@@ -247,12 +327,18 @@ struct Report<'a> {
     device_name: &'a str,
     prepared: &'a Prepared,
     construction: &'a [LayerRecord],
+    layers_init: Vec<LayerRates>,
     init_s: f64,
     start: Instant,
 }
 
 impl Report<'_> {
-    fn summary(&self, history: &[EpochRecord], epochs_completed: usize) -> Result<TrainSummary> {
+    fn summary(
+        &self,
+        trainee: &Trainee<Network>,
+        history: &[EpochRecord],
+        epochs_completed: usize,
+    ) -> Result<TrainSummary> {
         let p = self.prepared;
         let last = history
             .iter()
@@ -274,6 +360,9 @@ impl Report<'_> {
             loss: history.iter().filter_map(|r| r.loss).collect(),
             history: history.to_vec(),
             construction: self.construction.to_vec(),
+            layers: layer_rates(self.cfg, &trainee.net, p)?,
+            layers_init: self.layers_init.clone(),
+            parameters: trainee.num_params(),
             noisy_labels: p.noisy,
             checkpoint: "checkpoint".into(),
             model: "model".into(),
@@ -304,7 +393,7 @@ impl Report<'_> {
             meta: serde_json::to_value(self.cfg).expect("configurations serialise"),
         }
         .save(&out.stage().join("model"))?;
-        let summary = self.summary(&state.history, state.epoch)?;
+        let summary = self.summary(trainee, &state.history, state.epoch)?;
         let json = serde_json::to_vec_pretty(&summary).expect("summaries serialise");
         write_atomic(&out.stage().join("summary.json"), &json)?;
         out.commit()?;
@@ -368,6 +457,7 @@ pub fn train(
         device_name,
         prepared: &p,
         construction: &construction,
+        layers_init: layer_rates(cfg, &net, &p)?,
         init_s: start.elapsed().as_secs_f64(),
         start: Instant::now(),
     };

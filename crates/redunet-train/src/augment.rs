@@ -3,11 +3,11 @@
 //! before every pass, with bilinear interpolation and zeros outside the
 //! frame.
 //!
-//! Supervised training leaves translations out (`shift = 0`): the spectral
-//! networks are translation-equivariant by construction, so shifted copies
-//! teach them nothing; small rotations and changes of size are what 500
-//! digits lack. Self-supervised training shifts too: there the warps define
-//! what the features must not see.
+//! Supervised training shifts only when asked (`train.augment_shift`): the
+//! spectral networks are translation-equivariant by construction, so
+//! shifted copies teach them nothing, while a transformer's patches are
+//! not. Self-supervised training shifts too: there the warps define what
+//! the features must not see.
 
 use rand::Rng;
 

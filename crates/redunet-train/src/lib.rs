@@ -9,6 +9,10 @@
 //!   (`redunet_vision::network::SpectralReduNet`) and vector ReduNets — the
 //!   constructed modules themselves are what is trained — for saving;
 //!   [`model`]: the one saved-model format.
+//! - [`transformer`]: CRATE, the white-box transformer (subspace
+//!   self-attention and an ISTA step per layer, with per-layer coding rate
+//!   and sparsity measurements), and the plain transformer beside it;
+//!   [`lista`]: ISTA and LISTA.
 //! - [`trainer`]: mini-batch training (Adam, SGD), schedules, evaluation,
 //!   checkpoints; [`augment`]: random rotations, scalings and shifts of
 //!   images; [`selfsup`]: self-supervised MCR², each image's views a class.
@@ -25,6 +29,7 @@ pub mod model;
 pub mod selfsup;
 pub mod spectral;
 pub mod trainer;
+pub mod transformer;
 pub mod vector;
 
 pub use loss::{Mcr2Loss, Mcr2LossConfig, Mcr2Output};

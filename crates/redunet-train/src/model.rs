@@ -1,4 +1,5 @@
-//! The saved model: a network (vector or spectral ReduNet, or an MLP), its
+//! The saved model: a network (vector or spectral ReduNet, an MLP, or a
+//! transformer — CRATE or plain), its
 //! optional linear head, and everything needed to apply them, in one
 //! directory that loads on its own — the one format of constructed and
 //! trained networks alike:
@@ -9,7 +10,8 @@
 //!   and logit scale; and `meta`, free-form provenance (e.g. the run
 //!   configuration) that loading never needs;
 //! - the parameters through Burn's recorder (burnpack), one file per part:
-//!   `front.bpk` (the lifting kernels), `layer-0001.bpk`, … and `head.bpk`.
+//!   `front.bpk` (the lifting kernels; a transformer's patch embedding),
+//!   `layer-0001.bpk`, … and `head.bpk`.
 //!   Parts, not one file, so that a network of thousands of layers is
 //!   written as it is built and never held whole in memory;
 //! - `checksums.json`: size and CRC-32 of every file.
@@ -23,6 +25,7 @@
 use crate::mlp::{Dense, Mlp};
 use crate::spectral::SpectralShape;
 use crate::trainer::{FeatureNet, Trainee, head};
+use crate::transformer::{Transformer, TransformerShape};
 use crate::vector::VectorShape;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::Linear;
@@ -54,6 +57,8 @@ pub enum Network {
     Spectral(SpectralReduNet),
     /// A multi-layer perceptron.
     Mlp(Mlp),
+    /// A vision transformer (CRATE or plain).
+    Transformer(Transformer),
 }
 
 impl FeatureNet for Network {
@@ -62,6 +67,7 @@ impl FeatureNet for Network {
             Network::Vector(n) => n.features(x),
             Network::Spectral(n) => FeatureNet::features(n, x),
             Network::Mlp(n) => n.features(x),
+            Network::Transformer(n) => n.features(x),
         }
     }
 
@@ -70,6 +76,7 @@ impl FeatureNet for Network {
             Network::Vector(n) => n.features_eval(x, device),
             Network::Spectral(n) => FeatureNet::features_eval(n, x, device),
             Network::Mlp(n) => n.features_eval(x, device),
+            Network::Transformer(n) => n.features_eval(x, device),
         }
     }
 
@@ -78,6 +85,7 @@ impl FeatureNet for Network {
             Network::Vector(n) => n.feature_dim(),
             Network::Spectral(n) => FeatureNet::feature_dim(n),
             Network::Mlp(n) => n.feature_dim(),
+            Network::Transformer(n) => n.feature_dim(),
         }
     }
 }
@@ -92,6 +100,8 @@ pub enum Architecture {
     Spectral(SpectralShape),
     /// Layer widths, input first.
     Mlp(Vec<usize>),
+    /// A transformer's mixer, image, patch, width, depth and heads.
+    Transformer(TransformerShape),
 }
 
 /// The linear head of a model trained with cross-entropy.
@@ -123,6 +133,7 @@ impl Network {
             Network::Vector(n) => Architecture::Vector(VectorShape::of(n)?),
             Network::Spectral(n) => Architecture::Spectral(SpectralShape::of(n)?),
             Network::Mlp(n) => Architecture::Mlp(n.dims()),
+            Network::Transformer(n) => Architecture::Transformer(n.shape()?),
         })
     }
 
@@ -132,6 +143,7 @@ impl Network {
             Network::Vector(n) => n.dim().unwrap_or(0),
             Network::Spectral(n) => n.input_dim(),
             Network::Mlp(n) => n.dims()[0],
+            Network::Transformer(n) => n.embed.channels * n.embed.height * n.embed.width,
         }
     }
 
@@ -145,6 +157,10 @@ impl Network {
                 n.net.layers.iter().try_for_each(|l| w.layer(l))
             }
             Network::Mlp(n) => n.layers.iter().try_for_each(|l| w.layer(l)),
+            Network::Transformer(n) => {
+                w.front(&n.embed)?;
+                n.layers.iter().try_for_each(|l| w.layer(l))
+            }
         }
     }
 }
@@ -219,7 +235,16 @@ impl Architecture {
                 c.saturating_mul(t)
             }
             Architecture::Mlp(d) => d.last().copied().unwrap_or(0),
+            Architecture::Transformer(s) => s.dim,
         }
+    }
+
+    /// Whether the model has a front part (`front.bpk`).
+    fn has_front(&self) -> bool {
+        matches!(
+            self,
+            Architecture::Spectral(_) | Architecture::Transformer(_)
+        )
     }
 
     /// Checks every field; returns the parameters it describes, part by part.
@@ -273,6 +298,10 @@ impl Architecture {
                         .map(|w| mul(&[w[0] + 1, w[1]]))
                         .collect::<std::result::Result<_, _>>()?,
                 })
+            }
+            Architecture::Transformer(s) => {
+                let (front, layers) = s.validate()?;
+                Ok(ParamCounts { front, layers })
             }
         }
     }
@@ -347,9 +376,7 @@ impl ModelWriter {
         meta: serde_json::Value,
     ) -> Result<()> {
         let counts = architecture.validate().map_err(Error::Parameter)?;
-        if counts.layers.len() != self.layers
-            || matches!(architecture, Architecture::Spectral(_)) != self.front
-        {
+        if counts.layers.len() != self.layers || architecture.has_front() != self.front {
             return Err(Error::Parameter(format!(
                 "{} layers written for an architecture of {}",
                 self.layers,
@@ -501,8 +528,7 @@ impl SavedModel {
             }
             Ok(())
         };
-        let spectral = matches!(doc.architecture, Architecture::Spectral(_));
-        if spectral {
+        if doc.architecture.has_front() {
             check_size(FRONT_FILE, counts.front)?;
         }
         for (l, &n) in counts.layers.iter().enumerate() {
@@ -561,6 +587,13 @@ impl SavedModel {
                     })
                     .collect::<Result<Vec<_>>>()?,
             }),
+            Architecture::Transformer(sh) => {
+                let embed = load_part(dir, FRONT_FILE, sh.embedding(device))?;
+                let layers = (0..sh.depth)
+                    .map(|l| load_part(dir, &layer_file(l + 1), sh.layer(device)))
+                    .collect::<Result<Vec<_>>>()?;
+                Network::Transformer(Transformer { embed, layers })
+            }
         };
         let head = match doc.head {
             Some(h) => Some(load_part(

@@ -164,6 +164,15 @@ pub struct TrainConfig {
     /// Image data only: and scaled by a random factor in 1 ± this.
     #[serde(default)]
     pub augment_scale: f64,
+    /// Image data only: and translated by up to this many pixels each way
+    /// (0: none; left out of the record then, so that checkpoints of
+    /// earlier versions still resume).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub augment_shift: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl TrainConfig {
@@ -224,6 +233,12 @@ impl TrainConfig {
                 self.augment_scale
             ));
         }
+        if !(self.augment_shift.is_finite() && (0.0..=64.0).contains(&self.augment_shift)) {
+            return bad(format!(
+                "train.augment_shift must be in [0, 64] pixels, got {}",
+                self.augment_shift
+            ));
+        }
         Ok(())
     }
 
@@ -232,7 +247,7 @@ impl TrainConfig {
         Augmentation {
             rotation: self.augment_rotation,
             scale: self.augment_scale,
-            shift: 0.0,
+            shift: self.augment_shift,
         }
     }
 
@@ -699,7 +714,7 @@ pub fn fit<M: FeatureNet>(
         (false, Some(shape)) if shape.0 * shape.1 * shape.2 == data.x.dims()[1] => Some(shape),
         (false, _) => {
             return Err(Error::Parameter(
-                "train.augment_rotation and train.augment_scale need image data".into(),
+                "train.augment_rotation, augment_scale and augment_shift need image data".into(),
             ));
         }
     };
