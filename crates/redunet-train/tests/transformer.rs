@@ -93,7 +93,21 @@ fn bad_shapes_are_refused() {
             mixer: Mixer::Softmax { mlp_width: 0 },
             ..shape(CRATE)
         },
+        // Counts that would overflow (a forged model.json): refused.
+        TransformerShape {
+            image: [1 << 20, 1 << 20, 1 << 20],
+            patch: 1 << 10,
+            dim: 1 << 20,
+            heads: 1,
+            ..shape(CRATE)
+        },
+        TransformerShape {
+            image: [1, 1 << 21, 8],
+            ..shape(CRATE)
+        },
     ];
+    let huge = bad[7].validate().unwrap_err();
+    assert!(huge.contains("parameters"), "{huge}");
     for s in bad {
         assert!(s.validate().is_err(), "{s:?}");
         assert!(matches!(s.init(0, &d), Err(Error::Parameter(_))), "{s:?}");

@@ -54,9 +54,10 @@ pub struct TransformerShape {
     pub heads: usize,
 }
 
-fn layer_norm_params(d: usize) -> usize {
-    2 * d
-}
+/// The most parameters one part (the embedding, or one layer) may have:
+/// far beyond any transformer trained here, and small enough that the
+/// counts of a whole network never overflow.
+const MAX_PARAMS: usize = 1 << 36;
 
 impl TransformerShape {
     /// Checks every field; returns the parameter counts of the embedding
@@ -98,22 +99,26 @@ impl TransformerShape {
                 }
             }
         }
+        // In u128, so that a forged description cannot overflow the
+        // counts the loader checks file sizes and memory against.
+        let (c, h, w, p, d) = (c as u128, h as u128, w as u128, p as u128, d as u128);
         let pd = p * p * c;
         let tokens = (h / p) * (w / p) + 1;
-        let embed = layer_norm_params(pd)
-            + pd * d
-            + d
-            + layer_norm_params(d)
-            + d
-            + tokens * d
-            + layer_norm_params(d);
+        let embed = 2 * pd + pd * d + d + 2 * d + d + tokens * d + 2 * d;
         let layer = match self.mixer {
             // Two norms, U, W_out with bias, D.
-            Mixer::Crate { .. } => 2 * layer_norm_params(d) + d * d + d * d + d + d * d,
+            Mixer::Crate { .. } => 4 * d + d * d + d * d + d + d * d,
             // Two norms, query/key/value/output with biases, the MLP.
-            Mixer::Softmax { mlp_width: f } => {
-                2 * layer_norm_params(d) + 4 * (d * d + d) + d * f + f + f * d + d
+            Mixer::Softmax { mlp_width } => {
+                let f = mlp_width as u128;
+                4 * d + 4 * (d * d + d) + d * f + f + f * d + d
             }
+        };
+        let fits = |n: u128| usize::try_from(n).ok().filter(|&n| n <= MAX_PARAMS);
+        let (Some(embed), Some(layer)) = (fits(embed), fits(layer)) else {
+            return Err(format!(
+                "transformer of more than {MAX_PARAMS} parameters per part: {self:?}"
+            ));
         };
         Ok((embed, vec![layer; self.depth]))
     }
