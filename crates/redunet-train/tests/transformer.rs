@@ -285,7 +285,9 @@ fn saved_transformers_round_trip() {
         let loaded = SavedModel::load(&path, &d).unwrap();
         assert!(matches!(loaded.trainee.net, Network::Transformer(_)));
         close(&values(loaded.transform(&x).unwrap()), &want, 1e-6);
-        // A layer file of another architecture is refused, not misread.
+        // A layer file of another architecture is refused, not misread:
+        // first by its checksum, then — with the checksums forged to match —
+        // by its parameters' shapes.
         let other = TransformerShape {
             dim: 24,
             ..s.clone()
@@ -297,5 +299,12 @@ fn saved_transformers_round_trip() {
             .save_file(path.join("layer-0002.bpk"))
             .unwrap();
         assert!(SavedModel::load(&path, &d).is_err(), "{mixer:?}");
+        redunet_data::output::seal(&path).unwrap();
+        match SavedModel::load(&path, &d) {
+            Err(Error::CorruptModel { path: p, .. }) => {
+                assert!(p.ends_with("layer-0002.bpk"), "{p:?}")
+            }
+            other => panic!("{mixer:?}: {:?}", other.map(|_| ())),
+        }
     }
 }
