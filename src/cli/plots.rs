@@ -63,6 +63,25 @@ fn class_colour(j: usize) -> RGBColor {
     P[j % P.len()]
 }
 
+/// The legend's sample of a line series of `colour`.
+fn legend_line(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+}
+
+/// Draws the series' legend, boxed, at `position`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))
+}
+
 /// R, R_c and ΔR against layer.
 pub fn rates(path: &Path, records: &[LayerRecord]) -> Result<()> {
     draw_png(path, (800, 500), |root| {
@@ -100,17 +119,9 @@ pub fn rates(path: &Path, records: &[LayerRecord]) -> Result<()> {
                 ))
                 .map_err(|e| anyhow!("{e}"))?
                 .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
+                .legend(legend_line(colour));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)
     })
 }
 
@@ -261,7 +272,7 @@ pub fn phase_transition(path: &Path, points: &[(f64, f64, f64)]) -> Result<()> {
             ))
             .map_err(|e| anyhow!("{e}"))?
             .label("groups")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c0.stroke_width(2)));
+            .legend(legend_line(c0));
         chart
             .draw_secondary_series(LineSeries::new(
                 pts.iter().map(|p| (p.0.log10(), p.2)),
@@ -269,14 +280,8 @@ pub fn phase_transition(path: &Path, points: &[(f64, f64, f64)]) -> Result<()> {
             ))
             .map_err(|e| anyhow!("{e}"))?
             .label("coding length")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c1.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok(())
+            .legend(legend_line(c1));
+        draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)
     })
 }
 
@@ -357,9 +362,7 @@ pub fn token_layers(
                     .draw_series(LineSeries::new(seg, c0.stroke_width(2)).point_size(3))
                     .map_err(|e| anyhow!("{e}"))?;
                 if n == 0 {
-                    s.label("trained").legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], c0.stroke_width(2))
-                    });
+                    s.label("trained").legend(legend_line(c0));
                 }
             }
             for (n, seg) in i.into_iter().enumerate() {
@@ -367,18 +370,10 @@ pub fn token_layers(
                     .draw_series(DashedLineSeries::new(seg, 6, 4, c1.stroke_width(2)))
                     .map_err(|e| anyhow!("{e}"))?;
                 if n == 0 {
-                    s.label("at initialisation").legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], c1.stroke_width(2))
-                    });
+                    s.label("at initialisation").legend(legend_line(c1));
                 }
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerLeft)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| anyhow!("{e}"))?;
+            draw_legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
         }
         Ok(())
     })

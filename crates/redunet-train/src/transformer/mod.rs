@@ -128,7 +128,7 @@ impl TransformerShape {
     pub fn init(&self, seed: u64, device: &Device) -> Result<Transformer> {
         self.validate().map_err(Error::Parameter)?;
         device.seed(seed);
-        let embed = PatchEmbedding::new(self.image, self.patch, self.dim, device);
+        let embed = self.embedding(device);
         let layers = (0..self.depth).map(|_| self.layer(device)).collect();
         Ok(Transformer { embed, layers })
     }
@@ -259,7 +259,9 @@ impl Transformer {
             let mut z = self.embed.forward(x.clone().slice([a..a + rows, 0..n]));
             for (l, s) in self.layers.iter().zip(&mut sums) {
                 let TokenLayer::Crate(layer) = l else {
-                    unreachable!("a transformer's layers are of one kind")
+                    return Err(Error::Parameter(
+                        "a transformer that mixes CRATE and plain layers".into(),
+                    ));
                 };
                 let (next, r) = layer.forward_measured(z, eps_sq)?;
                 let w = rows as f64;
