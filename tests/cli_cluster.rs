@@ -3,29 +3,13 @@
 //! self-supervised MCR² runs and leaves a model that stands alone; bad
 //! configurations are refused with a message.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+use common::{run, summary};
 
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redunet"))
-        .args(args)
-        .output()
-        .expect("runs the binary");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    )
-}
+use std::path::Path;
 
 fn cfg(name: &str) -> String {
     format!("{}/configs/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
 }
 
 fn clusters(dir: &Path) -> Vec<i64> {

@@ -5,26 +5,10 @@
 //! saved model evaluates to the run's accuracies, and bad transformer
 //! settings are refused with a message.
 
+mod common;
+use common::{run, summary};
+
 use std::path::Path;
-use std::process::Command;
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redunet"))
-        .args(args)
-        .output()
-        .expect("runs the binary");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    )
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
-}
 
 fn config() -> String {
     format!("{}/configs/crate-mnist.toml", env!("CARGO_MANIFEST_DIR"))

@@ -3,26 +3,10 @@
 //! uninterrupted one, `eval` reproduces the summary, bad `[train]` keys are
 //! rejected.
 
+mod common;
+use common::{run, summary};
+
 use std::path::Path;
-use std::process::Command;
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redunet"))
-        .args(args)
-        .output()
-        .expect("runs the binary");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    )
-}
-
-fn summary(dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
-}
 
 // A constant schedule: under the config's cosine one, the learning rate of
 // epoch 1 depends on the epoch count, so 2 epochs resumed to 3 would not be
