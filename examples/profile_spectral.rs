@@ -41,11 +41,11 @@ fn case(classes: Option<&[usize]>, per_class: usize, channels: usize, extra: usi
         let (layer, _) = SpectralStep::construct_spectral(&s, &pi, &config, &dft).unwrap();
         let tc = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        sync(layer.step(&s, Some(&pi)).x);
+        sync(layer.step(s.clone(), Some(&pi)).x);
         let ts = t.elapsed().as_secs_f64();
         let t = Instant::now();
         if extra > 0 {
-            sync(layer.step(&ev, None).x);
+            sync(layer.step(ev.clone(), None).x);
         }
         let te = t.elapsed().as_secs_f64();
         println!(

@@ -244,3 +244,76 @@ fn rates_and_spd_factorisations_agree_and_fail_alike() {
     let (ih, it) = (to_vec(inv_h).unwrap(), to_vec(inv_t).unwrap());
     assert!(max_rel(&ih, &it) < 1e-5);
 }
+
+/// Spectral layers: moments summed on the host (two batches, one of them
+/// handed over), the layer built from them and its fused step, against the
+/// tensor path, for labels grouped by class or not and soft memberships;
+/// and moments of both paths merged.
+#[test]
+fn spectral_layers_on_the_host_match_the_tensor_path() {
+    use redunet::vision::spectral::{Dft, SpectralMoments, Spectrum};
+    let (host, tensor) = devices();
+    let (m, c, k) = (90, 3, 3);
+    let z = Tensor::<3>::random([m, c, 16], Distribution::Normal(0.0, 1.0), &host);
+    let z = to_vec(z).unwrap();
+    let logits = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 2.0), &host);
+    let soft = to_vec(burn::tensor::activation::softmax(logits, 1)).unwrap();
+    let grouped: Vec<usize> = (0..m).map(|i| i * k / m).collect();
+    let scattered: Vec<usize> = (0..m).map(|i| (i * 7) % k).collect();
+    let memberships = |case: usize, device: &Device| match case {
+        0 => Memberships::from_labels(&grouped, k, device).unwrap(),
+        1 => Memberships::from_labels(&scattered, k, device).unwrap(),
+        _ => Memberships::soft(Tensor::from_data(
+            burn::tensor::TensorData::new(soft.clone(), [m, k]),
+            device,
+        ))
+        .unwrap(),
+    };
+    for case in 0..3 {
+        for membership in [MembershipMode::Soft, MembershipMode::Labels] {
+            let config = VectorLayerConfig {
+                membership,
+                ..Default::default()
+            };
+            let on = |device: &Device| {
+                let dft = Dft::new_2d(4, 4, device).unwrap();
+                let signals = Tensor::<3>::from_data(
+                    burn::tensor::TensorData::new(z.clone(), [m, c, 16]),
+                    device,
+                );
+                let s = dft.normalize(dft.spectrum(&signals));
+                let pi = memberships(case, device);
+                let [p, c2, _] = s.x.dims();
+                let mut moments = SpectralMoments::new(c, p, k);
+                let first = Spectrum {
+                    x: s.x.clone().slice([0..p, 0..c2, 0..40]),
+                };
+                moments.add(&first, &pi.rows(0, 40).unwrap()).unwrap();
+                let rest = Spectrum {
+                    x: s.x.clone().slice([0..p, 0..c2, 40..m]),
+                };
+                moments.add_owned(rest, &pi.rows(40, m).unwrap()).unwrap();
+                let (layer, rates) = moments.layer(&config, &dft).unwrap();
+                let out = to_vec(layer.step(s, Some(&pi)).x).unwrap();
+                (moments, rates, out, to_vec(layer.layer().re.val()).unwrap())
+            };
+            let (mh, rh, oh, eh) = on(&host);
+            let (mt, rt, ot, et) = on(&tensor);
+            let what = format!("case {case}, {membership:?}");
+            for (a, b) in [(rh.r, rt.r), (rh.r_c, rt.r_c)] {
+                assert!((a - b).abs() < 1e-5 * b.abs(), "{what}: rates {a} vs {b}");
+            }
+            assert!(max_rel(&eh, &et) < 1e-5, "{what}: operators differ by {}", max_rel(&eh, &et));
+            assert!(max_rel(&oh, &ot) < 1e-5, "{what}: steps differ by {}", max_rel(&oh, &ot));
+            // Host sums and tensor sums merge into the sums of both.
+            let dft = Dft::new_2d(4, 4, &host).unwrap();
+            let mut merged = mh.clone();
+            merged.merge(mt.to_device(&host)).unwrap();
+            let mut twice = mh.clone();
+            twice.merge(mh).unwrap();
+            let (_, a) = merged.layer(&config, &dft).unwrap();
+            let (_, b) = twice.layer(&config, &dft).unwrap();
+            assert!((a.r - b.r).abs() < 1e-5 * b.r.abs(), "{what}: merged {} vs {}", a.r, b.r);
+        }
+    }
+}

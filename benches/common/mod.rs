@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Median seconds of `runs` calls of `f` (after one warm-up call).
+#[allow(dead_code)]
 pub fn median_seconds(runs: usize, mut f: impl FnMut()) -> f64 {
     f();
     let mut t: Vec<f64> = (0..runs)
@@ -76,9 +77,33 @@ fn fastest(runs: usize, mut f: impl FnMut()) -> f64 {
 
 /// Times `f` (median of `runs`) and prints its effective rate for `flops`
 /// of counted work beside the sgemm peak.
-pub fn report(name: &str, flops: f64, runs: usize, f: impl FnMut()) {
+#[allow(dead_code)]
+pub fn report(name: &str, flops: f64, runs: usize, mut f: impl FnMut()) {
+    report_prepared(name, flops, runs, || (), |()| f());
+}
+
+/// [`report`] of `f` on an input that `prepare` makes afresh for each run,
+/// outside the timing (e.g. a buffer the measured code consumes).
+#[allow(dead_code)]
+pub fn report_prepared<T>(
+    name: &str,
+    flops: f64,
+    runs: usize,
+    mut prepare: impl FnMut() -> T,
+    mut f: impl FnMut(T),
+) {
     let peak = sgemm_peak();
-    let t = median_seconds(runs, f);
+    f(prepare());
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let input = prepare();
+            let s = Instant::now();
+            f(input);
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let t = times[runs / 2];
     let rate = flops / t / 1e9;
     println!(
         "{name}: {:.2} ms, {:.1} GFLOP counted, {rate:.1} GFLOP/s = {:.0}% of the sgemm peak ({peak:.1} GFLOP/s)",

@@ -14,7 +14,7 @@
 //! number for a single sample), never refactoring the union.
 
 use crate::cpu::gemm::matmul_abt_f64;
-use crate::linalg::{cholesky_f64, spd_inverse_f64};
+use crate::linalg::{spd_inverse_f64, spd_logdet_f64};
 use crate::rates::coding_rate;
 use crate::{Error, Result};
 use burn::tensor::Tensor;
@@ -113,12 +113,11 @@ fn logdet_spd(g: &[f64], n: usize) -> Result<f64> {
     if n == 1 {
         return positive_log(g[0], 0);
     }
-    let l = cholesky_f64(g, n).map_err(|(row, pivot)| Error::NotPositiveDefinite {
+    spd_logdet_f64(g, n).map_err(|(row, pivot)| Error::NotPositiveDefinite {
         index: 0,
         row,
         pivot,
-    })?;
-    Ok(2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>())
+    })
 }
 
 fn positive_log(v: f64, row: usize) -> Result<f64> {

@@ -16,10 +16,10 @@
 //! at most [`BASE`] rows are factored on the host in f64 (Cholesky), the way
 //! hybrid GPU libraries factor their panels; the logdet is accumulated in f64.
 
+use crate::cpu::cholesky;
 use crate::host::{tensor, to_vec};
 use crate::{Error, Result};
 use burn::tensor::{Tensor, s};
-use rayon::prelude::*;
 
 /// Largest block factored directly on the host.
 pub const BASE: usize = 64;
@@ -138,99 +138,32 @@ fn factor(a: Tensor<3>, need_factor: bool) -> Result<Factor> {
 fn host_base(a: Tensor<3>, need_factor: bool) -> Result<Factor> {
     let device = a.device();
     let [b, n, _] = a.dims();
-    let values = to_vec(a)?;
-    let blocks = values
-        .par_chunks(n * n)
-        .enumerate()
-        .map(|(index, m)| {
-            crate::cpu::spd::base(crate::cpu::gemm::View::new(m, n, n), need_factor)
-                .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut inv = Vec::with_capacity(b * n * n);
-    let mut li = Vec::with_capacity(if need_factor { b * n * n } else { 0 });
-    let mut logdet = Vec::with_capacity(b);
-    for f in blocks {
-        inv.extend_from_slice(&f.inverse);
-        if let Some(l) = &f.factor {
-            li.extend_from_slice(l);
-        }
-        logdet.push(f.logdet);
-    }
+    let blocks = crate::cpu::spd::base_batch(&to_vec(a)?, b, n, need_factor)?;
     Ok(Factor {
-        inverse_factor: need_factor.then(|| tensor(li, [b, n, n], &device)),
-        inverse: tensor(inv, [b, n, n], &device),
-        logdet,
+        inverse_factor: blocks.factor.map(|li| tensor(li, [b, n, n], &device)),
+        inverse: tensor(blocks.inverse, [b, n, n], &device),
+        logdet: blocks.logdet,
     })
-}
-
-/// `MᵀM` for a lower-triangular M (row-major): the SPD inverse L⁻ᵀL⁻¹,
-/// summed as rank-one updates with the rows of M.
-pub(crate) fn gram_of_rows(li: &[f64], n: usize) -> Vec<f64> {
-    let mut out = vec![0f64; n * n];
-    for k in 0..n {
-        let row = &li[k * n..k * n + k + 1];
-        for (i, &ri) in row.iter().enumerate() {
-            if ri != 0.0 {
-                for (dst, &rj) in out[i * n..i * n + k + 1].iter_mut().zip(row) {
-                    *dst += ri * rj;
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Inverse of a lower-triangular matrix (row-major, f64), row by row:
-/// row i = (e_i − Σ_{k<i} L_ik · row k) / L_ii, with contiguous updates.
-pub fn lower_inverse_f64(l: &[f64], n: usize) -> Vec<f64> {
-    let mut li = vec![0f64; n * n];
-    for i in 0..n {
-        let (done, rest) = li.split_at_mut(i * n);
-        let row = &mut rest[..n];
-        row[i] = 1.0;
-        for k in 0..i {
-            let f = l[i * n + k];
-            if f != 0.0 {
-                for (r, v) in row[..=k].iter_mut().zip(&done[k * n..k * n + k + 1]) {
-                    *r -= f * v;
-                }
-            }
-        }
-        let inv_d = 1.0 / l[i * n + i];
-        for r in row[..=i].iter_mut() {
-            *r *= inv_d;
-        }
-    }
-    li
 }
 
 /// Inverse and logdet of one SPD matrix (row-major, f64) by Cholesky.
 /// On failure returns the row and value of the first non-positive pivot.
 pub fn spd_inverse_f64(a: &[f64], n: usize) -> std::result::Result<(Vec<f64>, f64), (usize, f64)> {
-    let l = cholesky_f64(a, n)?;
-    let logdet = 2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>();
-    Ok((gram_of_rows(&lower_inverse_f64(&l, n), n), logdet))
+    cholesky::factor_one(a.to_vec(), n, false).map(|f| (f.inverse, f.logdet))
 }
 
-/// Lower Cholesky factor of an SPD matrix (row-major, f64).
+/// Log-determinant of one SPD matrix (row-major, f64) by Cholesky. On
+/// failure returns the row and value of the first non-positive pivot.
+pub fn spd_logdet_f64(a: &[f64], n: usize) -> std::result::Result<f64, (usize, f64)> {
+    cholesky::cholesky_one(a.to_vec(), n).map(|(_, logdet)| logdet)
+}
+
+/// Lower Cholesky factor of an SPD matrix (row-major, f64, zeros above the
+/// diagonal).
 pub fn cholesky_f64(a: &[f64], n: usize) -> std::result::Result<Vec<f64>, (usize, f64)> {
-    let mut l = vec![0f64; n * n];
+    let (mut l, _) = cholesky::cholesky_one(a.to_vec(), n)?;
     for i in 0..n {
-        for j in 0..=i {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= l[i * n + k] * l[j * n + k];
-            }
-            if i == j {
-                if s.is_nan() || s <= 0.0 || s.is_infinite() {
-                    return Err((i, s));
-                }
-                l[i * n + i] = s.sqrt();
-            } else {
-                l[i * n + j] = s / l[j * n + j];
-            }
-        }
+        l[i * n + i + 1..(i + 1) * n].fill(0.0);
     }
     Ok(l)
 }

@@ -194,9 +194,10 @@ fn stream_spectral(
     for l in 0..=layers {
         let mut moments = SpectralMoments::new(c, dft.frequencies(), pi.num_classes());
         if workers.is_empty() {
-            for (s, p) in &parts {
-                moments.add(s, p)?;
-            }
+            parts = parts
+                .into_iter()
+                .map(|(s, p)| Ok((moments.add_owned(s, &p)?, p)))
+                .collect::<Result<_>>()?;
         } else {
             // Every shard's sums are queued on its device before any is
             // read back, so that the workers work at once.
@@ -224,11 +225,16 @@ fn stream_spectral(
         if l == layers {
             break;
         }
-        for (s, p) in parts.iter_mut() {
-            *s = layer.to_device(&s.x.device())?.step(s, Some(p));
-        }
-        for e in ev.iter_mut().flatten() {
-            *e = layer.step(e, None);
+        // Each spectrum is handed to the step, which reads it in place.
+        parts = parts
+            .into_iter()
+            .map(|(s, p)| Ok((layer.to_device(&s.x.device())?.step(s, Some(&p)), p)))
+            .collect::<Result<_>>()?;
+        for set in ev.iter_mut() {
+            *set = std::mem::take(set)
+                .into_iter()
+                .map(|e| layer.step(e, None))
+                .collect();
         }
         if let Some(w) = writer.as_deref_mut() {
             w.push(&layer.layer())?;

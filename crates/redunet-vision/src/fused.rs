@@ -3,47 +3,48 @@
 //! The step is bound by memory traffic, not arithmetic: as tensor operations
 //! it materialises `Y = [E; C_1; …; C_k]·v`, `k'+1` times the size of the
 //! input (4.4 GB for the translation-10 evaluation set), and then reads it
-//! back twice. Here each frequency is handled on its own, with its products
-//! in a buffer that stays in cache: a first pass accumulates the Parseval
-//! norms `‖C_j v_i‖²` (the soft memberships need all frequencies before any
-//! update), a second forms the update with one product against the
-//! horizontally stacked operators, `[E | C_1 | …] · [η v; −ηγ_1π̂_1 v; …]`.
-//! The arithmetic of the first pass is repeated in the second, which is far
-//! cheaper than the traffic it saves.
+//! back twice. Here each frequency is handled on its own, its `Y_p` in a
+//! buffer that stays in cache: a first pass accumulates the Parseval norms
+//! `‖C_j v_i‖²` from `C_j v` (in f32 within a frequency, in f64 across
+//! them; the soft memberships need all frequencies before any update), a second forms `Y_p` again and sums it with each
+//! sample's coefficients, `v + η E v − Σ_j ηγ_j π̂_ij C_j v`. The products
+//! of the first pass are repeated in the second, which is far cheaper than
+//! the traffic of keeping them.
 
 use rayon::prelude::*;
 use redunet_core::cpu::gemm::{self, Threads, View};
+use redunet_core::cpu::vectorized;
 
-/// The operators of one layer in the two layouts the passes need.
+/// The operators of one layer on the host: `[P, (k'+1)·2C, 2C]`, row-major,
+/// `Y_p = O_p X_p` with E's rows first.
 #[derive(Debug)]
 pub(crate) struct HostOps {
-    /// `[P, (k'+1)·2C, 2C]`, row-major: `Y_p = O_p X_p`.
     pub vertical: Vec<f32>,
-    /// `[P, 2C, (k'+1)·2C]`, row-major: `[E | C_1 | …]` per frequency.
-    pub horizontal: Vec<f32>,
     pub p: usize,
     pub c2: usize,
     pub k1: usize,
 }
 
 impl HostOps {
-    pub fn new(vertical: Vec<f32>, p: usize, c2: usize, k1: usize) -> Self {
-        let rows = k1 * c2;
-        let mut horizontal = vec![0f32; vertical.len()];
-        for q in 0..p {
-            let v = &vertical[q * rows * c2..(q + 1) * rows * c2];
-            let h = &mut horizontal[q * rows * c2..(q + 1) * rows * c2];
-            for j in 0..k1 {
-                for r in 0..c2 {
-                    for s in 0..c2 {
-                        h[r * rows + j * c2 + s] = v[(j * c2 + r) * c2 + s];
-                    }
+    /// From the inverses `[k'+1, P, 2C, 2C]` (E's first), each operator its
+    /// inverse times its factor (α, then α_j).
+    pub fn from_inverses(inverses: &[f32], p: usize, c2: usize, factors: &[f32]) -> Self {
+        let k1 = factors.len();
+        let block = c2 * c2;
+        assert_eq!(inverses.len(), k1 * p * block, "inverses of the operators");
+        let mut vertical = vec![0f32; p * k1 * block];
+        vertical
+            .par_chunks_mut(k1 * block)
+            .enumerate()
+            .for_each(|(q, v)| {
+                for (j, &a) in factors.iter().enumerate() {
+                    let inv = &inverses[(j * p + q) * block..(j * p + q + 1) * block];
+                    let out = &mut v[j * block..(j + 1) * block];
+                    vectorized(|| out.iter_mut().zip(inv).for_each(|(o, &x)| *o = x * a));
                 }
-            }
-        }
+            });
         Self {
             vertical,
-            horizontal,
             p,
             c2,
             k1,
@@ -109,22 +110,33 @@ pub(crate) fn step(
                 .into_par_iter()
                 .step_by(per)
                 .map_init(
-                    || vec![0f32; rows * m],
-                    |y, q0| {
+                    || (vec![0f32; k * c2 * m], vec![0f32; m]),
+                    |(y, part), q0| {
                         let mut acc = vec![0f64; k * m];
                         for q in q0..(q0 + per).min(p) {
-                            let o = &ops.vertical[q * rows * c2..(q + 1) * rows * c2];
-                            matmul(y, o, &x[q * slab..(q + 1) * slab], rows, c2, m, false);
+                            // The class operators only: E v plays no part
+                            // in the memberships.
+                            let o = &ops.vertical[(q * rows + c2) * c2..(q + 1) * rows * c2];
+                            matmul(y, o, &x[q * slab..(q + 1) * slab], k * c2, c2, m, false);
                             let w = weights[q];
-                            for j in 1..k1 {
-                                let a = &mut acc[(j - 1) * m..j * m];
-                                for r in 0..c2 {
-                                    let row = &y[(j * c2 + r) * m..(j * c2 + r + 1) * m];
-                                    for (s, &v) in a.iter_mut().zip(row) {
-                                        *s += w * (v as f64) * (v as f64);
+                            // ‖C_j v_i(p)‖² in f32 over the 2C rows of one
+                            // frequency (as the tensor path forms it), then
+                            // summed over frequencies in f64.
+                            vectorized(|| {
+                                for j in 0..k {
+                                    part.fill(0.0);
+                                    for r in 0..c2 {
+                                        let row = &y[(j * c2 + r) * m..(j * c2 + r + 1) * m];
+                                        for (s, &v) in part.iter_mut().zip(row) {
+                                            *s += v * v;
+                                        }
+                                    }
+                                    let a = &mut acc[j * m..(j + 1) * m];
+                                    for (s, &v) in a.iter_mut().zip(part.iter()) {
+                                        *s += w * v as f64;
                                     }
                                 }
-                            }
+                            });
                         }
                         acc
                     },
@@ -163,25 +175,27 @@ pub(crate) fn step(
         }
     }
 
-    let mut out = x.to_vec();
+    let mut out = vec![0f32; x.len()];
     out.par_chunks_mut(per * slab).enumerate().for_each_init(
         || vec![0f32; rows * m],
-        |stack, (t, chunk)| {
+        |y, (t, chunk)| {
             for (dq, o_slab) in chunk.chunks_mut(slab).enumerate() {
                 let q = t * per + dq;
                 let xq = &x[q * slab..(q + 1) * slab];
-                for j in 0..k1 {
-                    let cj = &coef[j * m..(j + 1) * m];
-                    for r in 0..c2 {
-                        let dst = &mut stack[(j * c2 + r) * m..(j * c2 + r + 1) * m];
-                        let src = &xq[r * m..(r + 1) * m];
-                        for ((d, &s), &c) in dst.iter_mut().zip(src).zip(cj) {
-                            *d = s * c;
+                let o = &ops.vertical[q * rows * c2..(q + 1) * rows * c2];
+                matmul(y, o, xq, rows, c2, m, false);
+                vectorized(|| {
+                    for (r, (dst, src)) in o_slab.chunks_mut(m).zip(xq.chunks(m)).enumerate() {
+                        dst.copy_from_slice(src);
+                        for j in 0..k1 {
+                            let cj = &coef[j * m..(j + 1) * m];
+                            let yr = &y[(j * c2 + r) * m..(j * c2 + r + 1) * m];
+                            for ((d, &v), &c) in dst.iter_mut().zip(yr).zip(cj) {
+                                *d += c * v;
+                            }
                         }
                     }
-                }
-                let h = &ops.horizontal[q * rows * c2..(q + 1) * rows * c2];
-                matmul(o_slab, h, stack, c2, rows, m, true);
+                });
             }
         },
     );
@@ -192,14 +206,16 @@ pub(crate) fn step(
         .enumerate()
         .map(|(t, chunk)| {
             let mut acc = vec![0f64; m];
-            for (dq, o_slab) in chunk.chunks(slab).enumerate() {
-                let w = weights[t * per + dq];
-                for row in o_slab.chunks(m) {
-                    for (a, &v) in acc.iter_mut().zip(row) {
-                        *a += w * (v as f64) * (v as f64);
+            vectorized(|| {
+                for (dq, o_slab) in chunk.chunks(slab).enumerate() {
+                    let w = weights[t * per + dq];
+                    for row in o_slab.chunks(m) {
+                        for (a, &v) in acc.iter_mut().zip(row) {
+                            *a += w * (v as f64) * (v as f64);
+                        }
                     }
                 }
-            }
+            });
             acc
         })
         .reduce(
@@ -214,7 +230,7 @@ pub(crate) fn step(
         .map(|s| (1.0 / s.sqrt().max(1e-8)) as f32)
         .collect();
     out.par_chunks_mut(m).for_each(|row| {
-        row.iter_mut().zip(&inv).for_each(|(v, s)| *v *= s);
+        vectorized(|| row.iter_mut().zip(&inv).for_each(|(v, s)| *v *= s));
     });
     out
 }

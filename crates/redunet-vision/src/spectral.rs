@@ -660,8 +660,13 @@ fn host_ops(ops: &Tensor<3>) -> Result<Option<Arc<HostOps>>> {
         return Ok(None);
     }
     let [p, rows, c2] = ops.dims();
-    let v = redunet_core::host::to_vec(ops.clone())?;
-    Ok(Some(Arc::new(HostOps::new(v, p, c2, rows / c2))))
+    let vertical = redunet_core::host::to_vec(ops.clone())?;
+    Ok(Some(Arc::new(HostOps {
+        vertical,
+        p,
+        c2,
+        k1: rows / c2,
+    })))
 }
 
 /// [`rescale_extreme_rows`](redunet_core::layer::vector::rescale_extreme_rows)
@@ -753,28 +758,29 @@ impl SpectralStep {
     /// true memberships for [`MembershipMode::Labels`] when `pi` is given,
     /// the soft estimate otherwise.
     ///
-    /// On CPU devices the step runs fused on the host (see `fused.rs`); on
-    /// other devices as tensor operations, in sample blocks that bound the
-    /// size of the intermediate `[E; C_1; …]·v`.
-    pub fn step(&self, s: &Spectrum, pi: Option<&Memberships>) -> Spectrum {
+    /// On CPU devices the step runs fused on the host (see `fused.rs`),
+    /// reading the spectrum it consumes without a copy when nothing else
+    /// holds it; on other devices as tensor operations, in sample blocks
+    /// that bound the size of the intermediate `[E; C_1; …]·v`.
+    pub fn step(&self, s: Spectrum, pi: Option<&Memberships>) -> Spectrum {
         let hard = self.hard_weights(pi);
-        if let Some(ops) = self.host.as_deref()
-            && on_host(&s.x.device())
-            && let Some(out) = self.step_host(ops, s, hard.clone())
-        {
-            return out;
+        match self.host.as_deref() {
+            Some(ops) if on_host(&s.x.device()) => self.step_host(ops, s, hard),
+            _ => self.step_tensor(&s, hard),
         }
-        self.step_tensor(s, hard)
     }
 
-    fn step_host(&self, ops: &HostOps, s: &Spectrum, hard: Option<Tensor<2>>) -> Option<Spectrum> {
+    fn step_host(&self, ops: &HostOps, s: Spectrum, hard: Option<Tensor<2>>) -> Spectrum {
         let [p, c2, m] = s.x.dims();
         let device = s.x.device();
-        let x = redunet_core::host::to_vec(s.x.clone()).ok()?;
-        let hard = match hard {
-            Some(h) => Some(redunet_core::host::to_vec(h).ok()?),
-            None => None,
+        // A CPU backend hands its buffer over (flex without a copy when it
+        // is not shared); reading host memory cannot fail.
+        let host = |t: burn::tensor::TensorData| {
+            t.try_into_vec_as::<f32>()
+                .expect("a float tensor on a CPU device reads back as f32")
         };
+        let x = host(s.x.into_data());
+        let hard = hard.map(|h| host(h.into_data()));
         let out = fused::step(
             ops,
             &x,
@@ -787,9 +793,9 @@ impl SpectralStep {
             },
             hard.as_deref(),
         );
-        Some(Spectrum {
+        Spectrum {
             x: Tensor::from_data(TensorData::new(out, [p, c2, m]), &device),
-        })
+        }
     }
 
     /// [`Self::step`] as tensor operations on any device (the path of wgpu
@@ -903,7 +909,7 @@ impl SpectralStep {
             )));
         }
         redunet_core::host::check_finite(z, "input signals")?;
-        Ok(self.dft.signals(self.step(&self.dft.spectrum(z), pi)))
+        Ok(self.dft.signals(self.step(self.dft.spectrum(z), pi)))
     }
 
     /// The classes that had members, in the order of the stored operators.
@@ -996,9 +1002,46 @@ pub struct SpectralMoments {
     channels: usize,
     frequencies: usize,
     /// Slot 0: all samples; slot 1 + j: class j.
-    sums: Vec<Option<Tensor<3>>>,
+    sums: Vec<Option<Sum>>,
+    /// Where the sums belong (set by the first batch).
+    device: Option<Device>,
     counts: Vec<f64>,
     samples: usize,
+}
+
+/// One moment `[P, 2C, 2C]`: in host memory for CPU devices (summed there,
+/// with direct gemm calls), as a tensor on any other device.
+#[derive(Debug, Clone)]
+enum Sum {
+    Host(Vec<f32>),
+    Tensor(Box<Tensor<3>>),
+}
+
+impl Sum {
+    fn into_host(self) -> Result<Vec<f32>> {
+        match self {
+            Sum::Host(v) => Ok(v),
+            Sum::Tensor(t) => redunet_core::host::to_vec(*t),
+        }
+    }
+
+    fn into_tensor(self, shape: [usize; 3], device: &Device) -> Tensor<3> {
+        match self {
+            Sum::Host(v) => Tensor::from_data(TensorData::new(v, shape), device),
+            Sum::Tensor(t) => t.to_device(device),
+        }
+    }
+
+    fn plus(self, other: Sum) -> Result<Sum> {
+        Ok(match (self, other) {
+            (Sum::Tensor(a), Sum::Tensor(b)) => Sum::Tensor(Box::new(*a + *b)),
+            (a, b) => {
+                let mut a = a.into_host()?;
+                a.iter_mut().zip(b.into_host()?).for_each(|(x, y)| *x += y);
+                Sum::Host(a)
+            }
+        })
+    }
 }
 
 /// `[[A, −B], [B, A]]` of `Σ v vᴴ = A + iB` over the columns of `(xr, xi)`.
@@ -1011,6 +1054,53 @@ fn hermitian_moment(xr: Tensor<3>, xi: Tensor<3>) -> Tensor<3> {
     Tensor::cat(vec![top, bottom], 1)
 }
 
+/// Which samples (columns of a spectrum) a moment sums over.
+enum Columns {
+    /// A contiguous run, as hard labels grouped by class give.
+    Range(std::ops::Range<usize>),
+    /// Listed samples, each scaled (by sqrt(π_ij) for soft memberships).
+    Listed(Vec<(usize, f32)>),
+}
+
+/// [`hermitian_moment`] on the host for every frequency of `x: [P, 2C, m]`
+/// (row-major) over the samples `cols`: per frequency the Gram matrix
+/// `X Xᵀ = [[R Rᵀ, R Iᵀ], [I Rᵀ, I Iᵀ]]` of the real and imaginary rows,
+/// one product instead of four, folded into `A = R Rᵀ + I Iᵀ`,
+/// `B = I Rᵀ − R Iᵀ`.
+fn host_moment(x: &[f32], p: usize, c2: usize, m: usize, cols: &Columns) -> Vec<f32> {
+    use redunet_core::cpu::gemm::{Threads, View, matmul};
+    let ch = c2 / 2;
+    let mut out = vec![0f32; p * c2 * c2];
+    out.par_chunks_mut(c2 * c2).enumerate().for_each_init(
+        || (vec![0f32; c2 * c2], Vec::new()),
+        |(g, gathered), (q, emb)| {
+            let xq = &x[q * c2 * m..(q + 1) * c2 * m];
+            let v = match cols {
+                Columns::Range(r) => View::strided(xq, r.start, c2, r.len(), m, 1),
+                Columns::Listed(list) => {
+                    gathered.clear();
+                    for row in xq.chunks(m) {
+                        gathered.extend(list.iter().map(|&(i, w)| row[i] * w));
+                    }
+                    View::new(gathered, c2, list.len())
+                }
+            };
+            matmul(g, c2, v, v.t(), None, Threads::One);
+            for r in 0..ch {
+                for c in 0..ch {
+                    let a = g[r * c2 + c] + g[(ch + r) * c2 + ch + c];
+                    let b = g[(ch + r) * c2 + c] - g[r * c2 + ch + c];
+                    emb[r * c2 + c] = a;
+                    emb[(ch + r) * c2 + ch + c] = a;
+                    emb[(ch + r) * c2 + c] = b;
+                    emb[r * c2 + ch + c] = -b;
+                }
+            }
+        },
+    );
+    out
+}
+
 impl SpectralMoments {
     /// No samples yet: spectra of `channels` channels at `frequencies` kept
     /// frequencies, in `num_classes` classes.
@@ -1019,6 +1109,7 @@ impl SpectralMoments {
             channels,
             frequencies,
             sums: vec![None; num_classes + 1],
+            device: None,
             counts: vec![0.0; num_classes],
             samples: 0,
         }
@@ -1026,6 +1117,32 @@ impl SpectralMoments {
 
     /// Adds the half spectrum `s` (`[P, 2C, b]`) of a batch with its memberships.
     pub fn add(&mut self, s: &Spectrum, pi: &Memberships) -> Result<()> {
+        self.check(s, pi)?;
+        if on_host(&s.x.device()) {
+            let x = redunet_core::host::to_vec(s.x.clone())?;
+            self.add_host(&x, s.x.dims(), &s.x.device(), pi)
+        } else {
+            self.add_tensor(s, pi)
+        }
+    }
+
+    /// [`Self::add`] for a spectrum the caller hands over and gets back: on
+    /// CPU devices it is read in place rather than copied.
+    pub fn add_owned(&mut self, s: Spectrum, pi: &Memberships) -> Result<Spectrum> {
+        self.check(&s, pi)?;
+        let (dims, device) = (s.x.dims(), s.x.device());
+        if !on_host(&device) {
+            self.add_tensor(&s, pi)?;
+            return Ok(s);
+        }
+        let x = redunet_core::host::to_vec(s.x)?;
+        self.add_host(&x, dims, &device, pi)?;
+        Ok(Spectrum {
+            x: Tensor::from_data(TensorData::new(x, dims), &device),
+        })
+    }
+
+    fn check(&self, s: &Spectrum, pi: &Memberships) -> Result<()> {
         let [p, ch2, m] = s.x.dims();
         if p != self.frequencies
             || ch2 != 2 * self.channels
@@ -1046,37 +1163,86 @@ impl SpectralMoments {
                 got: pi.num_samples(),
             });
         }
+        Ok(())
+    }
+
+    fn accumulate(&mut self, slot: usize, g: Sum) -> Result<()> {
+        self.sums[slot] = Some(match self.sums[slot].take() {
+            Some(acc) => acc.plus(g)?,
+            None => g,
+        });
+        Ok(())
+    }
+
+    fn add_tensor(&mut self, s: &Spectrum, pi: &Memberships) -> Result<()> {
         let (re, im) = (s.re(), s.im());
-        let mut add = |slot: usize, g: Tensor<3>| {
-            self.sums[slot] = Some(match self.sums[slot].take() {
-                Some(acc) => acc + g,
-                None => g,
-            });
-        };
-        add(0, hermitian_moment(re.clone(), im.clone()));
+        let g = hermitian_moment(re.clone(), im.clone());
+        self.accumulate(0, Sum::Tensor(Box::new(g)))?;
         for j in pi.present() {
-            add(
-                j + 1,
-                hermitian_moment(class_columns(&re, pi, j), class_columns(&im, pi, j)),
-            );
+            let g = hermitian_moment(class_columns(&re, pi, j), class_columns(&im, pi, j));
+            self.accumulate(j + 1, Sum::Tensor(Box::new(g)))?;
         }
+        self.counted(s.x.dims()[2], &s.x.device(), pi);
+        Ok(())
+    }
+
+    fn add_host(
+        &mut self,
+        x: &[f32],
+        [p, c2, m]: [usize; 3],
+        device: &Device,
+        pi: &Memberships,
+    ) -> Result<()> {
+        // Soft memberships weight each sample's columns by sqrt(π_ij).
+        let soft = match pi.labels() {
+            Some(_) => None,
+            None => Some(redunet_core::host::to_vec(pi.pi().clone())?),
+        };
+        let k = pi.num_classes();
+        self.accumulate(
+            0,
+            Sum::Host(host_moment(x, p, c2, m, &Columns::Range(0..m))),
+        )?;
+        for j in pi.present() {
+            let cols = match (pi.members(j), &soft) {
+                (Some(rows), _) if rows.last().is_some_and(|&l| l + 1 - rows[0] == rows.len()) => {
+                    Columns::Range(rows[0]..rows[0] + rows.len())
+                }
+                (Some(rows), _) => Columns::Listed(rows.into_iter().map(|i| (i, 1.0)).collect()),
+                (None, Some(w)) => Columns::Listed(
+                    (0..m)
+                        .filter(|&i| w[i * k + j] > 0.0)
+                        .map(|i| (i, w[i * k + j].sqrt()))
+                        .collect(),
+                ),
+                (None, None) => Columns::Range(0..0),
+            };
+            self.accumulate(j + 1, Sum::Host(host_moment(x, p, c2, m, &cols)))?;
+        }
+        self.counted(m, device, pi);
+        Ok(())
+    }
+
+    fn counted(&mut self, m: usize, device: &Device, pi: &Memberships) {
         for (c, n) in self.counts.iter_mut().zip(pi.counts()) {
             *c += n;
         }
         self.samples += m;
-        Ok(())
+        self.device.get_or_insert_with(|| device.clone());
     }
 
     /// The sums moved to `device`: per frequency `(k+1)` Hermitian 2C×2C
     /// embeddings and the counts, whatever the number of samples behind
     /// them (what a shard's worker sends its coordinator).
     pub fn to_device(self, device: &Device) -> Self {
+        let shape = [self.frequencies, 2 * self.channels, 2 * self.channels];
         Self {
             sums: self
                 .sums
                 .into_iter()
-                .map(|t| t.map(|t| t.to_device(device)))
+                .map(|t| t.map(|t| Sum::Tensor(Box::new(t.into_tensor(shape, device)))))
                 .collect(),
+            device: self.device.as_ref().map(|_| device.clone()),
             ..self
         }
     }
@@ -1090,16 +1256,18 @@ impl SpectralMoments {
                 "moments of different channels, frequencies or classes merged".into(),
             ));
         }
-        for (slot, g) in self.sums.iter_mut().zip(other.sums) {
-            *slot = match (slot.take(), g) {
-                (Some(a), Some(b)) => Some(a + b),
-                (a, b) => a.or(b),
-            };
+        for (slot, g) in other.sums.into_iter().enumerate() {
+            if let Some(g) = g {
+                self.accumulate(slot, g)?;
+            }
         }
         for (c, n) in self.counts.iter_mut().zip(other.counts) {
             *c += n;
         }
         self.samples += other.samples;
+        if self.device.is_none() {
+            self.device = other.device;
+        }
         Ok(())
     }
 
@@ -1121,16 +1289,75 @@ impl SpectralMoments {
         let mut scales = vec![sc.alpha];
         scales.extend(&sc.alphas);
         let (classes, gamma) = (sc.classes, sc.gammas);
-        let device = self.sums[0].as_ref().expect("samples were added").device();
-        let mut embeds = vec![self.sums[0].clone().expect("samples").mul_scalar(scales[0])];
-        for (slot, &j) in classes.iter().enumerate() {
-            let sum = self.sums[j + 1]
-                .clone()
-                .expect("a present class has moments");
-            embeds.push(sum.mul_scalar(scales[slot + 1]));
-        }
-        let eye = Tensor::<2>::eye(2 * ch, &device).unsqueeze_dim::<3>(0);
-        let (inv, logdets) = spd_inverse_logdet(Tensor::cat(embeds, 0) + eye)?;
+        let device = self.device.clone().expect("samples were added");
+        let k1 = classes.len() + 1;
+        let c2 = 2 * ch;
+        let slots = std::iter::once(0).chain(classes.iter().map(|&j| j + 1));
+        let sums = slots.map(|slot| {
+            self.sums[slot]
+                .as_ref()
+                .expect("a present class has moments")
+        });
+        let shape = [p, c2, c2];
+        let (ops, host, logdets) = if on_host(&device) {
+            // The same arithmetic as below (each moment times its α in f32,
+            // plus I), one pass per step on host memory instead of a chain
+            // of tensor copies.
+            let factors: Vec<f32> = scales.iter().map(|&a| a as f32).collect();
+            let sums = sums
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|sum| match sum {
+                    Sum::Host(v) => Ok(std::borrow::Cow::Borrowed(v.as_slice())),
+                    Sum::Tensor(t) => Ok(std::borrow::Cow::Owned(redunet_core::host::to_vec(
+                        (**t).clone(),
+                    )?)),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let block = c2 * c2;
+            let mut batch = vec![0f32; k1 * p * block];
+            let finite = batch
+                .par_chunks_mut(block)
+                .enumerate()
+                .map(|(b, out)| {
+                    let (slot, q) = (b / p, b % p);
+                    let (a, sum) = (factors[slot], &sums[slot][q * block..(q + 1) * block]);
+                    redunet_core::cpu::vectorized(|| {
+                        out.iter_mut().zip(sum).for_each(|(o, &v)| *o = v * a);
+                    });
+                    (0..c2).for_each(|i| out[i * (c2 + 1)] += 1.0);
+                    out.iter().all(|v| v.is_finite())
+                })
+                .reduce(|| true, |x, y| x && y);
+            if !finite {
+                return Err(Error::NonFinite("SPD input matrix".into()));
+            }
+            let (inv, logdets) = redunet_core::cpu::spd::inverse_logdet(&batch, k1 * p, c2)?;
+            let host = HostOps::from_inverses(&inv, p, c2, &factors);
+            let mut copy = vec![0f32; host.vertical.len()];
+            copy.par_chunks_mut(1 << 16)
+                .zip(host.vertical.par_chunks(1 << 16))
+                .for_each(|(d, s)| d.copy_from_slice(s));
+            let ops = Tensor::from_data(TensorData::new(copy, [p, k1 * c2, c2]), &device);
+            (ops, Some(Arc::new(host)), logdets)
+        } else {
+            let embeds = sums
+                .zip(&scales)
+                .map(|(sum, &a)| sum.clone().into_tensor(shape, &device).mul_scalar(a))
+                .collect();
+            let eye = Tensor::<2>::eye(c2, &device).unsqueeze_dim::<3>(0);
+            let (inv, logdets) = spd_inverse_logdet(Tensor::cat(embeds, 0) + eye)?;
+            let scale_t = Tensor::<1>::from_data(
+                TensorData::new(scales.iter().map(|&x| x as f32).collect(), [k1]),
+                &device,
+            )
+            .reshape([k1, 1, 1, 1]);
+            // The inverse of an embedding is the embedding of the inverse.
+            let ops = (inv.reshape([k1, p, c2, c2]) * scale_t)
+                .swap_dims(0, 1)
+                .reshape([p, k1 * c2, c2]);
+            (ops, None, logdets)
+        };
         // Complex logdet = ½ logdet of the embedding; each kept frequency
         // counts with its multiplicity.
         let rate = |slot: usize| -> f64 {
@@ -1141,17 +1368,6 @@ impl SpectralMoments {
         };
         let r = rate(0);
         let r_c: f64 = gamma.iter().enumerate().map(|(i, g)| g * rate(i + 1)).sum();
-        let k1 = classes.len() + 1;
-        let scale_t = Tensor::<1>::from_data(
-            TensorData::new(scales.iter().map(|&x| x as f32).collect(), [k1]),
-            &device,
-        )
-        .reshape([k1, 1, 1, 1]);
-        // The inverse of an embedding is the embedding of the inverse.
-        let ops = (inv.reshape([k1, p, 2 * ch, 2 * ch]) * scale_t)
-            .swap_dims(0, 1)
-            .reshape([p, k1 * 2 * ch, 2 * ch]);
-        let host = host_ops(&ops)?;
         Ok((
             SpectralStep {
                 dft: dft.clone(),
@@ -1239,7 +1455,7 @@ impl SpectralNet {
             if l == layers {
                 break;
             }
-            s = step.step(&s, Some(pi));
+            s = step.step(s, Some(pi));
             built.push(step.layer());
         }
         Ok(SpectralConstruction {
@@ -1277,7 +1493,7 @@ impl SpectralNet {
         self.check_signals(z)?;
         let mut s = self.dft.spectrum(&normalize_signals(z.clone()));
         for layer in &self.layers {
-            s = layer.prepare(&self.dft)?.step(&s, None);
+            s = layer.prepare(&self.dft)?.step(s, None);
         }
         Ok(self.dft.signals(s))
     }

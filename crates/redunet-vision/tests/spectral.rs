@@ -189,7 +189,7 @@ fn fused_cpu_step_equals_the_tensor_step() {
             ..Default::default()
         };
         let (layer, _) = SpectralStep::construct_spectral(&s, &pi, &config, &dft).unwrap();
-        let fused = values(layer.step(&s, Some(&pi)).x);
+        let fused = values(layer.step(s.clone(), Some(&pi)).x);
         let hard = (membership == MembershipMode::Labels).then(|| pi.pi().clone().transpose());
         let tensor = values(layer.step_tensor(&s, hard).x);
         let diff = fused
@@ -276,8 +276,8 @@ fn streamed_moments_equal_all_at_once() {
         (r1.delta_r - r2.delta_r).abs() < 1e-5 * r1.delta_r.abs(),
         "{r1:?} {r2:?}"
     );
-    let a = values(dft.signals(whole.step(&s, Some(&pi))));
-    let b = values(dft.signals(streamed.step(&s, Some(&pi))));
+    let a = values(dft.signals(whole.step(s.clone(), Some(&pi))));
+    let b = values(dft.signals(streamed.step(s.clone(), Some(&pi))));
     let worst = a
         .iter()
         .zip(&b)

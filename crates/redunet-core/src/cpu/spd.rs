@@ -3,6 +3,7 @@
 //! base blocks), with every product a direct gemm on strided views instead
 //! of a chain of tensor slices, copies and concatenations.
 
+use super::cholesky::{self, WIDTH};
 use super::gemm::{Threads, View, matmul};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -24,6 +25,10 @@ pub(crate) struct Factor {
 /// itself and its transpose in the base blocks, as the tensor path does).
 pub fn inverse_logdet(values: &[f32], b: usize, n: usize) -> Result<(Vec<f32>, Vec<f64>)> {
     assert_eq!(values.len(), b * n * n, "batch of {b} matrices {n}×{n}");
+    if n <= BASE {
+        let blocks = base_batch(values, b, n, false)?;
+        return Ok((blocks.inverse, blocks.logdet));
+    }
     // The matrices side by side, one per thread, keep both cores in the
     // products and in the f64 base blocks alike; each product may still
     // spread over idle threads, which keeps the last matrix of an uneven
@@ -135,25 +140,106 @@ pub(crate) fn factor(
 }
 
 /// Cholesky in f64 of one small block, symmetrised: its inverse, L⁻¹ when
-/// asked, and its logdet.
+/// asked, and its logdet (see [`super::cholesky`]).
 pub(crate) fn base(a: View<'_>, need_factor: bool) -> std::result::Result<Factor, (usize, f64)> {
     let n = a.rows();
-    let sym: Vec<f64> = (0..n * n)
+    let sym = (0..n * n)
         .map(|k| {
             let (i, j) = (k / n, k % n);
             0.5 * (a.at(i, j) as f64 + a.at(j, i) as f64)
         })
         .collect();
-    let l = crate::linalg::cholesky_f64(&sym, n)?;
-    let li = crate::linalg::lower_inverse_f64(&l, n);
-    let inverse = crate::linalg::gram_of_rows(&li, n)
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
+    let f = cholesky::factor_one(sym, n, need_factor)?;
+    let to_f32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect();
     Ok(Factor {
+        inverse: to_f32(f.inverse),
+        factor: f.factor.map(to_f32),
+        logdet: f.logdet,
+    })
+}
+
+/// The base blocks of a whole batch, [`WIDTH`] matrices side by side.
+pub(crate) struct Blocks {
+    /// A⁻¹ per matrix, `[b, n, n]`.
+    pub inverse: Vec<f32>,
+    /// L⁻¹ per matrix, when asked for.
+    pub factor: Option<Vec<f32>>,
+    pub logdet: Vec<f64>,
+}
+
+/// [`base`] for each of the `b` matrices `n × n` stored one after another in
+/// `values`, [`WIDTH`] at a time per thread (the last group padded with
+/// identities). Each matrix gets exactly the results [`base`] gives it.
+pub(crate) fn base_batch(values: &[f32], b: usize, n: usize, need_factor: bool) -> Result<Blocks> {
+    let nn = n * n;
+    assert_eq!(values.len(), b * nn, "batch of {b} matrices {n}×{n}");
+    let mut inverse = vec![0f32; b * nn];
+    let mut factor = vec![0f32; if need_factor { b * nn } else { 0 }];
+    let mut logdet = vec![0f64; b];
+    let group = WIDTH * nn;
+    let work = |g: usize, inv: &mut [f32], ld: &mut [f64], fac: Option<&mut [f32]>| {
+        let first = g * WIDTH;
+        let count = ld.len();
+        // Element e of lane t at e·WIDTH + t; spare lanes hold identities.
+        let mut sym = vec![0f64; nn * WIDTH];
+        for (t, m) in values[first * nn..(first + count) * nn]
+            .chunks(nn)
+            .enumerate()
+        {
+            // The factorisation reads the lower triangle only.
+            for i in 0..n {
+                for j in 0..=i {
+                    sym[(i * n + j) * WIDTH + t] =
+                        0.5 * (m[i * n + j] as f64 + m[j * n + i] as f64);
+                }
+            }
+        }
+        for t in count..WIDTH {
+            (0..n).for_each(|i| sym[(i * n + i) * WIDTH + t] = 1.0);
+        }
+        let f = cholesky::factor_group(&sym, n, need_factor);
+        if let Some((t, (row, pivot))) = f.failed[..count]
+            .iter()
+            .enumerate()
+            .find_map(|(t, e)| e.map(|e| (t, e)))
+        {
+            return Err(Error::NotPositiveDefinite {
+                index: first + t,
+                row,
+                pivot,
+            });
+        }
+        let scatter = |from: &[f64], to: &mut [f32]| {
+            for (t, out) in to.chunks_mut(nn).enumerate() {
+                for (e, o) in out.iter_mut().enumerate() {
+                    *o = from[e * WIDTH + t] as f32;
+                }
+            }
+        };
+        scatter(&f.inverse, inv);
+        if let (Some(to), Some(from)) = (fac, &f.factor) {
+            scatter(from, to);
+        }
+        ld.copy_from_slice(&f.logdet[..count]);
+        Ok(())
+    };
+    let chunks = inverse
+        .par_chunks_mut(group)
+        .zip(logdet.par_chunks_mut(WIDTH));
+    if need_factor {
+        chunks
+            .zip(factor.par_chunks_mut(group))
+            .enumerate()
+            .try_for_each(|(g, ((inv, ld), fac))| work(g, inv, ld, Some(fac)))?;
+    } else {
+        chunks
+            .enumerate()
+            .try_for_each(|(g, (inv, ld))| work(g, inv, ld, None))?;
+    }
+    Ok(Blocks {
         inverse,
-        factor: need_factor.then(|| li.iter().map(|&v| v as f32).collect()),
-        logdet: 2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>(),
+        factor: need_factor.then_some(factor),
+        logdet,
     })
 }
 
