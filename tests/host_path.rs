@@ -303,8 +303,16 @@ fn spectral_layers_on_the_host_match_the_tensor_path() {
             for (a, b) in [(rh.r, rt.r), (rh.r_c, rt.r_c)] {
                 assert!((a - b).abs() < 1e-5 * b.abs(), "{what}: rates {a} vs {b}");
             }
-            assert!(max_rel(&eh, &et) < 1e-5, "{what}: operators differ by {}", max_rel(&eh, &et));
-            assert!(max_rel(&oh, &ot) < 1e-5, "{what}: steps differ by {}", max_rel(&oh, &ot));
+            assert!(
+                max_rel(&eh, &et) < 1e-5,
+                "{what}: operators differ by {}",
+                max_rel(&eh, &et)
+            );
+            assert!(
+                max_rel(&oh, &ot) < 1e-5,
+                "{what}: steps differ by {}",
+                max_rel(&oh, &ot)
+            );
             // Host sums and tensor sums merge into the sums of both.
             let dft = Dft::new_2d(4, 4, &host).unwrap();
             let mut merged = mh.clone();
@@ -313,7 +321,12 @@ fn spectral_layers_on_the_host_match_the_tensor_path() {
             twice.merge(mh).unwrap();
             let (_, a) = merged.layer(&config, &dft).unwrap();
             let (_, b) = twice.layer(&config, &dft).unwrap();
-            assert!((a.r - b.r).abs() < 1e-5 * b.r.abs(), "{what}: merged {} vs {}", a.r, b.r);
+            assert!(
+                (a.r - b.r).abs() < 1e-5 * b.r.abs(),
+                "{what}: merged {} vs {}",
+                a.r,
+                b.r
+            );
         }
     }
 }
