@@ -3,16 +3,14 @@
 
 use redunet::data::npy::write_npy_f32;
 use std::path::Path;
-use std::process::Command;
 
+#[allow(dead_code)]
+mod common;
+
+/// `redunet args`: (success, stderr).
 fn redunet(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redunet"))
-        .args(args)
-        .output()
-        .expect("runs the binary");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (out.status.success(), stderr)
+    let (ok, _, stderr) = common::run(args);
+    (ok, stderr)
 }
 
 fn npy_config(dir: &Path, x: &str, y: &str) -> String {

@@ -1,16 +1,13 @@
 //! `redunet run` on signals: polar transform, lifting, the spectral conv1d
 //! network and the all-shifts evaluation, end to end on a small problem.
 
-use std::process::Command;
+#[allow(dead_code)]
+mod common;
 
+/// `redunet args`: (success, stderr).
 fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_redunet"))
-        .args(args)
-        .output()
-        .expect("runs the binary");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (out.status.success(), stderr)
+    let (ok, _, stderr) = common::run(args);
+    (ok, stderr)
 }
 
 #[test]

@@ -691,14 +691,18 @@ pub fn normalize_signals(z: Tensor<3>) -> Tensor<3> {
     z / norms
 }
 
+/// `rows` as one range when they are consecutive.
+fn contiguous(rows: &[usize]) -> Option<std::ops::Range<usize>> {
+    let (&first, &last) = (rows.first()?, rows.last()?);
+    (last + 1 - first == rows.len()).then_some(first..last + 1)
+}
+
 /// The samples of class `j` along the last axis, scaled by `sqrt(π_ij)`;
 /// hard labels grouped by class (as our splits are) need only a slice.
 fn class_columns(x: &Tensor<3>, pi: &Memberships, j: usize) -> Tensor<3> {
     let [p, c, m] = x.dims();
     match pi.members(j) {
-        Some(rows) if rows.last().is_some_and(|&l| l + 1 - rows[0] == rows.len()) => {
-            x.clone().slice([0..p, 0..c, rows[0]..rows[0] + rows.len()])
-        }
+        Some(rows) if let Some(run) = contiguous(&rows) => x.clone().slice([0..p, 0..c, run]),
         Some(rows) => x
             .clone()
             .select(2, redunet_core::host::indices(&rows, &x.device())),
@@ -1204,18 +1208,20 @@ impl SpectralMoments {
             Sum::Host(host_moment(x, p, c2, m, &Columns::Range(0..m))),
         )?;
         for j in pi.present() {
-            let cols = match (pi.members(j), &soft) {
-                (Some(rows), _) if rows.last().is_some_and(|&l| l + 1 - rows[0] == rows.len()) => {
-                    Columns::Range(rows[0]..rows[0] + rows.len())
-                }
-                (Some(rows), _) => Columns::Listed(rows.into_iter().map(|i| (i, 1.0)).collect()),
-                (None, Some(w)) => Columns::Listed(
+            let cols = match &soft {
+                Some(w) => Columns::Listed(
                     (0..m)
                         .filter(|&i| w[i * k + j] > 0.0)
                         .map(|i| (i, w[i * k + j].sqrt()))
                         .collect(),
                 ),
-                (None, None) => Columns::Range(0..0),
+                None => {
+                    let rows = pi.members(j).unwrap_or_default();
+                    match contiguous(&rows) {
+                        Some(run) => Columns::Range(run),
+                        None => Columns::Listed(rows.into_iter().map(|i| (i, 1.0)).collect()),
+                    }
+                }
             };
             self.accumulate(j + 1, Sum::Host(host_moment(x, p, c2, m, &cols)))?;
         }

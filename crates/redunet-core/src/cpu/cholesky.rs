@@ -156,9 +156,9 @@ fn first_failure(pivots: impl IntoIterator<Item = f64>) -> Option<(usize, f64)> 
         .find(|(_, s)| s.is_nan() || *s <= 0.0 || s.is_infinite())
 }
 
-/// logdet A = 2 Σ log L_ii.
-fn logdet(l: &[f64], n: usize) -> f64 {
-    2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>()
+/// logdet A = 2 Σ log L_ii, from the diagonal of L in order.
+fn logdet(diagonal: impl Iterator<Item = f64>) -> f64 {
+    2.0 * diagonal.map(f64::ln).sum::<f64>()
 }
 
 /// The Cholesky factor of one SPD matrix `a` (row-major; L in the lower
@@ -168,7 +168,7 @@ pub(crate) fn cholesky_one(mut a: Vec<f64>, n: usize) -> Result<(Vec<f64>, f64),
     if let Some(failure) = first_failure(cholesky_in_place(&mut a, n)) {
         return Err(failure);
     }
-    let logdet = logdet(&a, n);
+    let logdet = logdet((0..n).map(|i| a[i * n + i]));
     Ok((a, logdet))
 }
 
@@ -186,7 +186,7 @@ pub(crate) fn factor_one(a: Vec<f64>, n: usize, need_factor: bool) -> Result<Sin
     if let Some(failure) = first_failure(f.pivots) {
         return Err(failure);
     }
-    let logdet = logdet(&f.cholesky, n);
+    let logdet = logdet((0..n).map(|i| f.cholesky[i * n + i]));
     Ok(Single {
         inverse: f.inverse,
         factor: f.factor,
@@ -236,7 +236,7 @@ fn group_by_lane(a: &[f64], n: usize, need_factor: bool) -> Group {
         let lane = (0..nn).map(|e| a[e * WIDTH + t]).collect();
         let f = factor_values(lane, n, need_factor);
         group.failed[t] = first_failure(f.pivots);
-        group.logdet[t] = logdet(&f.cholesky, n);
+        group.logdet[t] = logdet((0..n).map(|i| f.cholesky[i * n + i]));
         for (e, v) in f.inverse.iter().enumerate() {
             group.inverse[e * WIDTH + t] = *v;
         }
@@ -267,20 +267,18 @@ fn group_wide<V: Wide>(a: &[f64], n: usize, need_factor: bool) -> Group {
         }
         out
     };
-    let (pivots, cholesky) = (flat(&f.pivots), flat(&f.cholesky));
-    let mut logdet = [0.0; WIDTH];
+    let diagonal: Vec<V> = (0..n).map(|i| f.cholesky[i * n + i]).collect();
+    let (pivots, diagonal) = (flat(&f.pivots), flat(&diagonal));
+    let mut logdets = [0.0; WIDTH];
     let mut failed = [None; WIDTH];
     for t in 0..WIDTH {
         failed[t] = first_failure((0..n).map(|i| pivots[i * WIDTH + t]));
-        logdet[t] = 2.0
-            * (0..n)
-                .map(|i| cholesky[(i * n + i) * WIDTH + t].ln())
-                .sum::<f64>();
+        logdets[t] = logdet((0..n).map(|i| diagonal[i * WIDTH + t]));
     }
     Group {
         inverse: flat(&f.inverse),
         factor: f.factor.as_deref().map(flat),
-        logdet,
+        logdet: logdets,
         failed,
     }
 }
