@@ -330,3 +330,34 @@ fn spectral_layers_on_the_host_match_the_tensor_path() {
         }
     }
 }
+
+#[test]
+fn the_dft_on_the_host_is_the_tensor_path_bit_for_bit() {
+    use redunet::vision::spectral::{Dft, Spectrum};
+    let (host, tensor) = devices();
+    // Images (odd and even sides) and 1D signals, several channels.
+    for (h, w, c, m) in [(6, 5, 3, 21), (4, 8, 2, 17), (1, 30, 4, 19), (1, 7, 1, 3)] {
+        let z = Tensor::<3>::random([m, c, h * w], Distribution::Normal(0.0, 1.0), &host);
+        let z = to_vec(z).unwrap();
+        let on = |device: &Device| {
+            let dft = Dft::new_2d(h, w, device).unwrap();
+            let signals = Tensor::<3>::from_data(
+                burn::tensor::TensorData::new(z.clone(), [m, c, h * w]),
+                device,
+            );
+            let s = dft.spectrum(&signals);
+            let x = to_vec(s.x.clone()).unwrap();
+            // Back from a spectrum that is not one of the transform's own.
+            let y = Spectrum {
+                x: s.x.clone() * 0.5 + s.x.clone().powi_scalar(2),
+            };
+            let back = to_vec(dft.signals(s)).unwrap();
+            (x, back, to_vec(dft.signals(y)).unwrap())
+        };
+        let (a, b) = (on(&host), on(&tensor));
+        assert!(a.0 == b.0, "spectra of {h}×{w}, C {c}, m {m}");
+        assert!(a.1 == b.1, "signals back, {h}×{w}");
+        assert!(a.2 == b.2, "signals of another spectrum, {h}×{w}");
+        assert!(max_rel(&a.1, &z) < 1e-5, "round trip of {h}×{w}");
+    }
+}

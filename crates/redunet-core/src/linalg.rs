@@ -51,9 +51,16 @@ pub fn spd_inverse_logdet_trusted(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)>
     recurse(a)
 }
 
-/// Log-determinants of a batch of SPD matrices `[b, n, n]`.
+/// Log-determinants of a batch of SPD matrices `[b, n, n]`: those of
+/// [`spd_inverse_logdet`], bit for bit; on a CPU device without forming
+/// the inverses.
 pub fn spd_logdet(a: Tensor<3>) -> Result<Vec<f64>> {
-    spd_inverse_logdet(a).map(|(_, l)| l)
+    let [b, n, n2] = a.dims();
+    if !crate::cpu::on_host(&a.device()) || n != n2 || n == 0 {
+        return spd_inverse_logdet(a).map(|(_, l)| l);
+    }
+    crate::host::check_finite(&a, "SPD input matrix")?;
+    crate::cpu::spd::logdets(&to_vec(a)?, b, n)
 }
 
 fn recurse(a: Tensor<3>) -> Result<(Tensor<3>, Vec<f64>)> {

@@ -145,7 +145,7 @@ fn stream_spectral(
     } = plan;
     redunet_core::host::check_finite(train, "input signals")?;
     let spec =
-        |x: &Tensor<3>| dft.normalize(dft.spectrum(&rescale_extreme_signals(lift(x.clone()))));
+        |x: &Tensor<3>| dft.normalize(dft.into_spectrum(rescale_extreme_signals(lift(x.clone()))));
     let [m, c_in, t] = train.dims();
     // Without a batch size, one batch of everything: the all-at-once
     // construction, operation for operation.
@@ -213,18 +213,23 @@ fn stream_spectral(
                 moments.merge(part.to_device(&home))?;
             }
         }
-        let (layer, rates) = moments
-            .layer(cfg, dft)
-            .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
+        // The last stage needs the rates of the features, not a layer.
+        let at = |e: Error| e.at(format!("layer {}, construction", l + 1));
+        let (layer, rates) = if l == layers {
+            (None, moments.rates(cfg, dft).map_err(at)?)
+        } else {
+            let (layer, rates) = moments.layer(cfg, dft).map_err(at)?;
+            (Some(layer), rates)
+        };
         if !rates.delta_r.is_finite() {
             return Err(Error::NonFinite(format!("ΔR after layer {l}")));
         }
         let rec = LayerRecord::new(l, rates);
         on_layer(&rec);
         records.push(rec);
-        if l == layers {
+        let Some(layer) = layer else {
             break;
-        }
+        };
         // Each spectrum is handed to the step, which reads it in place.
         parts = parts
             .into_iter()

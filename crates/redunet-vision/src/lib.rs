@@ -21,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+mod fourier;
 pub mod front;
 mod fused;
 pub mod lift;

@@ -459,13 +459,63 @@ impl Spectrum {
 impl Dft {
     /// Signals `[m, C, T]` to their half spectrum.
     pub fn spectrum(&self, z: &Tensor<3>) -> Spectrum {
-        let (re, im) = self.forward(z);
+        self.into_spectrum(z.clone())
+    }
+
+    /// [`Self::spectrum`] of signals handed over: on a CPU device an
+    /// unshared buffer is read in place.
+    pub fn into_spectrum(&self, z: Tensor<3>) -> Spectrum {
+        let [m, c, t] = z.dims();
+        if let Some(tables) = self.host_tables(&z.device(), t) {
+            let device = z.device();
+            let x = redunet_core::host::to_vec(z).expect("host tensors read back");
+            let p = self.frequencies();
+            return Spectrum {
+                x: Tensor::from_data(
+                    TensorData::new(tables.forward(&x, m, c), [p, 2 * c, m]),
+                    &device,
+                ),
+            };
+        }
+        let (re, im) = self.forward(&z);
         Spectrum::from_parts(re, im)
     }
 
     /// Back to signals `[m, C, T]`.
     pub fn signals(&self, s: Spectrum) -> Tensor<3> {
+        let [_, c2, m] = s.x.dims();
+        if let Some(tables) = self.host_tables(&s.x.device(), self.len()) {
+            let device = s.x.device();
+            let x = redunet_core::host::to_vec(s.x).expect("host tensors read back");
+            let (c, t) = (c2 / 2, self.len());
+            return Tensor::from_data(
+                TensorData::new(tables.inverse(&x, m, c), [m, c, t]),
+                &device,
+            );
+        }
         self.inverse(s.re(), s.im())
+    }
+
+    /// The dense tables in host memory, when the transform runs on the
+    /// host (a CPU device, not an autodiff one: the host path records no
+    /// gradients) and its signals have the transform's length.
+    fn host_tables(&self, device: &Device, len: usize) -> Option<crate::fourier::Tables> {
+        if !on_host(device) || self.fft.is_some() || len != self.len() {
+            return None;
+        }
+        let host = |t: &Option<Tensor<2>>| {
+            t.as_ref()
+                .map(|t| redunet_core::host::to_vec(t.clone()).expect("host tensors read back"))
+        };
+        Some(crate::fourier::Tables {
+            height: self.height,
+            width: self.width,
+            cos: host(&self.cos)?,
+            sin: host(&self.sin)?,
+            icos: host(&self.icos)?,
+            isin: host(&self.isin)?,
+            rows: host(&self.hcos).zip(host(&self.hsin)),
+        })
     }
 
     /// `Σ_p w_p Σ_r x[p, r, i]²` for `x: [P, R, m]`: squared norms of the
@@ -1277,10 +1327,15 @@ impl SpectralMoments {
         Ok(())
     }
 
-    /// The layer (and the rates of its input) these moments define.
-    pub fn layer(&self, config: &VectorLayerConfig, dft: &Dft) -> Result<(SpectralStep, Rates)> {
+    /// α, the α_j of the present classes, those classes and their γ_j,
+    /// after checking the moments against the configuration and transform.
+    fn scales(
+        &self,
+        config: &VectorLayerConfig,
+        dft: &Dft,
+    ) -> Result<(Vec<f64>, Vec<usize>, Vec<f64>)> {
         config.validate()?;
-        let (p, ch) = (self.frequencies, self.channels);
+        let p = self.frequencies;
         if self.samples == 0 {
             return Err(Error::Empty("no samples in the moments".into()));
         }
@@ -1290,54 +1345,121 @@ impl SpectralMoments {
                 dft.frequencies()
             )));
         }
-        let t = dft.len();
-        let sc = Scales::from_counts(&self.counts, self.samples as f64, ch, config.eps_sq);
+        let sc = Scales::from_counts(
+            &self.counts,
+            self.samples as f64,
+            self.channels,
+            config.eps_sq,
+        );
         let mut scales = vec![sc.alpha];
         scales.extend(&sc.alphas);
-        let (classes, gamma) = (sc.classes, sc.gammas);
+        Ok((scales, sc.classes, sc.gammas))
+    }
+
+    /// The sums of the whole set and of each present class, in that order.
+    fn present_sums<'a>(&'a self, classes: &'a [usize]) -> impl Iterator<Item = &'a Sum> + 'a {
+        std::iter::once(0)
+            .chain(classes.iter().map(|&j| j + 1))
+            .map(|slot| {
+                self.sums[slot]
+                    .as_ref()
+                    .expect("a present class has moments")
+            })
+    }
+
+    /// On the host: `I + a·Σ` of each present sum and frequency, in order
+    /// `[k'+1, P, 2C, 2C]`, each moment times its α in f32 plus I, as the
+    /// tensor path computes them, in one parallel pass (finiteness checked).
+    fn host_batch(&self, classes: &[usize], factors: &[f32]) -> Result<Vec<f32>> {
+        let (p, c2) = (self.frequencies, 2 * self.channels);
+        let sums = self
+            .present_sums(classes)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|sum| match sum {
+                Sum::Host(v) => Ok(std::borrow::Cow::Borrowed(v.as_slice())),
+                Sum::Tensor(t) => Ok(std::borrow::Cow::Owned(redunet_core::host::to_vec(
+                    (**t).clone(),
+                )?)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let block = c2 * c2;
+        let mut batch = vec![0f32; factors.len() * p * block];
+        let finite = batch
+            .par_chunks_mut(block)
+            .enumerate()
+            .map(|(b, out)| {
+                let (slot, q) = (b / p, b % p);
+                let (a, sum) = (factors[slot], &sums[slot][q * block..(q + 1) * block]);
+                redunet_core::cpu::vectorized(|| {
+                    out.iter_mut().zip(sum).for_each(|(o, &v)| *o = v * a);
+                });
+                (0..c2).for_each(|i| out[i * (c2 + 1)] += 1.0);
+                out.iter().all(|v| v.is_finite())
+            })
+            .reduce(|| true, |x, y| x && y);
+        if !finite {
+            return Err(Error::NonFinite("SPD input matrix".into()));
+        }
+        Ok(batch)
+    }
+
+    /// On any device: the same batch as a tensor `[(k'+1)·P, 2C, 2C]`.
+    fn tensor_batch(&self, classes: &[usize], scales: &[f64], device: &Device) -> Tensor<3> {
+        let (p, c2) = (self.frequencies, 2 * self.channels);
+        let embeds = self
+            .present_sums(classes)
+            .zip(scales)
+            .map(|(sum, &a)| sum.clone().into_tensor([p, c2, c2], device).mul_scalar(a))
+            .collect();
+        let eye = Tensor::<2>::eye(c2, device).unsqueeze_dim::<3>(0);
+        Tensor::cat(embeds, 0) + eye
+    }
+
+    /// R and R_c from the log-determinants of the embeddings, `[k'+1, P]`:
+    /// a complex logdet is ½ that of its embedding, and each kept frequency
+    /// counts with its multiplicity.
+    fn rates_of(logdets: &[f64], gamma: &[f64], dft: &Dft) -> Rates {
+        let p = dft.frequencies();
+        let rate = |slot: usize| -> f64 {
+            (0..p)
+                .map(|q| dft.weights[q] * 0.5 * logdets[slot * p + q])
+                .sum::<f64>()
+                / (2.0 * dft.len() as f64)
+        };
+        let r_c: f64 = gamma.iter().enumerate().map(|(i, g)| g * rate(i + 1)).sum();
+        Rates::new(rate(0), r_c)
+    }
+
+    /// The rates of the features these moments sum, without building a
+    /// layer: the log-determinants alone (on a CPU device by the Cholesky
+    /// factorisation, without the inverses), exactly those of
+    /// [`Self::layer`]. What the last stage of a construction needs.
+    pub fn rates(&self, config: &VectorLayerConfig, dft: &Dft) -> Result<Rates> {
+        let (scales, classes, gamma) = self.scales(config, dft)?;
+        let device = self.device.clone().expect("samples were added");
+        let (n, c2) = (scales.len() * self.frequencies, 2 * self.channels);
+        let logdets = if on_host(&device) {
+            let factors: Vec<f32> = scales.iter().map(|&a| a as f32).collect();
+            redunet_core::cpu::spd::logdets(&self.host_batch(&classes, &factors)?, n, c2)?
+        } else {
+            redunet_core::linalg::spd_logdet(self.tensor_batch(&classes, &scales, &device))?
+        };
+        Ok(Self::rates_of(&logdets, &gamma, dft))
+    }
+
+    /// The layer (and the rates of its input) these moments define.
+    pub fn layer(&self, config: &VectorLayerConfig, dft: &Dft) -> Result<(SpectralStep, Rates)> {
+        let (scales, classes, gamma) = self.scales(config, dft)?;
+        let (p, ch) = (self.frequencies, self.channels);
         let device = self.device.clone().expect("samples were added");
         let k1 = classes.len() + 1;
         let c2 = 2 * ch;
-        let slots = std::iter::once(0).chain(classes.iter().map(|&j| j + 1));
-        let sums = slots.map(|slot| {
-            self.sums[slot]
-                .as_ref()
-                .expect("a present class has moments")
-        });
-        let shape = [p, c2, c2];
         let (ops, host, logdets) = if on_host(&device) {
-            // The same arithmetic as below (each moment times its α in f32,
-            // plus I), one pass per step on host memory instead of a chain
-            // of tensor copies.
+            // One pass per step on host memory instead of a chain of
+            // tensor copies.
             let factors: Vec<f32> = scales.iter().map(|&a| a as f32).collect();
-            let sums = sums
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .map(|sum| match sum {
-                    Sum::Host(v) => Ok(std::borrow::Cow::Borrowed(v.as_slice())),
-                    Sum::Tensor(t) => Ok(std::borrow::Cow::Owned(redunet_core::host::to_vec(
-                        (**t).clone(),
-                    )?)),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let block = c2 * c2;
-            let mut batch = vec![0f32; k1 * p * block];
-            let finite = batch
-                .par_chunks_mut(block)
-                .enumerate()
-                .map(|(b, out)| {
-                    let (slot, q) = (b / p, b % p);
-                    let (a, sum) = (factors[slot], &sums[slot][q * block..(q + 1) * block]);
-                    redunet_core::cpu::vectorized(|| {
-                        out.iter_mut().zip(sum).for_each(|(o, &v)| *o = v * a);
-                    });
-                    (0..c2).for_each(|i| out[i * (c2 + 1)] += 1.0);
-                    out.iter().all(|v| v.is_finite())
-                })
-                .reduce(|| true, |x, y| x && y);
-            if !finite {
-                return Err(Error::NonFinite("SPD input matrix".into()));
-            }
+            let batch = self.host_batch(&classes, &factors)?;
             let (inv, logdets) = redunet_core::cpu::spd::inverse_logdet(&batch, k1 * p, c2)?;
             let host = HostOps::from_inverses(&inv, p, c2, &factors);
             let mut copy = vec![0f32; host.vertical.len()];
@@ -1347,12 +1469,7 @@ impl SpectralMoments {
             let ops = Tensor::from_data(TensorData::new(copy, [p, k1 * c2, c2]), &device);
             (ops, Some(Arc::new(host)), logdets)
         } else {
-            let embeds = sums
-                .zip(&scales)
-                .map(|(sum, &a)| sum.clone().into_tensor(shape, &device).mul_scalar(a))
-                .collect();
-            let eye = Tensor::<2>::eye(c2, &device).unsqueeze_dim::<3>(0);
-            let (inv, logdets) = spd_inverse_logdet(Tensor::cat(embeds, 0) + eye)?;
+            let (inv, logdets) = spd_inverse_logdet(self.tensor_batch(&classes, &scales, &device))?;
             let scale_t = Tensor::<1>::from_data(
                 TensorData::new(scales.iter().map(|&x| x as f32).collect(), [k1]),
                 &device,
@@ -1364,16 +1481,7 @@ impl SpectralMoments {
                 .reshape([p, k1 * c2, c2]);
             (ops, None, logdets)
         };
-        // Complex logdet = ½ logdet of the embedding; each kept frequency
-        // counts with its multiplicity.
-        let rate = |slot: usize| -> f64 {
-            (0..p)
-                .map(|q| dft.weights[q] * 0.5 * logdets[slot * p + q])
-                .sum::<f64>()
-                / (2.0 * t as f64)
-        };
-        let r = rate(0);
-        let r_c: f64 = gamma.iter().enumerate().map(|(i, g)| g * rate(i + 1)).sum();
+        let rates = Self::rates_of(&logdets, &gamma, dft);
         Ok((
             SpectralStep {
                 dft: dft.clone(),
@@ -1385,7 +1493,7 @@ impl SpectralMoments {
                 channels: ch,
                 config: *config,
             },
-            Rates::new(r, r_c),
+            rates,
         ))
     }
 }
@@ -1450,17 +1558,26 @@ impl SpectralNet {
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..=layers {
-            let (step, rates) = SpectralStep::construct_spectral(&s, pi, config, dft)
-                .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
+            let [p, c2, _] = s.x.dims();
+            let mut moments = SpectralMoments::new(c2 / 2, p, pi.num_classes());
+            let at = |e: Error| e.at(format!("layer {}, construction", l + 1));
+            s = moments.add_owned(s, pi).map_err(at)?;
+            // The last stage needs the rates of the features, not a layer.
+            let (step, rates) = if l == layers {
+                (None, moments.rates(config, dft).map_err(at)?)
+            } else {
+                let (step, rates) = moments.layer(config, dft).map_err(at)?;
+                (Some(step), rates)
+            };
             if !rates.delta_r.is_finite() {
                 return Err(Error::NonFinite(format!("ΔR after layer {l}")));
             }
             let rec = redunet_core::LayerRecord::new(l, rates);
             on_layer(&rec);
             records.push(rec);
-            if l == layers {
+            let Some(step) = step else {
                 break;
-            }
+            };
             s = step.step(s, Some(pi));
             built.push(step.layer());
         }

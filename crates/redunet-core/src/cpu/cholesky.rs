@@ -260,27 +260,80 @@ trait Wide: Lane {
 fn group_wide<V: Wide>(a: &[f64], n: usize, need_factor: bool) -> Group {
     let values = a.chunks_exact(WIDTH).map(V::load).collect();
     let f = factor_values::<V>(values, n, need_factor);
-    let flat = |v: &[V]| {
-        let mut out = vec![0.0; v.len() * WIDTH];
-        for (x, o) in v.iter().zip(out.chunks_exact_mut(WIDTH)) {
-            x.store(o);
-        }
-        out
-    };
-    let diagonal: Vec<V> = (0..n).map(|i| f.cholesky[i * n + i]).collect();
-    let (pivots, diagonal) = (flat(&f.pivots), flat(&diagonal));
+    let flat = |v: &[V]| flat(v.iter().copied());
+    let (logdet, failed) = lane_logdets(&f.cholesky, &f.pivots, n);
+    Group {
+        inverse: flat(&f.inverse),
+        factor: f.factor.as_deref().map(flat),
+        logdet,
+        failed,
+    }
+}
+
+/// Lane values to plain f64s, element e of lane t at `e·WIDTH + t`.
+#[inline(always)]
+fn flat<V: Wide>(v: impl ExactSizeIterator<Item = V>) -> Vec<f64> {
+    let mut out = vec![0.0; v.len() * WIDTH];
+    for (x, o) in v.zip(out.chunks_exact_mut(WIDTH)) {
+        x.store(o);
+    }
+    out
+}
+
+/// Each lane's logdet and first failed pivot, from L and the pivots.
+#[inline(always)]
+fn lane_logdets<V: Wide>(cholesky: &[V], pivots: &[V], n: usize) -> Logdets {
+    let diagonal = flat((0..n).map(|i| cholesky[i * n + i]));
+    let pivots = flat(pivots.iter().copied());
     let mut logdets = [0.0; WIDTH];
     let mut failed = [None; WIDTH];
     for t in 0..WIDTH {
         failed[t] = first_failure((0..n).map(|i| pivots[i * WIDTH + t]));
         logdets[t] = logdet((0..n).map(|i| diagonal[i * WIDTH + t]));
     }
-    Group {
-        inverse: flat(&f.inverse),
-        factor: f.factor.as_deref().map(flat),
-        logdet: logdets,
-        failed,
+    (logdets, failed)
+}
+
+/// [`WIDTH`] log-determinants and first failed pivots (row, value).
+pub(crate) type Logdets = ([f64; WIDTH], [Option<(usize, f64)>; WIDTH]);
+
+#[inline(always)]
+fn logdet_wide<V: Wide>(a: &[f64], n: usize) -> Logdets {
+    let mut values: Vec<V> = a.chunks_exact(WIDTH).map(V::load).collect();
+    let pivots = cholesky_in_place(&mut values, n);
+    lane_logdets(&values, &pivots, n)
+}
+
+/// The log-determinants of [`WIDTH`] matrices laid out as for
+/// [`factor_group`], by the Cholesky factorisation alone (no inverse):
+/// each lane's equals [`cholesky_one`]'s, and so [`factor_one`]'s, bit for
+/// bit.
+pub(crate) fn logdet_group(a: &[f64], n: usize) -> Logdets {
+    assert_eq!(a.len(), n * n * WIDTH, "{WIDTH} matrices {n}×{n}");
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { x86::logdet_avx512(a, n) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { x86::logdet_avx2(a, n) };
+        }
     }
+    logdet_by_lane(a, n)
+}
+
+/// The portable path of [`logdet_group`]: one lane after another.
+fn logdet_by_lane(a: &[f64], n: usize) -> Logdets {
+    let mut out = ([0.0; WIDTH], [None; WIDTH]);
+    for t in 0..WIDTH {
+        match cholesky_one((0..n * n).map(|e| a[e * WIDTH + t]).collect(), n) {
+            Ok((_, l)) => out.0[t] = l,
+            Err(e) => out.1[t] = Some(e),
+        }
+    }
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -289,7 +342,7 @@ mod x86 {
     //! inside the functions below, which run only where the CPU has the
     //! instructions.
 
-    use super::{Group, Lane, WIDTH, Wide, group_wide};
+    use super::{Group, Lane, Logdets, WIDTH, Wide, group_wide, logdet_wide};
     use std::arch::x86_64::*;
 
     #[derive(Clone, Copy)]
@@ -310,6 +363,16 @@ mod x86 {
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn group_avx2(a: &[f64], n: usize, need_factor: bool) -> Group {
         group_wide::<Avx2>(a, n, need_factor)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn logdet_avx512(a: &[f64], n: usize) -> Logdets {
+        logdet_wide::<Avx512>(a, n)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn logdet_avx2(a: &[f64], n: usize) -> Logdets {
+        logdet_wide::<Avx2>(a, n)
     }
 
     // SAFETY (all blocks below): these values are created only inside
@@ -492,6 +555,19 @@ mod tests {
                     group.failed[3].is_some(),
                     "n {n}: the indefinite lane fails"
                 );
+            }
+            // Cholesky alone: the same logdets and failures.
+            for (logdets, failed) in [logdet_group(&a, n), logdet_by_lane(&a, n)] {
+                for (t, m) in mats.iter().enumerate() {
+                    match factor_one(m.clone(), n, false) {
+                        Ok(one) => assert_eq!(logdets[t].to_bits(), one.logdet.to_bits()),
+                        Err((row, pivot)) => {
+                            let (r, p) = failed[t].expect("the failure is reported");
+                            assert_eq!((r, p.to_bits()), (row, pivot.to_bits()), "n {n} lane {t}");
+                        }
+                    }
+                }
+                assert!(failed[3].is_some() && failed.iter().filter(|f| f.is_some()).count() == 1);
             }
         }
     }

@@ -68,23 +68,12 @@ pub(crate) fn factor(
     if n <= BASE {
         return base(a, need_factor);
     }
-    let h = (n / 2).div_ceil(32) * 32;
-    let r = n - h;
+    let (h, r) = split(n);
     let p = factor(a.block(0..h, 0..h), true, threads)?;
     let p_li_v = p.factor.expect("requested");
     let p_li = View::new(&p_li_v, h, h);
-    let mut l21 = vec![0f32; r * h];
-    triangular(
-        &mut l21,
-        h,
-        a.block(h..n, 0..h),
-        p_li.t(),
-        Tri::RightUpper,
-        threads,
-    );
+    let (l21, schur) = schur_complement(a, p_li, threads);
     let l21v = View::new(&l21, r, h);
-    let mut schur = a.block(h..n, h..n).to_vec();
-    matmul(&mut schur, r, l21v, l21v.t(), Some(-1.0), threads);
     let s = factor(View::new(&schur, r, r), true, threads).map_err(|(row, v)| (row + h, v))?;
     let r_li_v = s.factor.expect("requested");
     let r_li = View::new(&r_li_v, r, r);
@@ -139,17 +128,121 @@ pub(crate) fn factor(
     })
 }
 
-/// Cholesky in f64 of one small block, symmetrised: its inverse, L⁻¹ when
-/// asked, and its logdet (see [`super::cholesky`]).
-pub(crate) fn base(a: View<'_>, need_factor: bool) -> std::result::Result<Factor, (usize, f64)> {
+/// Where the recursion splits an `n × n` block: a leading block of a
+/// multiple of 32 rows (friendly product sizes) and the rest.
+fn split(n: usize) -> (usize, usize) {
+    let h = (n / 2).div_ceil(32) * 32;
+    (h, n - h)
+}
+
+/// `L₂₁ = B Pᵀ` and `S = D − L₂₁ L₂₁ᵀ` for `a = [[·, ·], [B, D]]` split
+/// at the size of `P`, the inverse factor of its leading block.
+fn schur_complement(a: View<'_>, p_li: View<'_>, threads: Threads) -> (Vec<f32>, Vec<f32>) {
+    let (n, h) = (a.rows(), p_li.rows());
+    let r = n - h;
+    let mut l21 = vec![0f32; r * h];
+    triangular(
+        &mut l21,
+        h,
+        a.block(h..n, 0..h),
+        p_li.t(),
+        Tri::RightUpper,
+        threads,
+    );
+    let l21v = View::new(&l21, r, h);
+    let mut schur = a.block(h..n, h..n).to_vec();
+    matmul(&mut schur, r, l21v, l21v.t(), Some(-1.0), threads);
+    (l21, schur)
+}
+
+/// Log-determinants of the `b` SPD matrices `n × n` stored row-major in
+/// `values`: exactly [`inverse_logdet`]'s, by the factorisation alone.
+/// The base blocks stop at the Cholesky factor; above them the recursion
+/// inverts only the leading blocks, whose inverse factors the Schur
+/// complements need, and assembles no inverse.
+pub fn logdets(values: &[f32], b: usize, n: usize) -> Result<Vec<f64>> {
+    assert_eq!(values.len(), b * n * n, "batch of {b} matrices {n}×{n}");
+    let failed =
+        |index: usize| move |(row, pivot)| Error::NotPositiveDefinite { index, row, pivot };
+    if n > BASE {
+        return values
+            .par_chunks(n * n)
+            .enumerate()
+            .map(|(index, m)| logdet(View::new(m, n, n), Threads::All).map_err(failed(index)))
+            .collect();
+    }
+    let nn = n * n;
+    let mut out = vec![0f64; b];
+    out.par_chunks_mut(WIDTH)
+        .enumerate()
+        .try_for_each(|(g, out)| {
+            let first = g * WIDTH;
+            let sym = lanes(&values[first * nn..(first + out.len()) * nn], n);
+            let (logdet, failures) = cholesky::logdet_group(&sym, n);
+            if let Some((t, e)) = failures[..out.len()]
+                .iter()
+                .enumerate()
+                .find_map(|(t, e)| e.map(|e| (t, e)))
+            {
+                return Err(failed(first + t)(e));
+            }
+            out.copy_from_slice(&logdet[..out.len()]);
+            Ok(())
+        })?;
+    Ok(out)
+}
+
+/// logdet of one matrix by the recursion of [`factor`] without its
+/// inverses: logdet A = logdet P⁻ᵀP⁻¹ + logdet S.
+fn logdet(a: View<'_>, threads: Threads) -> std::result::Result<f64, (usize, f64)> {
     let n = a.rows();
-    let sym = (0..n * n)
+    if n <= BASE {
+        return cholesky::cholesky_one(symmetrised(a), n).map(|(_, l)| l);
+    }
+    let (h, r) = split(n);
+    let p = factor(a.block(0..h, 0..h), true, threads)?;
+    let p_li = p.factor.expect("requested");
+    let (_, schur) = schur_complement(a, View::new(&p_li, h, h), threads);
+    let s = logdet(View::new(&schur, r, r), threads).map_err(|(row, v)| (row + h, v))?;
+    Ok(p.logdet + s)
+}
+
+/// The mean of a block and its transpose, in f64: what the base blocks
+/// factor.
+fn symmetrised(a: View<'_>) -> Vec<f64> {
+    let n = a.rows();
+    (0..n * n)
         .map(|k| {
             let (i, j) = (k / n, k % n);
             0.5 * (a.at(i, j) as f64 + a.at(j, i) as f64)
         })
-        .collect();
-    let f = cholesky::factor_one(sym, n, need_factor)?;
+        .collect()
+}
+
+/// Up to [`WIDTH`] matrices `n × n` (row-major, one after another) as the
+/// lanes of one group, symmetrised in f64 (lower triangles, which is what
+/// the factorisation reads); spare lanes hold identities.
+fn lanes(values: &[f32], n: usize) -> Vec<f64> {
+    let nn = n * n;
+    let mut sym = vec![0f64; nn * WIDTH];
+    for (t, m) in values.chunks(nn).enumerate() {
+        for i in 0..n {
+            for j in 0..=i {
+                sym[(i * n + j) * WIDTH + t] = 0.5 * (m[i * n + j] as f64 + m[j * n + i] as f64);
+            }
+        }
+    }
+    for t in values.len() / nn..WIDTH {
+        (0..n).for_each(|i| sym[(i * n + i) * WIDTH + t] = 1.0);
+    }
+    sym
+}
+
+/// Cholesky in f64 of one small block, symmetrised: its inverse, L⁻¹ when
+/// asked, and its logdet (see [`super::cholesky`]).
+pub(crate) fn base(a: View<'_>, need_factor: bool) -> std::result::Result<Factor, (usize, f64)> {
+    let n = a.rows();
+    let f = cholesky::factor_one(symmetrised(a), n, need_factor)?;
     let to_f32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect();
     Ok(Factor {
         inverse: to_f32(f.inverse),
@@ -180,23 +273,7 @@ pub(crate) fn base_batch(values: &[f32], b: usize, n: usize, need_factor: bool) 
     let work = |g: usize, inv: &mut [f32], ld: &mut [f64], fac: Option<&mut [f32]>| {
         let first = g * WIDTH;
         let count = ld.len();
-        // Element e of lane t at e·WIDTH + t; spare lanes hold identities.
-        let mut sym = vec![0f64; nn * WIDTH];
-        for (t, m) in values[first * nn..(first + count) * nn]
-            .chunks(nn)
-            .enumerate()
-        {
-            // The factorisation reads the lower triangle only.
-            for i in 0..n {
-                for j in 0..=i {
-                    sym[(i * n + j) * WIDTH + t] =
-                        0.5 * (m[i * n + j] as f64 + m[j * n + i] as f64);
-                }
-            }
-        }
-        for t in count..WIDTH {
-            (0..n).for_each(|i| sym[(i * n + i) * WIDTH + t] = 1.0);
-        }
+        let sym = lanes(&values[first * nn..(first + count) * nn], n);
         let f = cholesky::factor_group(&sym, n, need_factor);
         if let Some((t, (row, pivot))) = f.failed[..count]
             .iter()
@@ -345,6 +422,76 @@ fn trmm(
                 more,
                 threads,
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `b` SPD matrices `G Gᵀ/n + 0.1 I` in f32 from a deterministic stream.
+    fn batch(b: usize, n: usize) -> Vec<f32> {
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        let mut out = Vec::with_capacity(b * n * n);
+        for _ in 0..b {
+            let g: Vec<f32> = (0..n * n).map(|_| next()).collect();
+            let mut a = vec![0f32; n * n];
+            matmul(
+                &mut a,
+                n,
+                View::new(&g, n, n),
+                View::new(&g, n, n).t(),
+                None,
+                Threads::One,
+            );
+            for (k, v) in a.iter_mut().enumerate() {
+                *v /= n as f32;
+                if k % (n + 1) == 0 {
+                    *v += 0.1;
+                }
+            }
+            out.extend(a);
+        }
+        out
+    }
+
+    #[test]
+    fn logdets_alone_are_those_of_the_inverses_bit_for_bit() {
+        // Base blocks (a partial last group), and the recursion at one and
+        // two levels, with uneven splits.
+        for (b, n) in [
+            (11, 1),
+            (11, 7),
+            (9, 32),
+            (3, 64),
+            (3, 65),
+            (2, 150),
+            (1, 300),
+        ] {
+            let mut values = batch(b, n);
+            let (_, expected) = inverse_logdet(&values, b, n).unwrap();
+            let got = logdets(&values, b, n).unwrap();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&expected), "{b} × {n}²");
+            // The last matrix indefinite in its last row: the same error.
+            let last = (b * n * n) - 1;
+            values[last] = -1.0;
+            let (e1, e2) = (
+                inverse_logdet(&values, b, n).unwrap_err(),
+                logdets(&values, b, n).unwrap_err(),
+            );
+            assert!(
+                matches!(e2, Error::NotPositiveDefinite { index, row, .. } if index == b - 1 && row == n - 1),
+                "{e2:?}"
+            );
+            assert_eq!(format!("{e1:?}"), format!("{e2:?}"));
         }
     }
 }
