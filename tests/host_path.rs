@@ -361,3 +361,36 @@ fn the_dft_on_the_host_is_the_tensor_path_bit_for_bit() {
         assert!(max_rel(&a.1, &z) < 1e-5, "round trip of {h}×{w}");
     }
 }
+
+#[test]
+fn lifting_on_the_host_is_the_tensor_path_bit_for_bit() {
+    use redunet::vision::lift::Lift2d;
+    let (host, tensor) = devices();
+    // Widths below, at and across the 16-column vectors; kernels larger
+    // than the image; channel blocks full and partial.
+    for (m, c_in, c_out, h, w, k) in [
+        (3, 1, 16, 28, 28, 9),
+        (2, 3, 5, 7, 17, 3),
+        (2, 4, 9, 5, 4, 7),
+        (1, 2, 1, 16, 33, 1),
+    ] {
+        let x = Tensor::<4>::random([m, c_in, h, w], Distribution::Normal(0.0, 1.0), &host);
+        let x = to_vec(x).unwrap();
+        let on = |device: &Device| {
+            let lift = Lift2d::random(c_out, c_in, k, 5, device);
+            let x = Tensor::<4>::from_data(
+                burn::tensor::TensorData::new(x.clone(), [m, c_in, h, w]),
+                device,
+            );
+            to_vec(lift.apply(x)).unwrap()
+        };
+        let (a, b) = (on(&host), on(&tensor));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&a),
+            bits(&b),
+            "[{m}, {c_in}, {h}, {w}] → {c_out} channels, k {k}"
+        );
+        assert!(a.iter().any(|&v| v > 0.0) && a.contains(&0.0));
+    }
+}
