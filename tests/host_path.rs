@@ -394,3 +394,18 @@ fn lifting_on_the_host_is_the_tensor_path_bit_for_bit() {
         assert!(a.iter().any(|&v| v > 0.0) && a.contains(&0.0));
     }
 }
+
+#[test]
+fn empty_batches_pass_through_the_host_transform_and_lifting() {
+    use redunet::vision::lift::Lift2d;
+    use redunet::vision::spectral::Dft;
+    let (host, _) = devices();
+    for (m, c) in [(0, 3), (4, 0)] {
+        let dft = Dft::new_2d(4, 6, &host).unwrap();
+        let s = dft.spectrum(&Tensor::<3>::zeros([m, c, 24], &host));
+        assert_eq!(s.x.dims(), [dft.frequencies(), 2 * c, m]);
+        assert_eq!(dft.signals(s).dims(), [m, c, 24]);
+    }
+    let y = Lift2d::random(3, 1, 3, 0, &host).apply(Tensor::<4>::zeros([0, 1, 5, 5], &host));
+    assert_eq!(y.dims(), [0, 3, 5, 5]);
+}

@@ -107,6 +107,9 @@ impl Tables {
         let (p, c2, t) = (self.height * self.pw(), 2 * c, self.height * self.width);
         assert_eq!(z.len(), m * c * t, "signals [m, C, H·W]");
         let mut out = vec![0f32; p * c2 * m];
+        if out.is_empty() {
+            return out;
+        }
         let places: Vec<usize> = (0..p).map(|q| self.place(q)).collect();
         let dst = Scatter(out.as_mut_ptr());
         z.par_chunks(TILE * c * t)
@@ -165,6 +168,9 @@ impl Tables {
         assert_eq!(x.len(), p * c2 * m, "spectra [P, 2C, m]");
         let places: Vec<usize> = (0..p).map(|q| self.place(q)).collect();
         let mut out = vec![0f32; m * c * h * w];
+        if out.is_empty() {
+            return out;
+        }
         out.par_chunks_mut(TILE * c * h * w)
             .enumerate()
             .for_each(|(tile, out)| {

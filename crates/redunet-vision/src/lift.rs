@@ -95,7 +95,13 @@ impl Lift2d {
         // direct path: products and sums in the same order, no fused
         // multiply-adds), so it takes over exactly there; with more
         // channels flex multiplies by gemm, which stays.
-        if on_host(&device) && inp == c && inp <= 4 && out <= 16 && k > 0 && h > 0 && w > 0 {
+        if on_host(&device)
+            && inp == c
+            && (1..=4).contains(&inp)
+            && (1..=16).contains(&out)
+            && k > 0
+            && m * h * w > 0
+        {
             let read = "host tensors read back";
             let (xs, ks) = (to_vec(x).expect(read), to_vec(kernels).expect(read));
             let y = lift_host(&xs, [m, c, h, w], &ks, out, k);
