@@ -80,6 +80,12 @@ impl Scatter {
 /// (about 0.4 MB at the conv2d benchmark's 16 channels of 28×28).
 const TILE: usize = 4;
 
+impl std::fmt::Debug for Tables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tables({} × {})", self.height, self.width)
+    }
+}
+
 impl Tables {
     fn pw(&self) -> usize {
         self.width / 2 + 1
@@ -163,8 +169,8 @@ impl Tables {
     /// `(v_r + i v_i)(cos + i sin)`, then along W by the weighted tables.
     /// Tiled as [`Self::forward`].
     pub fn inverse(&self, x: &[f32], m: usize, c: usize) -> Vec<f32> {
-        let (h, w, pw) = (self.height, self.width, self.pw());
-        let (p, c2) = (h * pw, 2 * c);
+        let (h, w) = (self.height, self.width);
+        let (p, c2) = (h * self.pw(), 2 * c);
         assert_eq!(x.len(), p * c2 * m, "spectra [P, 2C, m]");
         let places: Vec<usize> = (0..p).map(|q| self.place(q)).collect();
         let mut out = vec![0f32; m * c * h * w];
@@ -187,24 +193,29 @@ impl Tables {
                     }
                     v
                 };
-                let (re, im) = (gather(0), gather(1));
-                let rows = n * c * h;
-                let (br, bi) = match &self.rows {
-                    Some((hc, hs)) => {
-                        let k = n * c * pw;
-                        let mut br = vec![0f32; k * h];
-                        product(&mut br, &re, k, hc, h, None);
-                        product(&mut br, &im, k, hs, h, Some(-1.0));
-                        let mut bi = vec![0f32; k * h];
-                        product(&mut bi, &im, k, hc, h, None);
-                        product(&mut bi, &re, k, hs, h, Some(1.0));
-                        (swap(&br, pw, h), swap(&bi, pw, h))
-                    }
-                    None => (re, im),
-                };
-                product(out, &br, rows, &self.icos, w, None);
-                product(out, &bi, rows, &self.isin, w, Some(-1.0));
+                self.inverse_rows(gather(0), gather(1), n * c, out);
             });
         out
+    }
+
+    /// The products of [`Self::inverse`] for `signals` rows of spectra in
+    /// [`Self::place`] order (real, imaginary), into `out`, `[signals, H·W]`.
+    fn inverse_rows(&self, re: Vec<f32>, im: Vec<f32>, signals: usize, out: &mut [f32]) {
+        let (h, w, pw) = (self.height, self.width, self.pw());
+        let (br, bi) = match &self.rows {
+            Some((hc, hs)) => {
+                let n = signals * pw;
+                let mut br = vec![0f32; n * h];
+                product(&mut br, &re, n, hc, h, None);
+                product(&mut br, &im, n, hs, h, Some(-1.0));
+                let mut bi = vec![0f32; n * h];
+                product(&mut bi, &im, n, hc, h, None);
+                product(&mut bi, &re, n, hs, h, Some(1.0));
+                (swap(&br, pw, h), swap(&bi, pw, h))
+            }
+            None => (re, im),
+        };
+        product(out, &br, signals * h, &self.icos, w, None);
+        product(out, &bi, signals * h, &self.isin, w, Some(-1.0));
     }
 }

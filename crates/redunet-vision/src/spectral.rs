@@ -68,6 +68,10 @@ pub struct Dft {
     /// Long 1D signals: real FFTs on the host instead of the dense tables.
     #[module(skip)]
     fft: Option<RealFfts>,
+    /// The dense tables' values, kept for the host path on CPU devices
+    /// (the same values as the tensors above, made once).
+    #[module(skip)]
+    host: Option<Arc<crate::fourier::Tables>>,
 }
 
 /// 1D signals at least this long are transformed by FFT (O(T log T) per
@@ -180,6 +184,7 @@ impl Dft {
             hsin: None,
             weight_row: Tensor::from_data(TensorData::new(row, [1, mult.len()]), device),
             weights: mult,
+            host: None,
             fft: Some(RealFfts {
                 forward: planner.plan_fft_forward(width),
                 inverse: planner.plan_fft_inverse(width),
@@ -211,24 +216,26 @@ impl Dft {
                 is[q * width + w] = (mult[q] as f32) * s[w * pw + q];
             }
         }
-        let (hcos, hsin) = if height > 1 {
-            let (hc, hs) = trig_tables(height, height, 1.0 / (height as f64).sqrt());
-            (
-                Some(t2(hc, [height, height])),
-                Some(t2(hs, [height, height])),
-            )
-        } else {
-            (None, None)
+        let rows = (height > 1).then(|| trig_tables(height, height, 1.0 / (height as f64).sqrt()));
+        let host = crate::fourier::Tables {
+            height,
+            width,
+            cos: c,
+            sin: s,
+            icos: ic,
+            isin: is,
+            rows,
         };
+        let square = |t: &Vec<f32>| t2(t.clone(), [height, height]);
         Ok(Self {
             height,
             width,
-            cos: Some(t2(c, [width, pw])),
-            sin: Some(t2(s, [width, pw])),
-            icos: Some(t2(ic, [pw, width])),
-            isin: Some(t2(is, [pw, width])),
-            hcos,
-            hsin,
+            cos: Some(t2(host.cos.clone(), [width, pw])),
+            sin: Some(t2(host.sin.clone(), [width, pw])),
+            icos: Some(t2(host.icos.clone(), [pw, width])),
+            isin: Some(t2(host.isin.clone(), [pw, width])),
+            hcos: host.rows.as_ref().map(|(hc, _)| square(hc)),
+            hsin: host.rows.as_ref().map(|(_, hs)| square(hs)),
             weight_row: t2(
                 (0..height)
                     .flat_map(|_| mult.iter().map(|&x| x as f32))
@@ -236,6 +243,7 @@ impl Dft {
                 [1, height * pw],
             ),
             weights: (0..height).flat_map(|_| mult.iter().copied()).collect(),
+            host: Some(Arc::new(host)),
             fft: None,
         })
     }
@@ -499,23 +507,11 @@ impl Dft {
     /// The dense tables in host memory, when the transform runs on the
     /// host (a CPU device, not an autodiff one: the host path records no
     /// gradients) and its signals have the transform's length.
-    fn host_tables(&self, device: &Device, len: usize) -> Option<crate::fourier::Tables> {
-        if !on_host(device) || self.fft.is_some() || len != self.len() {
+    fn host_tables(&self, device: &Device, len: usize) -> Option<&crate::fourier::Tables> {
+        if !on_host(device) || len != self.len() {
             return None;
         }
-        let host = |t: &Option<Tensor<2>>| {
-            t.as_ref()
-                .map(|t| redunet_core::host::to_vec(t.clone()).expect("host tensors read back"))
-        };
-        Some(crate::fourier::Tables {
-            height: self.height,
-            width: self.width,
-            cos: host(&self.cos)?,
-            sin: host(&self.sin)?,
-            icos: host(&self.icos)?,
-            isin: host(&self.isin)?,
-            rows: host(&self.hcos).zip(host(&self.hsin)),
-        })
+        self.host.as_deref()
     }
 
     /// `Σ_p w_p Σ_r x[p, r, i]²` for `x: [P, R, m]`: squared norms of the

@@ -162,13 +162,14 @@ fn schur_complement(a: View<'_>, p_li: View<'_>, threads: Threads) -> (Vec<f32>,
 /// complements need, and assembles no inverse.
 pub fn logdets(values: &[f32], b: usize, n: usize) -> Result<Vec<f64>> {
     assert_eq!(values.len(), b * n * n, "batch of {b} matrices {n}×{n}");
-    let failed =
-        |index: usize| move |(row, pivot)| Error::NotPositiveDefinite { index, row, pivot };
     if n > BASE {
         return values
             .par_chunks(n * n)
             .enumerate()
-            .map(|(index, m)| logdet(View::new(m, n, n), Threads::All).map_err(failed(index)))
+            .map(|(index, m)| {
+                logdet(View::new(m, n, n), Threads::All)
+                    .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })
+            })
             .collect();
     }
     let nn = n * n;
@@ -179,17 +180,27 @@ pub fn logdets(values: &[f32], b: usize, n: usize) -> Result<Vec<f64>> {
             let first = g * WIDTH;
             let sym = lanes(&values[first * nn..(first + out.len()) * nn], n);
             let (logdet, failures) = cholesky::logdet_group(&sym, n);
-            if let Some((t, e)) = failures[..out.len()]
-                .iter()
-                .enumerate()
-                .find_map(|(t, e)| e.map(|e| (t, e)))
-            {
-                return Err(failed(first + t)(e));
-            }
+            first_failure(&failures[..out.len()], first)?;
             out.copy_from_slice(&logdet[..out.len()]);
-            Ok(())
+            Ok::<(), Error>(())
         })?;
     Ok(out)
+}
+
+/// The error of the first lane that failed, matrix `first` being lane 0.
+fn first_failure(failed: &[Option<(usize, f64)>], first: usize) -> Result<()> {
+    match failed
+        .iter()
+        .enumerate()
+        .find_map(|(t, e)| e.map(|e| (t, e)))
+    {
+        Some((t, (row, pivot))) => Err(Error::NotPositiveDefinite {
+            index: first + t,
+            row,
+            pivot,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// logdet of one matrix by the recursion of [`factor`] without its
@@ -275,17 +286,7 @@ pub(crate) fn base_batch(values: &[f32], b: usize, n: usize, need_factor: bool) 
         let count = ld.len();
         let sym = lanes(&values[first * nn..(first + count) * nn], n);
         let f = cholesky::factor_group(&sym, n, need_factor);
-        if let Some((t, (row, pivot))) = f.failed[..count]
-            .iter()
-            .enumerate()
-            .find_map(|(t, e)| e.map(|e| (t, e)))
-        {
-            return Err(Error::NotPositiveDefinite {
-                index: first + t,
-                row,
-                pivot,
-            });
-        }
+        first_failure(&f.failed[..count], first)?;
         let scatter = |from: &[f64], to: &mut [f32]| {
             for (t, out) in to.chunks_mut(nn).enumerate() {
                 for (e, o) in out.iter_mut().enumerate() {
@@ -298,7 +299,7 @@ pub(crate) fn base_batch(values: &[f32], b: usize, n: usize, need_factor: bool) 
             scatter(from, to);
         }
         ld.copy_from_slice(&f.logdet[..count]);
-        Ok(())
+        Ok::<(), Error>(())
     };
     let chunks = inverse
         .par_chunks_mut(group)
