@@ -166,6 +166,47 @@ fn networks_constructed_on_the_host_match_the_tensor_path() {
 }
 
 #[test]
+fn the_last_record_is_the_one_the_next_layer_would_report() {
+    // On the host (soft-membership layers) the last stage's rates come
+    // from the log-determinants alone, of the same moments a next layer is
+    // built from: the record after L layers is, bit for bit, the input
+    // record of layer L + 1.
+    let (host, _) = devices();
+    let (m, d, k, layers) = (300, 140, 3, 2);
+    let (z, labels) = problem(m, d, &host);
+    let logits = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 2.0), &host);
+    let soft = burn::tensor::activation::softmax(logits, 1);
+    for use_soft in [false, true] {
+        let pi = if use_soft {
+            Memberships::soft(soft.clone()).unwrap()
+        } else {
+            Memberships::from_labels(&labels, k, &host).unwrap()
+        };
+        let records = |l: usize| {
+            redunet::core::VectorReduNet::construct(
+                &z,
+                &pi,
+                l,
+                &VectorLayerConfig {
+                    membership: MembershipMode::Soft,
+                    ..Default::default()
+                },
+                |_| {},
+            )
+            .unwrap()
+            .records
+        };
+        let (short, long) = (records(layers), records(layers + 1));
+        let (a, b) = (&short[layers], &long[layers]);
+        assert_eq!(
+            (a.layer, a.r.to_bits(), a.r_c.to_bits()),
+            (b.layer, b.r.to_bits(), b.r_c.to_bits()),
+            "soft {use_soft}: {a:?} vs {b:?}"
+        );
+    }
+}
+
+#[test]
 fn soft_memberships_give_the_same_moments_on_both_paths() {
     let (host, tensor) = devices();
     let (m, d, k) = (300, 70, 4);

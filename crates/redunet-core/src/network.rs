@@ -3,8 +3,8 @@
 
 use crate::cpu::step::SoftStep;
 use crate::host::{tensor, to_vec};
-use crate::layer::moments::{grams_of, host_operators};
-use crate::layer::vector::normalize_input_rows;
+use crate::layer::moments::{grams_of, host_operators, host_rates};
+use crate::layer::vector::{normalize_input_rows, unit_input_rows};
 use crate::membership::Scales;
 use crate::rates::{Rates, rate_reduction};
 use crate::{
@@ -106,14 +106,36 @@ impl VectorReduNet {
         mut on_layer: impl FnMut(&LayerRecord),
     ) -> Result<Construction> {
         config.validate()?;
+        let host = config.membership == MembershipMode::Soft
+            && crate::cpu::on_host(&z.device())
+            && crate::cpu::on_host(&pi.pi().device());
+        if host {
+            crate::rates::check_shape_and_eps(z, config.eps_sq)?;
+            if let Some(values) = unit_input_rows(z)? {
+                pi.check_samples(z.dims()[0])?;
+                return Self::construct_host(
+                    values,
+                    (z.dims(), z.device()),
+                    pi,
+                    layers,
+                    config,
+                    on_layer,
+                );
+            }
+        }
         crate::rates::check_features(z, config.eps_sq)?;
         pi.check_samples(z.dims()[0])?;
         let mut z = normalize_input_rows(z.clone());
-        if config.membership == MembershipMode::Soft
-            && crate::cpu::on_host(&z.device())
-            && crate::cpu::on_host(&pi.pi().device())
-        {
-            return Self::construct_host(z, pi, layers, config, on_layer);
+        if host {
+            let values = to_vec(z.clone())?;
+            return Self::construct_host(
+                values,
+                (z.dims(), z.device()),
+                pi,
+                layers,
+                config,
+                on_layer,
+            );
         }
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
@@ -145,21 +167,19 @@ impl VectorReduNet {
     /// Each layer's tensors are made once, for the network; going through
     /// tensors between the steps cost a tenth of a layer in copies.
     fn construct_host(
-        z: Tensor<2>,
+        mut values: Vec<f32>,
+        ([m, d], device): ([usize; 2], Device),
         pi: &Memberships,
         layers: usize,
         config: &VectorLayerConfig,
         mut on_layer: impl FnMut(&LayerRecord),
     ) -> Result<Construction> {
-        let [m, d] = z.dims();
-        let device = z.device();
         let soft = match pi.labels() {
             Some(_) => None,
             None => Some(to_vec(pi.pi().clone())?),
         };
         let scales = Scales::from_counts(pi.counts(), m as f64, d, config.eps_sq);
         let k = scales.classes.len();
-        let mut values = to_vec(z)?;
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..layers {
@@ -187,8 +207,13 @@ impl VectorReduNet {
                 *config,
             ));
         }
+        // The last stage's rates from the same moments a next layer would
+        // be built from, so that every record is computed one way.
+        let (class_grams, gram) = grams_of(&values, m, d, pi, soft.as_deref());
+        let class_grams: Vec<Vec<f32>> = class_grams.into_iter().map(|(_, g)| g).collect();
+        let rates = host_rates(gram, &class_grams, &scales, d)
+            .map_err(|e| e.at(format!("rates after layer {layers}")))?;
         let z = tensor(values, [m, d], &device);
-        let rates = rate_reduction(&z, pi, config.eps_sq)?;
         push_last_record(layers, rates, &mut records, &mut on_layer)?;
         Ok(Construction {
             network: Self { layers: built },

@@ -36,6 +36,12 @@ impl Rates {
 }
 
 pub(crate) fn check_features(z: &Tensor<2>, eps_sq: f64) -> Result<()> {
+    check_shape_and_eps(z, eps_sq)?;
+    crate::host::check_finite(z, "features")
+}
+
+/// The checks of [`check_features`] that read no values.
+pub(crate) fn check_shape_and_eps(z: &Tensor<2>, eps_sq: f64) -> Result<()> {
     let [m, d] = z.dims();
     if m == 0 || d == 0 {
         return Err(Error::Empty(format!("features of shape [{m}, {d}]")));
@@ -45,7 +51,7 @@ pub(crate) fn check_features(z: &Tensor<2>, eps_sq: f64) -> Result<()> {
             "eps_sq = {eps_sq} must be finite and > 0"
         )));
     }
-    crate::host::check_finite(z, "features")
+    Ok(())
 }
 
 /// The rows of `z` that carry class `j`, scaled by `sqrt(π_ij)`, so that

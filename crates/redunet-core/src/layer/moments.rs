@@ -80,19 +80,16 @@ pub(crate) fn grams_of(
     (class_grams, total)
 }
 
-/// The operators of a layer from its moments on the host: `I + a·M` for
-/// every moment, their factorisation, and E `[d, d]` and `[C_1 | …]`
-/// `[d, k' d]` laid out as the layer keeps them, each in one pass over
-/// host memory; also the rates of the layer's input. `class_grams` are
-/// the moments of `scales.classes`, in order; `gram` is `ZᵀZ` where it was
-/// formed apart from them. The same arithmetic as the tensor path.
-pub(crate) fn host_operators(
+/// `I + a·M` for `ZᵀZ` and every class moment (`class_grams`, of
+/// `scales.classes` in order), one `d × d` matrix after another, and the
+/// factors `a` (α, then each α_j) in f32. `gram` is `ZᵀZ` where it was
+/// formed apart from the class moments.
+fn regularised(
     gram: Option<Vec<f32>>,
     class_grams: &[Vec<f32>],
     scales: &Scales,
     d: usize,
-) -> Result<(Vec<f32>, Vec<f32>, Rates)> {
-    let k = scales.classes.len();
+) -> (Vec<f32>, Vec<f32>) {
     // With hard labels the classes partition the rows, so ZᵀZ is the sum
     // of the class moments: half the work of forming it again.
     let gram = match gram {
@@ -107,7 +104,7 @@ pub(crate) fn host_operators(
     };
     let mut factors = vec![scales.alpha as f32];
     factors.extend(scales.alphas.iter().map(|&a| a as f32));
-    let mut batch = Vec::with_capacity((k + 1) * d * d);
+    let mut batch = Vec::with_capacity(factors.len() * d * d);
     for (moment, &a) in std::iter::once(&gram).chain(class_grams).zip(&factors) {
         let start = batch.len();
         batch.extend(moment.iter().map(|&v| v * a));
@@ -115,6 +112,23 @@ pub(crate) fn host_operators(
             batch[start + i * (d + 1)] += 1.0;
         }
     }
+    (batch, factors)
+}
+
+/// The operators of a layer from its moments on the host: `I + a·M` for
+/// every moment, their factorisation, and E `[d, d]` and `[C_1 | …]`
+/// `[d, k' d]` laid out as the layer keeps them, each in one pass over
+/// host memory; also the rates of the layer's input. `class_grams` are
+/// the moments of `scales.classes`, in order; `gram` is `ZᵀZ` where it was
+/// formed apart from them. The same arithmetic as the tensor path.
+pub(crate) fn host_operators(
+    gram: Option<Vec<f32>>,
+    class_grams: &[Vec<f32>],
+    scales: &Scales,
+    d: usize,
+) -> Result<(Vec<f32>, Vec<f32>, Rates)> {
+    let k = scales.classes.len();
+    let (batch, factors) = regularised(gram, class_grams, scales, d);
     let (inverse, logdets) = crate::cpu::spd::inverse_logdet(&batch, k + 1, d)?;
     let e: Vec<f32> = inverse[..d * d].iter().map(|&v| v * factors[0]).collect();
     let mut c_cat = vec![0f32; d * k * d];
@@ -129,6 +143,20 @@ pub(crate) fn host_operators(
     }
     let rates = crate::layer::vector::rates_of(&logdets, &scales.gammas);
     Ok((e, c_cat, rates))
+}
+
+/// The rates [`host_operators`] gives for the same moments, from the
+/// log-determinants alone (no inverses): the record of a stage that builds
+/// no layer, equal bit for bit to the one the next layer would report.
+pub(crate) fn host_rates(
+    gram: Option<Vec<f32>>,
+    class_grams: &[Vec<f32>],
+    scales: &Scales,
+    d: usize,
+) -> Result<Rates> {
+    let (batch, factors) = regularised(gram, class_grams, scales, d);
+    let logdets = crate::cpu::spd::logdets(&batch, factors.len(), d)?;
+    Ok(crate::layer::vector::rates_of(&logdets, &scales.gammas))
 }
 
 /// Per present class its moment, and `ZᵀZ` when formed separately.

@@ -476,3 +476,57 @@ pub fn rescale_extreme_rows(z: Tensor<2>) -> Tensor<2> {
 pub fn normalize_input_rows(z: Tensor<2>) -> Tensor<2> {
     normalize_rows(rescale_extreme_rows(z))
 }
+
+/// [`normalize_input_rows`] of `z` read back to the host, bit for bit, for
+/// the common case of rows with nothing extreme: their squared norms come
+/// from the same tensor reduction both steps use, and each row is divided
+/// by its clamped norm on the host, in place, instead of seven passes of
+/// tensor operations over the samples. Finite squared norms imply finite
+/// values, so this also stands for [`crate::host::check_finite`]. `None`
+/// where any row is extreme or not finite: the caller checks and
+/// normalises on the tensor path, which tells those cases apart.
+pub(crate) fn unit_input_rows(z: &Tensor<2>) -> Result<Option<Vec<f32>>> {
+    use rayon::prelude::*;
+    let d = z.dims()[1];
+    let sq = to_vec(z.clone().powi_scalar(2).sum_dim(1))?;
+    if sq.iter().any(|&s| !s.is_finite() || s < 1e-30) {
+        return Ok(None);
+    }
+    let mut values = to_vec(z.clone())?;
+    values
+        .par_chunks_mut(d.max(1))
+        .zip(sq)
+        .for_each(|(row, s)| {
+            let norm = s.sqrt().max(1e-8);
+            row.iter_mut().for_each(|v| *v /= norm);
+        });
+    Ok(Some(values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_rows_on_the_host_are_the_tensor_normalisation_bit_for_bit() {
+        let device = Device::default();
+        let (m, d) = (37, 29);
+        let mut values = crate::host::normals(m * d, 5);
+        // Rows across the norm clamp's and the 1e-30 bar's neighbourhoods.
+        values[..d].iter_mut().for_each(|v| *v *= 1e-9);
+        values[d..2 * d].iter_mut().for_each(|v| *v *= 1e-14);
+        values[2 * d..3 * d].iter_mut().for_each(|v| *v *= 3e8);
+        let z = tensor(values.clone(), [m, d], &device);
+        let host = unit_input_rows(&z).unwrap().expect("no extreme row");
+        let want = to_vec(normalize_input_rows(z)).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&host), bits(&want));
+        // Extreme or non-finite rows are left to the tensor path.
+        for (row, bad) in [(4, 1e20f32), (5, 1e-20), (6, f32::NAN), (7, 0.0)] {
+            let mut v = values.clone();
+            v[row * d..(row + 1) * d].iter_mut().for_each(|x| *x *= bad);
+            let z = tensor(v, [m, d], &device);
+            assert!(unit_input_rows(&z).unwrap().is_none(), "row × {bad}");
+        }
+    }
+}
