@@ -4,7 +4,7 @@
 use crate::cpu::step::SoftStep;
 use crate::host::{tensor, to_vec};
 use crate::layer::moments::{grams_of, host_operators, host_rates};
-use crate::layer::vector::{normalize_input_rows, unit_input_rows};
+use crate::layer::vector::{checked_unit_input_rows, normalize_input_rows};
 use crate::membership::Scales;
 use crate::rates::{Rates, rate_reduction};
 use crate::{
@@ -110,33 +110,14 @@ impl VectorReduNet {
             && crate::cpu::on_host(&z.device())
             && crate::cpu::on_host(&pi.pi().device());
         if host {
-            crate::rates::check_shape_and_eps(z, config.eps_sq)?;
-            if let Some(values) = unit_input_rows(z)? {
-                pi.check_samples(z.dims()[0])?;
-                return Self::construct_host(
-                    values,
-                    (z.dims(), z.device()),
-                    pi,
-                    layers,
-                    config,
-                    on_layer,
-                );
-            }
+            let values = checked_unit_input_rows(z, config.eps_sq)?;
+            pi.check_samples(z.dims()[0])?;
+            let shape = (z.dims(), z.device());
+            return Self::construct_host(values, shape, pi, layers, config, on_layer);
         }
         crate::rates::check_features(z, config.eps_sq)?;
         pi.check_samples(z.dims()[0])?;
         let mut z = normalize_input_rows(z.clone());
-        if host {
-            let values = to_vec(z.clone())?;
-            return Self::construct_host(
-                values,
-                (z.dims(), z.device()),
-                pi,
-                layers,
-                config,
-                on_layer,
-            );
-        }
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
         for l in 0..layers {
@@ -182,9 +163,13 @@ impl VectorReduNet {
         let k = scales.classes.len();
         let mut built = Vec::with_capacity(layers);
         let mut records = Vec::with_capacity(layers + 1);
-        for l in 0..layers {
-            let (class_grams, gram) = grams_of(&values, m, d, pi, soft.as_deref());
+        let moments = |values: &[f32]| {
+            let (class_grams, gram) = grams_of(values, m, d, pi, soft.as_deref());
             let class_grams: Vec<Vec<f32>> = class_grams.into_iter().map(|(_, g)| g).collect();
+            (gram, class_grams)
+        };
+        for l in 0..layers {
+            let (gram, class_grams) = moments(&values);
             let (e, c_cat, input_rates) = host_operators(gram, &class_grams, &scales, d)
                 .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
             let rec = LayerRecord::new(l, input_rates);
@@ -209,8 +194,7 @@ impl VectorReduNet {
         }
         // The last stage's rates from the same moments a next layer would
         // be built from, so that every record is computed one way.
-        let (class_grams, gram) = grams_of(&values, m, d, pi, soft.as_deref());
-        let class_grams: Vec<Vec<f32>> = class_grams.into_iter().map(|(_, g)| g).collect();
+        let (gram, class_grams) = moments(&values);
         let rates = host_rates(gram, &class_grams, &scales, d)
             .map_err(|e| e.at(format!("rates after layer {layers}")))?;
         let z = tensor(values, [m, d], &device);

@@ -503,6 +503,18 @@ pub(crate) fn unit_input_rows(z: &Tensor<2>) -> Result<Option<Vec<f32>>> {
     Ok(Some(values))
 }
 
+/// The checks of [`check_features`] and [`normalize_input_rows`] with the
+/// rows read back to the host: [`unit_input_rows`] where it applies, else
+/// the tensor path, which tells extreme rows from non-finite values.
+pub(crate) fn checked_unit_input_rows(z: &Tensor<2>, eps_sq: f64) -> Result<Vec<f32>> {
+    crate::rates::check_shape_and_eps(z, eps_sq)?;
+    if let Some(values) = unit_input_rows(z)? {
+        return Ok(values);
+    }
+    check_features(z, eps_sq)?;
+    to_vec(normalize_input_rows(z.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,5 +540,34 @@ mod tests {
             let z = tensor(v, [m, d], &device);
             assert!(unit_input_rows(&z).unwrap().is_none(), "row × {bad}");
         }
+    }
+
+    #[test]
+    fn checked_unit_rows_fall_back_to_the_tensor_path_and_its_errors() {
+        let device = Device::default();
+        let (m, d) = (6, 5);
+        let values = crate::host::normals(m * d, 7);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        // An extreme row: the tensor path's rescaled normalisation.
+        let mut v = values.clone();
+        v[..d].iter_mut().for_each(|x| *x *= 1e25);
+        let z = tensor(v, [m, d], &device);
+        let got = checked_unit_input_rows(&z, 0.5).unwrap();
+        assert_eq!(bits(&got), bits(&to_vec(normalize_input_rows(z)).unwrap()));
+        let mut v = values.clone();
+        v[7] = f32::NAN;
+        assert!(matches!(
+            checked_unit_input_rows(&tensor(v, [m, d], &device), 0.5),
+            Err(Error::NonFinite(_))
+        ));
+        let z = tensor(values, [m, d], &device);
+        assert!(matches!(
+            checked_unit_input_rows(&z, 0.0),
+            Err(Error::Parameter(_))
+        ));
+        assert!(matches!(
+            checked_unit_input_rows(&Tensor::<2>::zeros([0, d], &device), 0.5),
+            Err(Error::Empty(_))
+        ));
     }
 }
