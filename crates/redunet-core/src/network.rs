@@ -168,21 +168,22 @@ impl VectorReduNet {
             let class_grams: Vec<Vec<f32>> = class_grams.into_iter().map(|(_, g)| g).collect();
             (gram, class_grams)
         };
+        let mut block_product = Vec::new();
         for l in 0..layers {
             let (gram, class_grams) = moments(&values);
-            let (e, c_cat, input_rates) = host_operators(gram, &class_grams, &scales, d)
+            let (e, c_cat, input_rates) = host_operators(gram, class_grams, &scales, d)
                 .map_err(|e| e.at(format!("layer {}, construction", l + 1)))?;
             let rec = LayerRecord::new(l, input_rates);
             on_layer(&rec);
             records.push(rec);
-            values = SoftStep {
+            SoftStep {
                 e: &e,
                 c_cat: &c_cat,
                 gamma: &scales.gammas,
                 eta: config.eta,
                 lambda: config.lambda,
             }
-            .apply(&values, m, d);
+            .apply_in_place(&mut values, m, d, &mut block_product);
             built.push(VectorLayer::from_operators(
                 tensor(e, [d, d], &device),
                 tensor(c_cat, [d, k * d], &device),
@@ -195,7 +196,7 @@ impl VectorReduNet {
         // The last stage's rates from the same moments a next layer would
         // be built from, so that every record is computed one way.
         let (gram, class_grams) = moments(&values);
-        let rates = host_rates(gram, &class_grams, &scales, d)
+        let rates = host_rates(gram, class_grams, &scales, d)
             .map_err(|e| e.at(format!("rates after layer {layers}")))?;
         let z = tensor(values, [m, d], &device);
         push_last_record(layers, rates, &mut records, &mut on_layer)?;

@@ -86,22 +86,7 @@ struct Factored<V> {
 #[inline(always)]
 fn factor_values<V: Lane>(mut l: Vec<V>, n: usize, need_factor: bool) -> Factored<V> {
     let pivots = cholesky_in_place(&mut l, n);
-    let mut li = vec![V::splat(0.0); n * n];
-    for i in 0..n {
-        let (done, rest) = li.split_at_mut(i * n);
-        let row = &mut rest[..n];
-        row[i] = V::splat(1.0);
-        for k in 0..i {
-            let f = l[i * n + k];
-            for (r, &v) in row[..=k].iter_mut().zip(&done[k * n..k * n + k + 1]) {
-                *r = r.sub_mul(f, v);
-            }
-        }
-        let inv_d = V::splat(1.0).div(l[i * n + i]);
-        for r in row[..=i].iter_mut() {
-            *r = r.mul(inv_d);
-        }
-    }
+    let li = inverse_of_factor(&l, n);
     // The lower triangle, then its mirror: each element the same sum in the
     // same order either way, so the result is exactly symmetric.
     let mut inverse = vec![V::splat(0.0); n * n];
@@ -124,6 +109,30 @@ fn factor_values<V: Lane>(mut l: Vec<V>, n: usize, need_factor: bool) -> Factore
         factor: need_factor.then_some(li),
         pivots,
     }
+}
+
+/// L⁻¹ (zeros above the diagonal) from the Cholesky factor in the lower
+/// triangle of `l`, row by row:
+/// `row i of L⁻¹ = (e_i − Σ_{k<i} L_ik · row k of L⁻¹) / L_ii`.
+#[inline(always)]
+fn inverse_of_factor<V: Lane>(l: &[V], n: usize) -> Vec<V> {
+    let mut li = vec![V::splat(0.0); n * n];
+    for i in 0..n {
+        let (done, rest) = li.split_at_mut(i * n);
+        let row = &mut rest[..n];
+        row[i] = V::splat(1.0);
+        for k in 0..i {
+            let f = l[i * n + k];
+            for (r, &v) in row[..=k].iter_mut().zip(&done[k * n..k * n + k + 1]) {
+                *r = r.sub_mul(f, v);
+            }
+        }
+        let inv_d = V::splat(1.0).div(l[i * n + i]);
+        for r in row[..=i].iter_mut() {
+            *r = r.mul(inv_d);
+        }
+    }
+    li
 }
 
 /// Overwrites the lower triangle of `l` with its Cholesky factor; returns
@@ -170,6 +179,19 @@ pub(crate) fn cholesky_one(mut a: Vec<f64>, n: usize) -> Result<(Vec<f64>, f64),
     }
     let logdet = logdet((0..n).map(|i| a[i * n + i]));
     Ok((a, logdet))
+}
+
+/// L⁻¹ and logdet of one SPD matrix `a` (its lower triangle, row-major):
+/// [`factor_one`]'s factor and logdet bit for bit, without forming A⁻¹.
+pub(crate) fn inverse_factor_one(
+    mut a: Vec<f64>,
+    n: usize,
+) -> Result<(Vec<f64>, f64), (usize, f64)> {
+    if let Some(failure) = first_failure(cholesky_in_place(&mut a, n)) {
+        return Err(failure);
+    }
+    let logdet = logdet((0..n).map(|i| a[i * n + i]));
+    Ok((inverse_of_factor(&a, n), logdet))
 }
 
 /// One matrix's results.
@@ -544,9 +566,15 @@ mod tests {
                             let one_factor = one.factor.expect("asked for");
                             assert_eq!(lane(factor, t), bits(&one_factor), "n {n} lane {t}");
                             assert_eq!(group.logdet[t].to_bits(), one.logdet.to_bits());
+                            // The factor alone, without the inverse.
+                            let (li, logdet) = inverse_factor_one(m.clone(), n).expect("SPD");
+                            assert_eq!(bits(&li), bits(&one_factor), "n {n} lane {t}");
+                            assert_eq!(logdet.to_bits(), one.logdet.to_bits());
                         }
                         Err((row, pivot)) => {
                             let (r, p) = group.failed[t].expect("the failure is reported");
+                            assert_eq!((r, p.to_bits()), (row, pivot.to_bits()), "n {n} lane {t}");
+                            let (r, p) = inverse_factor_one(m.clone(), n).expect_err("indefinite");
                             assert_eq!((r, p.to_bits()), (row, pivot.to_bits()), "n {n} lane {t}");
                         }
                     }

@@ -29,25 +29,67 @@ pub fn inverse_logdet(values: &[f32], b: usize, n: usize) -> Result<(Vec<f32>, V
         let blocks = base_batch(values, b, n, false)?;
         return Ok((blocks.inverse, blocks.logdet));
     }
-    // The matrices side by side, one per thread, keep both cores in the
-    // products and in the f64 base blocks alike; each product may still
-    // spread over idle threads, which keeps the last matrix of an uneven
-    // batch from running alone.
-    let results: Vec<Factor> = values
-        .par_chunks(n * n)
+    let mut inverse = values.to_vec();
+    let logdet = invert_each(inverse.par_chunks_mut(n * n), n)?;
+    Ok((inverse, logdet))
+}
+
+/// [`inverse_logdet`] of matrices held apart (each `n × n`, row-major),
+/// each inverse written over its matrix: exactly [`inverse_logdet`]'s
+/// values, without a batch-sized buffer for them (fresh memory, at every
+/// layer that builds one) or a copy into one.
+pub fn invert_apart(matrices: &mut [Vec<f32>], n: usize) -> Result<Vec<f64>> {
+    assert!(
+        matrices.iter().all(|m| m.len() == n * n),
+        "matrices {n}×{n}"
+    );
+    if n <= BASE {
+        let (inverse, logdet) = inverse_logdet(&matrices.concat(), matrices.len(), n)?;
+        for (m, inv) in matrices.iter_mut().zip(inverse.chunks(n * n)) {
+            m.copy_from_slice(inv);
+        }
+        return Ok(logdet);
+    }
+    invert_each(matrices.par_iter_mut().map(Vec::as_mut_slice), n)
+}
+
+/// [`invert_in_place`] for each matrix (all above the base size). The
+/// matrices side by side, one per thread, keep both cores in the products
+/// and in the f64 base blocks alike; each product may still spread over
+/// idle threads, which keeps the last matrix of an uneven batch from
+/// running alone.
+fn invert_each<'a>(
+    matrices: impl IndexedParallelIterator<Item = &'a mut [f32]>,
+    n: usize,
+) -> Result<Vec<f64>> {
+    matrices
         .enumerate()
         .map(|(index, m)| {
-            factor(View::new(m, n, n), false, Threads::All)
-                .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })
+            invert_in_place(m, n, Threads::All).map_err(|(row, pivot)| Error::NotPositiveDefinite {
+                index,
+                row,
+                pivot,
+            })
         })
-        .collect::<Result<_>>()?;
-    let mut inverse = Vec::with_capacity(b * n * n);
-    let mut logdet = Vec::with_capacity(b);
-    for f in results {
-        inverse.extend_from_slice(&f.inverse);
-        logdet.push(f.logdet);
+        .collect()
+}
+
+/// [`factor`]'s inverse of the `n × n` matrix in `a`, written over it: at
+/// the top level `a` is not read again once the halves are known. Returns
+/// the logdet.
+fn invert_in_place(
+    a: &mut [f32],
+    n: usize,
+    threads: Threads,
+) -> std::result::Result<f64, (usize, f64)> {
+    if n <= BASE {
+        let f = base(View::new(a, n, n), false)?;
+        a.copy_from_slice(&f.inverse);
+        return Ok(f.logdet);
     }
-    Ok((inverse, logdet))
+    let halves = Halves::of(View::new(a, n, n), threads)?;
+    halves.inverse_into(a, threads);
+    Ok(halves.logdet)
 }
 
 /// The recursion of [`crate::linalg`]'s `factor`, with A = L Lᵀ and
@@ -68,17 +110,95 @@ pub(crate) fn factor(
     if n <= BASE {
         return base(a, need_factor);
     }
-    let (h, r) = split(n);
-    let p = factor(a.block(0..h, 0..h), true, threads)?;
-    let p_li_v = p.factor.expect("requested");
-    let p_li = View::new(&p_li_v, h, h);
-    let (l21, schur) = schur_complement(a, p_li, threads);
-    let l21v = View::new(&l21, r, h);
-    let s = factor(View::new(&schur, r, r), true, threads).map_err(|(row, v)| (row + h, v))?;
-    let r_li_v = s.factor.expect("requested");
-    let r_li = View::new(&r_li_v, r, r);
+    let halves = Halves::of(a, threads)?;
+    let mut inverse = vec![0f32; n * n];
+    halves.inverse_into(&mut inverse, threads);
+    Ok(Factor {
+        inverse,
+        factor: need_factor.then(|| halves.whole_factor()),
+        logdet: halves.logdet,
+    })
+}
+
+/// One level of [`factor`] before A⁻¹ is assembled: the leading block's
+/// and the Schur complement's inverses and inverse factors, and `Q`.
+struct Halves {
+    /// The leading block's size and the rest's.
+    h: usize,
+    r: usize,
+    /// P⁻ᵀP⁻¹ and S⁻¹ (the halves' inverses).
+    p_inverse: Vec<f32>,
+    s_inverse: Vec<f32>,
+    /// P, R and Q of L⁻¹ = [[P, 0], [Q, R]].
+    p_li: Vec<f32>,
+    r_li: Vec<f32>,
+    q: Vec<f32>,
+    logdet: f64,
+}
+
+impl Halves {
+    fn of(a: View<'_>, threads: Threads) -> std::result::Result<Self, (usize, f64)> {
+        let (h, r) = split(a.rows());
+        let p = factor(a.block(0..h, 0..h), true, threads)?;
+        let p_li = p.factor.expect("requested");
+        let (l21, schur) = schur_complement(a, View::new(&p_li, h, h), threads);
+        let s = factor(View::new(&schur, r, r), true, threads).map_err(|(row, v)| (row + h, v))?;
+        let r_li = s.factor.expect("requested");
+        let q = lower_left(
+            View::new(&r_li, r, r),
+            View::new(&l21, r, h),
+            View::new(&p_li, h, h),
+            threads,
+        );
+        Ok(Self {
+            h,
+            r,
+            p_inverse: p.inverse,
+            s_inverse: s.inverse,
+            p_li,
+            r_li,
+            q,
+            logdet: p.logdet + s.logdet,
+        })
+    }
+
+    /// A⁻¹ into the row-major `n × n` `dst`, every element written.
+    fn inverse_into(&self, dst: &mut [f32], threads: Threads) {
+        let (h, r) = (self.h, self.r);
+        let n = h + r;
+        let qv = View::new(&self.q, r, h);
+        for i in 0..h {
+            dst[i * n..i * n + h].copy_from_slice(&self.p_inverse[i * h..(i + 1) * h]);
+        }
+        matmul(dst, n, qv.t(), qv, Some(1.0), threads);
+        triangular(
+            &mut dst[h * n..],
+            n,
+            View::new(&self.r_li, r, r).t(),
+            qv,
+            Tri::LeftUpper,
+            threads,
+        );
+        for i in 0..r {
+            for j in 0..h {
+                dst[j * n + h + i] = dst[(h + i) * n + j];
+            }
+            dst[(h + i) * n + h..(h + i + 1) * n]
+                .copy_from_slice(&self.s_inverse[i * r..(i + 1) * r]);
+        }
+    }
+
+    /// L⁻¹ = [[P, 0], [Q, R]].
+    fn whole_factor(&self) -> Vec<f32> {
+        whole_factor(&self.p_li, &self.q, &self.r_li, self.h, self.r)
+    }
+}
+
+/// `Q = −R L₂₁ P`, the lower-left block of L⁻¹ = [[P, 0], [Q, R]].
+fn lower_left(r_li: View<'_>, l21: View<'_>, p_li: View<'_>, threads: Threads) -> Vec<f32> {
+    let (r, h) = (l21.rows(), l21.cols());
     let mut tmp = vec![0f32; r * h];
-    triangular(&mut tmp, h, r_li, l21v, Tri::LeftLower, threads);
+    triangular(&mut tmp, h, r_li, l21, Tri::LeftLower, threads);
     let mut q = vec![0f32; r * h];
     triangular(
         &mut q,
@@ -89,43 +209,51 @@ pub(crate) fn factor(
         threads,
     );
     q.iter_mut().for_each(|v| *v = -*v);
-    let qv = View::new(&q, r, h);
+    q
+}
 
-    let mut inverse = vec![0f32; n * n];
+/// L⁻¹ = [[P, 0], [Q, R]] from its blocks (`P` h×h, `Q` r×h, `R` r×r).
+fn whole_factor(p: &[f32], q: &[f32], r_li: &[f32], h: usize, r: usize) -> Vec<f32> {
+    let n = h + r;
+    let mut li = vec![0f32; n * n];
     for i in 0..h {
-        inverse[i * n..i * n + h].copy_from_slice(&p.inverse[i * h..(i + 1) * h]);
+        li[i * n..i * n + h].copy_from_slice(&p[i * h..(i + 1) * h]);
     }
-    matmul(&mut inverse, n, qv.t(), qv, Some(1.0), threads);
-    triangular(
-        &mut inverse[h * n..],
-        n,
-        r_li.t(),
-        qv,
-        Tri::LeftUpper,
+    for i in 0..r {
+        li[(h + i) * n..(h + i) * n + h].copy_from_slice(&q[i * h..(i + 1) * h]);
+        li[(h + i) * n + h..(h + i + 1) * n].copy_from_slice(&r_li[i * r..(i + 1) * r]);
+    }
+    li
+}
+
+/// L⁻¹ and logdet of one matrix: exactly [`factor`]'s, by the same
+/// recursion without the inverses A⁻¹ it assembles at every level (a third
+/// of its products), for callers that need only the factor.
+fn inverse_factor(
+    a: View<'_>,
+    threads: Threads,
+) -> std::result::Result<(Vec<f32>, f64), (usize, f64)> {
+    let n = a.rows();
+    if n <= BASE {
+        let (li, logdet) = cholesky::inverse_factor_one(symmetrised(a), n)?;
+        return Ok((li.into_iter().map(|x| x as f32).collect(), logdet));
+    }
+    let (h, r) = split(n);
+    let (p_li_v, p_logdet) = inverse_factor(a.block(0..h, 0..h), threads)?;
+    let p_li = View::new(&p_li_v, h, h);
+    let (l21, schur) = schur_complement(a, p_li, threads);
+    let (r_li_v, s_logdet) =
+        inverse_factor(View::new(&schur, r, r), threads).map_err(|(row, v)| (row + h, v))?;
+    let q = lower_left(
+        View::new(&r_li_v, r, r),
+        View::new(&l21, r, h),
+        p_li,
         threads,
     );
-    for i in 0..r {
-        for j in 0..h {
-            inverse[j * n + h + i] = inverse[(h + i) * n + j];
-        }
-        inverse[(h + i) * n + h..(h + i + 1) * n].copy_from_slice(&s.inverse[i * r..(i + 1) * r]);
-    }
-    let factor = need_factor.then(|| {
-        let mut li = vec![0f32; n * n];
-        for i in 0..h {
-            li[i * n..i * n + h].copy_from_slice(&p_li_v[i * h..(i + 1) * h]);
-        }
-        for i in 0..r {
-            li[(h + i) * n..(h + i) * n + h].copy_from_slice(&q[i * h..(i + 1) * h]);
-            li[(h + i) * n + h..(h + i + 1) * n].copy_from_slice(&r_li_v[i * r..(i + 1) * r]);
-        }
-        li
-    });
-    Ok(Factor {
-        inverse,
-        factor,
-        logdet: p.logdet + s.logdet,
-    })
+    Ok((
+        whole_factor(&p_li_v, &q, &r_li_v, h, r),
+        p_logdet + s_logdet,
+    ))
 }
 
 /// Where the recursion splits an `n × n` block: a leading block of a
@@ -158,19 +286,12 @@ fn schur_complement(a: View<'_>, p_li: View<'_>, threads: Threads) -> (Vec<f32>,
 /// Log-determinants of the `b` SPD matrices `n × n` stored row-major in
 /// `values`: exactly [`inverse_logdet`]'s, by the factorisation alone.
 /// The base blocks stop at the Cholesky factor; above them the recursion
-/// inverts only the leading blocks, whose inverse factors the Schur
-/// complements need, and assembles no inverse.
+/// forms only the inverse factors of the leading blocks, which the Schur
+/// complements need, and assembles no inverse A⁻¹ at any level.
 pub fn logdets(values: &[f32], b: usize, n: usize) -> Result<Vec<f64>> {
     assert_eq!(values.len(), b * n * n, "batch of {b} matrices {n}×{n}");
     if n > BASE {
-        return values
-            .par_chunks(n * n)
-            .enumerate()
-            .map(|(index, m)| {
-                logdet(View::new(m, n, n), Threads::All)
-                    .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })
-            })
-            .collect();
+        return recursive_logdets(values.par_chunks(n * n));
     }
     let nn = n * n;
     let mut out = vec![0f64; b];
@@ -185,6 +306,32 @@ pub fn logdets(values: &[f32], b: usize, n: usize) -> Result<Vec<f64>> {
             Ok::<(), Error>(())
         })?;
     Ok(out)
+}
+
+/// [`logdets`] of matrices held apart (each `n × n`, row-major).
+pub fn logdets_apart(matrices: &[Vec<f32>], n: usize) -> Result<Vec<f64>> {
+    assert!(
+        matrices.iter().all(|m| m.len() == n * n),
+        "matrices {n}×{n}"
+    );
+    if n <= BASE {
+        return logdets(&matrices.concat(), matrices.len(), n);
+    }
+    recursive_logdets(matrices.par_iter().map(Vec::as_slice))
+}
+
+/// [`logdet`] for each matrix (all above the base size), side by side.
+fn recursive_logdets<'a>(
+    matrices: impl IndexedParallelIterator<Item = &'a [f32]>,
+) -> Result<Vec<f64>> {
+    matrices
+        .enumerate()
+        .map(|(index, m)| {
+            let n = m.len().isqrt();
+            logdet(View::new(m, n, n), Threads::All)
+                .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })
+        })
+        .collect()
 }
 
 /// The error of the first lane that failed, matrix `first` being lane 0.
@@ -211,11 +358,10 @@ fn logdet(a: View<'_>, threads: Threads) -> std::result::Result<f64, (usize, f64
         return cholesky::cholesky_one(symmetrised(a), n).map(|(_, l)| l);
     }
     let (h, r) = split(n);
-    let p = factor(a.block(0..h, 0..h), true, threads)?;
-    let p_li = p.factor.expect("requested");
+    let (p_li, p_logdet) = inverse_factor(a.block(0..h, 0..h), threads)?;
     let (_, schur) = schur_complement(a, View::new(&p_li, h, h), threads);
     let s = logdet(View::new(&schur, r, r), threads).map_err(|(row, v)| (row + h, v))?;
-    Ok(p.logdet + s)
+    Ok(p_logdet + s)
 }
 
 /// The mean of a block and its transpose, in f64: what the base blocks
@@ -461,6 +607,64 @@ mod tests {
             out.extend(a);
         }
         out
+    }
+
+    #[test]
+    fn the_factor_alone_is_that_of_the_full_recursion_bit_for_bit() {
+        // Base blocks, one level and three levels (uneven splits), then an
+        // indefinite last row: the same failure.
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for n in [7, 65, 300] {
+            let mut values = batch(1, n);
+            let a = View::new(&values, n, n);
+            let full = factor(a, true, Threads::All).unwrap();
+            let (li, logdet) = inverse_factor(a, Threads::All).unwrap();
+            assert_eq!(bits(&li), bits(&full.factor.unwrap()), "{n}²");
+            assert_eq!(logdet.to_bits(), full.logdet.to_bits(), "{n}²");
+            values[n * n - 1] = -1.0;
+            let a = View::new(&values, n, n);
+            let e1 = factor(a, true, Threads::All).err().unwrap();
+            let e2 = inverse_factor(a, Threads::All).unwrap_err();
+            assert_eq!((e1.0, e1.1.to_bits()), (e2.0, e2.1.to_bits()), "{n}²");
+            assert_eq!(e2.0, n - 1);
+        }
+    }
+
+    #[test]
+    fn inverses_written_over_their_matrices_are_the_recursions_bit_for_bit() {
+        // Every element of the result is written (none left from the input),
+        // at base size, one level and three; apart or in one batch alike.
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (b, n) in [(3, 7), (2, 65), (2, 300)] {
+            let values = batch(b, n);
+            let mut apart: Vec<Vec<f32>> = values.chunks(n * n).map(<[f32]>::to_vec).collect();
+            let alone = logdets_apart(&apart, n).unwrap();
+            let logdets = invert_apart(&mut apart, n).unwrap();
+            let (inverse, batch_logdets) = inverse_logdet(&values, b, n).unwrap();
+            let bits64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits64(&alone), bits64(&logdets), "{b} × {n}²");
+            assert_eq!(bits(&apart.concat()), bits(&inverse), "{b} × {n}²");
+            for (t, m) in values.chunks(n * n).enumerate() {
+                let f = factor(View::new(m, n, n), false, Threads::All).unwrap();
+                assert_eq!(bits(&apart[t]), bits(&f.inverse), "{n}², matrix {t}");
+                assert_eq!(logdets[t].to_bits(), f.logdet.to_bits());
+                assert_eq!(batch_logdets[t].to_bits(), f.logdet.to_bits());
+            }
+            // An indefinite matrix: the batch's error, reported apart too.
+            let mut bad = values.clone();
+            bad[n * n + n * n - 1] = -1.0;
+            let mut apart: Vec<Vec<f32>> = bad.chunks(n * n).map(<[f32]>::to_vec).collect();
+            let e = logdets_apart(&apart, n).unwrap_err();
+            assert!(
+                matches!(e, Error::NotPositiveDefinite { index: 1, row, .. } if row == n - 1),
+                "{e:?}"
+            );
+            let e = invert_apart(&mut apart, n).unwrap_err();
+            assert!(
+                matches!(e, Error::NotPositiveDefinite { index: 1, row, .. } if row == n - 1),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

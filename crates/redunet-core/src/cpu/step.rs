@@ -43,9 +43,14 @@ pub struct SoftStep<'a> {
 }
 
 impl SoftStep<'_> {
-    /// Applies the step to the rows of `z: [m, d]` (row-major), returning
-    /// the normalised `[m, d]` output.
-    pub fn apply(&self, z: &[f32], m: usize, d: usize) -> Vec<f32> {
+    /// Applies the step to the rows of `z: [m, d]` (row-major) in place,
+    /// leaving the normalised output: a row's output depends on that row
+    /// alone, and its block's product is formed before the row pass, so no
+    /// second `[m, d]` buffer (fresh memory at every layer) is needed.
+    /// `y` holds a block's product; a caller that keeps it from layer to
+    /// layer spares the allocator 17.7 MB of fresh pages per layer (at
+    /// d = 784, k = 10). Its contents on entry do not matter.
+    pub fn apply_in_place(&self, z: &mut [f32], m: usize, d: usize, y: &mut Vec<f32>) {
         let k = self.gamma.len();
         assert_eq!(z.len(), m * d, "input [{m}, {d}]");
         assert_eq!(self.e.len(), d * d, "E is d × d");
@@ -53,30 +58,26 @@ impl SoftStep<'_> {
         let width = (k + 1) * d;
         let e = View::new(self.e, d, d);
         let c = View::new(self.c_cat, d, k * d);
-        let mut out = vec![0f32; m * d];
-        let mut y = vec![0f32; BLOCK.min(m) * width];
+        y.resize(BLOCK.min(m) * width, 0.0);
         for start in (0..m).step_by(BLOCK) {
             let rows = BLOCK.min(m - start);
-            let zb = &z[start * d..(start + rows) * d];
+            let zb = &mut z[start * d..(start + rows) * d];
             let zv = View::new(zb, rows, d);
-            matmul(&mut y, width, zv, e, None, Threads::All);
+            matmul(y, width, zv, e, None, Threads::All);
             matmul(&mut y[d..], width, zv, c, None, Threads::All);
-            out[start * d..(start + rows) * d]
-                .par_chunks_mut(ROWS_PER_TASK * d)
-                .zip(zb.par_chunks(ROWS_PER_TASK * d))
+            zb.par_chunks_mut(ROWS_PER_TASK * d)
                 .zip(y.par_chunks(ROWS_PER_TASK * width))
-                .for_each(|((o, zs), ys)| {
-                    for ((oi, zi), yi) in o.chunks_mut(d).zip(zs.chunks(d)).zip(ys.chunks(width)) {
-                        self.row(oi, zi, yi, d);
+                .for_each(|(zs, ys)| {
+                    for (zi, yi) in zs.chunks_mut(d).zip(ys.chunks(width)) {
+                        self.row(zi, yi, d);
                     }
                 });
         }
-        out
     }
 
-    /// One row: memberships from `yi = [E z | C_1 z | …]`, then the
-    /// normalised update into `o`.
-    fn row(&self, o: &mut [f32], zi: &[f32], yi: &[f32], d: usize) {
+    /// One row `o = z`: memberships from `yi = [E z | C_1 z | …]`, then
+    /// the normalised update in place.
+    fn row(&self, o: &mut [f32], yi: &[f32], d: usize) {
         let mut logits = vec![0f64; self.gamma.len()];
         for (j, l) in logits.iter_mut().enumerate() {
             let seg = &yi[(j + 1) * d..(j + 2) * d];
@@ -85,8 +86,8 @@ impl SoftStep<'_> {
         }
         let top = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let total: f64 = logits.iter().map(|l| (l - top).exp()).sum();
-        for (o, (&z, &ye)) in o.iter_mut().zip(zi.iter().zip(&yi[..d])) {
-            *o = z + self.eta as f32 * ye;
+        for (o, &ye) in o.iter_mut().zip(&yi[..d]) {
+            *o += self.eta as f32 * ye;
         }
         for (j, &l) in logits.iter().enumerate() {
             let coef = -self.eta * self.gamma[j] * (l - top).exp() / total;

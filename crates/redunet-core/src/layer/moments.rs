@@ -86,10 +86,10 @@ pub(crate) fn grams_of(
 /// formed apart from the class moments.
 fn regularised(
     gram: Option<Vec<f32>>,
-    class_grams: &[Vec<f32>],
+    class_grams: Vec<Vec<f32>>,
     scales: &Scales,
     d: usize,
-) -> (Vec<f32>, Vec<f32>) {
+) -> (Vec<Vec<f32>>, Vec<f32>) {
     // With hard labels the classes partition the rows, so ZᵀZ is the sum
     // of the class moments: half the work of forming it again.
     let gram = match gram {
@@ -104,12 +104,15 @@ fn regularised(
     };
     let mut factors = vec![scales.alpha as f32];
     factors.extend(scales.alphas.iter().map(|&a| a as f32));
-    let mut batch = Vec::with_capacity(factors.len() * d * d);
-    for (moment, &a) in std::iter::once(&gram).chain(class_grams).zip(&factors) {
-        let start = batch.len();
-        batch.extend(moment.iter().map(|&v| v * a));
+    // In place: the moments are not needed afterwards, and a batch-sized
+    // copy costs fresh memory at every layer.
+    let mut batch = Vec::with_capacity(factors.len());
+    batch.push(gram);
+    batch.extend(class_grams);
+    for (moment, &a) in batch.iter_mut().zip(&factors) {
+        moment.iter_mut().for_each(|v| *v *= a);
         for i in 0..d {
-            batch[start + i * (d + 1)] += 1.0;
+            moment[i * (d + 1)] += 1.0;
         }
     }
     (batch, factors)
@@ -123,19 +126,19 @@ fn regularised(
 /// formed apart from them. The same arithmetic as the tensor path.
 pub(crate) fn host_operators(
     gram: Option<Vec<f32>>,
-    class_grams: &[Vec<f32>],
+    class_grams: Vec<Vec<f32>>,
     scales: &Scales,
     d: usize,
 ) -> Result<(Vec<f32>, Vec<f32>, Rates)> {
     let k = scales.classes.len();
-    let (batch, factors) = regularised(gram, class_grams, scales, d);
-    let (inverse, logdets) = crate::cpu::spd::inverse_logdet(&batch, k + 1, d)?;
-    let e: Vec<f32> = inverse[..d * d].iter().map(|&v| v * factors[0]).collect();
+    let (mut inverses, factors) = regularised(gram, class_grams, scales, d);
+    let logdets = crate::cpu::spd::invert_apart(&mut inverses, d)?;
+    let e: Vec<f32> = inverses[0].iter().map(|&v| v * factors[0]).collect();
     let mut c_cat = vec![0f32; d * k * d];
     for r in 0..d {
         for j in 0..k {
             let dst = &mut c_cat[(r * k + j) * d..(r * k + j + 1) * d];
-            let src = &inverse[((j + 1) * d + r) * d..((j + 1) * d + r + 1) * d];
+            let src = &inverses[j + 1][r * d..(r + 1) * d];
             dst.iter_mut()
                 .zip(src)
                 .for_each(|(o, &v)| *o = v * factors[j + 1]);
@@ -150,12 +153,12 @@ pub(crate) fn host_operators(
 /// no layer, equal bit for bit to the one the next layer would report.
 pub(crate) fn host_rates(
     gram: Option<Vec<f32>>,
-    class_grams: &[Vec<f32>],
+    class_grams: Vec<Vec<f32>>,
     scales: &Scales,
     d: usize,
 ) -> Result<Rates> {
-    let (batch, factors) = regularised(gram, class_grams, scales, d);
-    let logdets = crate::cpu::spd::logdets(&batch, factors.len(), d)?;
+    let (batch, _) = regularised(gram, class_grams, scales, d);
+    let logdets = crate::cpu::spd::logdets_apart(&batch, d)?;
     Ok(crate::layer::vector::rates_of(&logdets, &scales.gammas))
 }
 
@@ -354,7 +357,7 @@ impl SecondMoments {
             })
             .collect::<Result<Vec<_>>>()?;
         let gram = self.gram.clone().map(to_vec).transpose()?;
-        let (e, c_cat, rates) = host_operators(gram, &class_grams, &scales, d)?;
+        let (e, c_cat, rates) = host_operators(gram, class_grams, &scales, d)?;
         let layer = VectorLayer::from_operators(
             tensor(e, [d, d], &device),
             tensor(c_cat, [d, k * d], &device),

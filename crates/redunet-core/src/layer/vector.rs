@@ -390,11 +390,9 @@ impl VectorLayer {
             eta: self.config.eta,
             lambda: self.config.lambda,
         };
-        Ok(tensor(
-            step.apply(&to_vec(z.clone())?, m, d),
-            [m, d],
-            &z.device(),
-        ))
+        let mut values = to_vec(z.clone())?;
+        step.apply_in_place(&mut values, m, d, &mut Vec::new());
+        Ok(tensor(values, [m, d], &z.device()))
     }
 
     fn forward_block(&self, z: Tensor<2>) -> Tensor<2> {
