@@ -81,8 +81,8 @@ pub(crate) fn grams_of(
 }
 
 /// `I + a·M` for `ZᵀZ` and every class moment (`class_grams`, of
-/// `scales.classes` in order), one `d × d` matrix after another, and the
-/// factors `a` (α, then each α_j) in f32. `gram` is `ZᵀZ` where it was
+/// `scales.classes` in order), each `d × d` in the moment's own buffer, and
+/// the factors `a` (α, then each α_j) in f32. `gram` is `ZᵀZ` where it was
 /// formed apart from the class moments.
 fn regularised(
     gram: Option<Vec<f32>>,
