@@ -87,7 +87,7 @@ fn invert_in_place(
         a.copy_from_slice(&f.inverse);
         return Ok(f.logdet);
     }
-    let halves = Halves::of(View::new(a, n, n), threads)?;
+    let halves = Halves::of(View::new(a, n, n), true, threads)?;
     halves.inverse_into(a, threads);
     Ok(halves.logdet)
 }
@@ -110,7 +110,7 @@ pub(crate) fn factor(
     if n <= BASE {
         return base(a, need_factor);
     }
-    let halves = Halves::of(a, threads)?;
+    let halves = Halves::of(a, true, threads)?;
     let mut inverse = vec![0f32; n * n];
     halves.inverse_into(&mut inverse, threads);
     Ok(Factor {
@@ -120,15 +120,15 @@ pub(crate) fn factor(
     })
 }
 
-/// One level of [`factor`] before A⁻¹ is assembled: the leading block's
-/// and the Schur complement's inverses and inverse factors, and `Q`.
+/// One level of the recursion before A⁻¹ is assembled: the leading
+/// block's and the Schur complement's inverse factors, `Q`, and where A⁻¹
+/// is wanted the halves' inverses.
 struct Halves {
     /// The leading block's size and the rest's.
     h: usize,
     r: usize,
-    /// P⁻ᵀP⁻¹ and S⁻¹ (the halves' inverses).
-    p_inverse: Vec<f32>,
-    s_inverse: Vec<f32>,
+    /// P⁻ᵀP⁻¹ and S⁻¹ (the halves' inverses), when asked for.
+    inverses: Option<(Vec<f32>, Vec<f32>)>,
     /// P, R and Q of L⁻¹ = [[P, 0], [Q, R]].
     p_li: Vec<f32>,
     r_li: Vec<f32>,
@@ -137,13 +137,28 @@ struct Halves {
 }
 
 impl Halves {
-    fn of(a: View<'_>, threads: Threads) -> std::result::Result<Self, (usize, f64)> {
+    /// The halves of `a`, with their inverses when `inverses` (to assemble
+    /// A⁻¹), else by the factorisation alone (for L⁻¹ only): the same
+    /// factors and logdets either way.
+    fn of(
+        a: View<'_>,
+        inverses: bool,
+        threads: Threads,
+    ) -> std::result::Result<Self, (usize, f64)> {
+        // L⁻¹, logdet and (when asked) A⁻¹ of one half.
+        let half = |m: View<'_>| {
+            if inverses {
+                let f = factor(m, true, threads)?;
+                Ok((f.factor.expect("requested"), f.logdet, Some(f.inverse)))
+            } else {
+                inverse_factor(m, threads).map(|(li, logdet)| (li, logdet, None))
+            }
+        };
         let (h, r) = split(a.rows());
-        let p = factor(a.block(0..h, 0..h), true, threads)?;
-        let p_li = p.factor.expect("requested");
+        let (p_li, p_logdet, p_inverse) = half(a.block(0..h, 0..h))?;
         let (l21, schur) = schur_complement(a, View::new(&p_li, h, h), threads);
-        let s = factor(View::new(&schur, r, r), true, threads).map_err(|(row, v)| (row + h, v))?;
-        let r_li = s.factor.expect("requested");
+        let (r_li, s_logdet, s_inverse) =
+            half(View::new(&schur, r, r)).map_err(|(row, v)| (row + h, v))?;
         let q = lower_left(
             View::new(&r_li, r, r),
             View::new(&l21, r, h),
@@ -153,12 +168,11 @@ impl Halves {
         Ok(Self {
             h,
             r,
-            p_inverse: p.inverse,
-            s_inverse: s.inverse,
+            inverses: p_inverse.zip(s_inverse),
             p_li,
             r_li,
             q,
-            logdet: p.logdet + s.logdet,
+            logdet: p_logdet + s_logdet,
         })
     }
 
@@ -166,9 +180,10 @@ impl Halves {
     fn inverse_into(&self, dst: &mut [f32], threads: Threads) {
         let (h, r) = (self.h, self.r);
         let n = h + r;
+        let (p_inverse, s_inverse) = self.inverses.as_ref().expect("halves with inverses");
         let qv = View::new(&self.q, r, h);
         for i in 0..h {
-            dst[i * n..i * n + h].copy_from_slice(&self.p_inverse[i * h..(i + 1) * h]);
+            dst[i * n..i * n + h].copy_from_slice(&p_inverse[i * h..(i + 1) * h]);
         }
         matmul(dst, n, qv.t(), qv, Some(1.0), threads);
         triangular(
@@ -183,14 +198,24 @@ impl Halves {
             for j in 0..h {
                 dst[j * n + h + i] = dst[(h + i) * n + j];
             }
-            dst[(h + i) * n + h..(h + i + 1) * n]
-                .copy_from_slice(&self.s_inverse[i * r..(i + 1) * r]);
+            dst[(h + i) * n + h..(h + i + 1) * n].copy_from_slice(&s_inverse[i * r..(i + 1) * r]);
         }
     }
 
     /// L⁻¹ = [[P, 0], [Q, R]].
     fn whole_factor(&self) -> Vec<f32> {
-        whole_factor(&self.p_li, &self.q, &self.r_li, self.h, self.r)
+        let (h, r) = (self.h, self.r);
+        let n = h + r;
+        let mut li = vec![0f32; n * n];
+        for i in 0..h {
+            li[i * n..i * n + h].copy_from_slice(&self.p_li[i * h..(i + 1) * h]);
+        }
+        for i in 0..r {
+            let row = &mut li[(h + i) * n..(h + i + 1) * n];
+            row[..h].copy_from_slice(&self.q[i * h..(i + 1) * h]);
+            row[h..].copy_from_slice(&self.r_li[i * r..(i + 1) * r]);
+        }
+        li
     }
 }
 
@@ -212,20 +237,6 @@ fn lower_left(r_li: View<'_>, l21: View<'_>, p_li: View<'_>, threads: Threads) -
     q
 }
 
-/// L⁻¹ = [[P, 0], [Q, R]] from its blocks (`P` h×h, `Q` r×h, `R` r×r).
-fn whole_factor(p: &[f32], q: &[f32], r_li: &[f32], h: usize, r: usize) -> Vec<f32> {
-    let n = h + r;
-    let mut li = vec![0f32; n * n];
-    for i in 0..h {
-        li[i * n..i * n + h].copy_from_slice(&p[i * h..(i + 1) * h]);
-    }
-    for i in 0..r {
-        li[(h + i) * n..(h + i) * n + h].copy_from_slice(&q[i * h..(i + 1) * h]);
-        li[(h + i) * n + h..(h + i + 1) * n].copy_from_slice(&r_li[i * r..(i + 1) * r]);
-    }
-    li
-}
-
 /// L⁻¹ and logdet of one matrix: exactly [`factor`]'s, by the same
 /// recursion without the inverses A⁻¹ it assembles at every level (a third
 /// of its products), for callers that need only the factor.
@@ -238,22 +249,8 @@ fn inverse_factor(
         let (li, logdet) = cholesky::inverse_factor_one(symmetrised(a), n)?;
         return Ok((li.into_iter().map(|x| x as f32).collect(), logdet));
     }
-    let (h, r) = split(n);
-    let (p_li_v, p_logdet) = inverse_factor(a.block(0..h, 0..h), threads)?;
-    let p_li = View::new(&p_li_v, h, h);
-    let (l21, schur) = schur_complement(a, p_li, threads);
-    let (r_li_v, s_logdet) =
-        inverse_factor(View::new(&schur, r, r), threads).map_err(|(row, v)| (row + h, v))?;
-    let q = lower_left(
-        View::new(&r_li_v, r, r),
-        View::new(&l21, r, h),
-        p_li,
-        threads,
-    );
-    Ok((
-        whole_factor(&p_li_v, &q, &r_li_v, h, r),
-        p_logdet + s_logdet,
-    ))
+    let halves = Halves::of(a, false, threads)?;
+    Ok((halves.whole_factor(), halves.logdet))
 }
 
 /// Where the recursion splits an `n × n` block: a leading block of a
@@ -291,7 +288,7 @@ fn schur_complement(a: View<'_>, p_li: View<'_>, threads: Threads) -> (Vec<f32>,
 pub fn logdets(values: &[f32], b: usize, n: usize) -> Result<Vec<f64>> {
     assert_eq!(values.len(), b * n * n, "batch of {b} matrices {n}×{n}");
     if n > BASE {
-        return recursive_logdets(values.par_chunks(n * n));
+        return recursive_logdets(values.par_chunks(n * n), n);
     }
     let nn = n * n;
     let mut out = vec![0f64; b];
@@ -317,17 +314,17 @@ pub fn logdets_apart(matrices: &[Vec<f32>], n: usize) -> Result<Vec<f64>> {
     if n <= BASE {
         return logdets(&matrices.concat(), matrices.len(), n);
     }
-    recursive_logdets(matrices.par_iter().map(Vec::as_slice))
+    recursive_logdets(matrices.par_iter().map(Vec::as_slice), n)
 }
 
 /// [`logdet`] for each matrix (all above the base size), side by side.
 fn recursive_logdets<'a>(
     matrices: impl IndexedParallelIterator<Item = &'a [f32]>,
+    n: usize,
 ) -> Result<Vec<f64>> {
     matrices
         .enumerate()
         .map(|(index, m)| {
-            let n = m.len().isqrt();
             logdet(View::new(m, n, n), Threads::All)
                 .map_err(|(row, pivot)| Error::NotPositiveDefinite { index, row, pivot })
         })
