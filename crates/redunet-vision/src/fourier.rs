@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 use redunet_core::cpu::gemm::{self, Threads, View};
-use redunet_core::cpu::vectorized;
+use redunet_core::cpu::{Scatter, vectorized};
 
 /// The tables of a dense transform on the host (see `Dft`'s fields).
 pub(crate) struct Tables {
@@ -59,23 +59,6 @@ fn swap(x: &[f32], r: usize, s: usize) -> Vec<f32> {
     out
 }
 
-/// A destination that tasks write at disjoint positions.
-#[derive(Clone, Copy)]
-struct Scatter(*mut f32);
-
-// SAFETY: used only where every task writes positions no other task writes
-// (see the call sites), inside one live allocation.
-unsafe impl Send for Scatter {}
-unsafe impl Sync for Scatter {}
-
-impl Scatter {
-    /// # Safety
-    /// `at` must lie in the allocation and be written by this task alone.
-    unsafe fn write(self, at: usize, v: f32) {
-        unsafe { *self.0.add(at) = v }
-    }
-}
-
 /// Samples per tile: a tile's signals and intermediates stay in L2
 /// (about 0.4 MB at the conv2d benchmark's 16 channels of 28×28).
 const TILE: usize = 4;
@@ -117,7 +100,7 @@ impl Tables {
             return out;
         }
         let places: Vec<usize> = (0..p).map(|q| self.place(q)).collect();
-        let dst = Scatter(out.as_mut_ptr());
+        let dst = Scatter::new(&mut out);
         z.par_chunks(TILE * c * t)
             .enumerate()
             .for_each(|(tile, z)| {

@@ -2,6 +2,7 @@
 //! burn-flex runs, with their AVX-512 variants), on strided views so that
 //! transposes and blocks cost no copies.
 
+use super::Scatter;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -130,23 +131,47 @@ pub fn matmul(
         return;
     }
     assert!((m - 1) * ld + n <= dst.len(), "destination too small");
+    // SAFETY: `dst` was checked to hold the m × n result at row stride
+    // `ld`, and `&mut dst` cannot alias the shared slices behind `a` and `b`.
+    unsafe { matmul_into(dst.as_mut_ptr(), ld, a, b, acc, threads) }
+}
+
+/// [`matmul`] into a raw destination.
+///
+/// # Safety
+/// `dst` must be valid for writes (and reads, with `acc`) of the
+/// `a.rows × b.cols` result at row stride `ld`, none of which alias `a`,
+/// `b` or anything another thread touches meanwhile.
+unsafe fn matmul_into(
+    dst: *mut f32,
+    ld: usize,
+    a: View<'_>,
+    b: View<'_>,
+    acc: Option<f32>,
+    threads: Threads,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
     if k == 0 {
         if acc.is_none() {
             for i in 0..m {
-                dst[i * ld..i * ld + n].fill(0.0);
+                // SAFETY: row i of the result lies in `dst` (the contract);
+                // written through the pointer, as `dst` may be uninitialised.
+                unsafe { std::ptr::write_bytes(dst.add(i * ld), 0, n) };
             }
         }
         return;
     }
-    // SAFETY: the views were checked to lie inside their slices, `dst` was
-    // checked to hold the m × n result at row stride `ld`, and `&mut dst`
-    // cannot alias the shared slices behind `a` and `b`.
+    // SAFETY: the views were checked to lie inside their slices, and the
+    // caller guarantees the destination.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             ld as isize,
             acc.is_some(),
@@ -181,41 +206,74 @@ fn blocks(n: usize, target: usize) -> Vec<std::ops::Range<usize>> {
 pub fn gram(dst: &mut [f32], x: View<'_>) {
     let d = x.cols;
     assert!(dst.len() >= d * d, "destination too small");
-    let parts = blocks(d, 128);
-    let pairs: Vec<(usize, usize)> = (0..parts.len())
-        .flat_map(|i| (0..=i).map(move |j| (i, j)))
+    // SAFETY: `dst` holds d × d values and is borrowed mutably here.
+    unsafe { grams_into(&[Scatter::new(dst)], &[x]) }
+}
+
+/// [`gram`] of several matrices with as many columns, e.g. the classes
+/// of a batch: the tiles of all of them side by side in one pass, each
+/// Gram in a new vector.
+pub fn grams(xs: &[View<'_>]) -> Vec<Vec<f32>> {
+    let Some(d) = xs.first().map(View::cols) else {
+        return Vec::new();
+    };
+    assert!(xs.iter().all(|x| x.cols == d), "Grams of one size");
+    let mut out: Vec<Vec<f32>> = xs.iter().map(|_| Vec::with_capacity(d * d)).collect();
+    // Written before being read, so not zeroed first (a pass over
+    // 2.5 MB per class at d = 784).
+    let dsts: Vec<Scatter> = out
+        .iter_mut()
+        .map(|v| Scatter::spare(v.spare_capacity_mut()))
         .collect();
-    let xt = x.t();
-    let tiles: Vec<Vec<f32>> = pairs
-        .par_iter()
-        .map(|&(i, j)| {
-            let (ri, rj) = (parts[i].clone(), parts[j].clone());
-            let mut tile = vec![0f32; ri.len() * rj.len()];
-            matmul(
-                &mut tile,
-                rj.len(),
-                xt.block(ri, 0..x.rows),
-                x.block(0..x.rows, rj),
+    // SAFETY: each destination has room for d × d values and is not
+    // otherwise touched until the call returns.
+    unsafe { grams_into(&dsts, xs) };
+    for v in &mut out {
+        // SAFETY: `grams_into` wrote every one of the d × d values (the
+        // tiles on and below the diagonal and their mirrors cover them).
+        unsafe { v.set_len(d * d) };
+    }
+    out
+}
+
+/// `XᵀX` of every `xs[g]` into `dsts[g]`, row-major `d × d`: the tiles on
+/// and below the diagonal of all of them side by side, each mirrored by
+/// its own task while in cache. Every value is written, none read before.
+///
+/// # Safety
+/// Each destination must be valid for writes of d × d values, which
+/// nothing else touches until this returns.
+unsafe fn grams_into(dsts: &[Scatter], xs: &[View<'_>]) {
+    let d = xs[0].cols;
+    let parts = blocks(d, 128);
+    let tiles: Vec<(usize, usize, usize)> = (0..xs.len())
+        .flat_map(|g| (0..parts.len()).flat_map(move |i| (0..=i).map(move |j| (g, i, j))))
+        .collect();
+    tiles.par_iter().for_each(|&(g, i, j)| {
+        let (x, out) = (xs[g], dsts[g]);
+        let (ri, rj) = (parts[i].clone(), parts[j].clone());
+        // SAFETY: the task of tile (i, j), j ≤ i, alone writes the blocks
+        // rows ri × columns rj (the product) and rows rj × columns ri (its
+        // mirror): distinct pairs give disjoint blocks, all inside d × d.
+        unsafe {
+            matmul_into(
+                out.at(ri.start * d + rj.start),
+                d,
+                x.t().block(ri.clone(), 0..x.rows),
+                x.block(0..x.rows, rj.clone()),
                 None,
                 Threads::One,
             );
-            tile
-        })
-        .collect();
-    for (&(i, j), tile) in pairs.iter().zip(&tiles) {
-        let (ri, rj) = (parts[i].clone(), parts[j].clone());
-        let w = rj.len();
-        for (a, r) in ri.clone().enumerate() {
             // On a diagonal tile only its lower triangle is read, so the
             // result is exactly symmetric.
-            let end = if i == j { r + 1 } else { rj.end };
-            for (b, c) in (rj.start..end).enumerate() {
-                let v = tile[a * w + b];
-                dst[r * d + c] = v;
-                dst[c * d + r] = v;
+            for c in rj.clone() {
+                let start = if i == j { c + 1 } else { ri.start };
+                for r in start..ri.end {
+                    out.write(c * d + r, out.read(r * d + c));
+                }
             }
         }
-    }
+    });
 }
 
 /// `a·bᵀ` in f64 for row-major `a: [m, k]` and `b: [n, k]`, on all
@@ -321,6 +379,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn grams_side_by_side_are_each_gram_bit_for_bit() {
+        // Sizes below, at and across the tile width; row counts that
+        // differ, one of them zero (its Gram is zero).
+        for d in [1, 130, 300] {
+            let rows = [7, 0, 260, 129];
+            let data = values(rows.iter().sum::<usize>() * d, d);
+            let mut start = 0;
+            let xs: Vec<View<'_>> = rows
+                .iter()
+                .map(|&r| {
+                    let x = View::strided(&data, start * d, r, d, d, 1);
+                    start += r;
+                    x
+                })
+                .collect();
+            let together = grams(&xs);
+            assert_eq!(together.len(), xs.len());
+            for (g, x) in together.iter().zip(&xs) {
+                let mut alone = vec![f32::NAN; d * d];
+                gram(&mut alone, *x);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(g), bits(&alone), "d {d}, {} rows", x.rows());
+            }
+            assert!(together[1].iter().all(|&v| v == 0.0));
+        }
+        assert!(grams(&[]).is_empty());
     }
 
     #[test]

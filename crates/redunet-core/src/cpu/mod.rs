@@ -60,6 +60,51 @@ mod simd {
     }
 }
 
+/// A destination that tasks running side by side write at disjoint
+/// positions (tiles of one matrix, samples of one batch).
+#[derive(Clone, Copy, Debug)]
+pub struct Scatter(*mut f32);
+
+// SAFETY: a `Scatter` is only written through its unsafe methods, whose
+// callers guarantee that no two tasks write the same position and that
+// every position lies in the one live allocation it was made from.
+unsafe impl Send for Scatter {}
+unsafe impl Sync for Scatter {}
+
+impl Scatter {
+    /// The positions of `dst`, to be written by several tasks.
+    pub fn new(dst: &mut [f32]) -> Self {
+        Self(dst.as_mut_ptr())
+    }
+
+    /// The spare room of a vector, to be written by several tasks before
+    /// its length is set.
+    pub fn spare(dst: &mut [std::mem::MaybeUninit<f32>]) -> Self {
+        Self(dst.as_mut_ptr().cast())
+    }
+
+    /// # Safety
+    /// `at` must lie in the slice this was made from, which must still be
+    /// alive and otherwise untouched, and be written by this task alone.
+    pub unsafe fn write(self, at: usize, v: f32) {
+        unsafe { *self.0.add(at) = v }
+    }
+
+    /// # Safety
+    /// As [`Self::write`], and position `at` must have been written.
+    pub unsafe fn read(self, at: usize) -> f32 {
+        unsafe { *self.0.add(at) }
+    }
+
+    /// A pointer to position `at`.
+    ///
+    /// # Safety
+    /// As [`Self::write`], for every position written through it.
+    pub unsafe fn at(self, at: usize) -> *mut f32 {
+        unsafe { self.0.add(at) }
+    }
+}
+
 use burn::tensor::Device;
 
 /// Whether tensors on `device` live in host memory, where the host path

@@ -7,7 +7,7 @@
 //! order of the sums), while only one batch and the `(k+1)` d×d moments are
 //! in device memory.
 
-use crate::cpu::gemm::{View, gram};
+use crate::cpu::gemm::{View, grams};
 use crate::host::{tensor, to_vec};
 use crate::layer::vector::{VectorLayer, VectorLayerConfig};
 use crate::membership::Scales;
@@ -43,25 +43,25 @@ pub(crate) fn grams_of(
     pi: &Memberships,
     soft: Option<&[f32]>,
 ) -> ClassGrams<Vec<f32>> {
-    let gram_of = |x: View<'_>| {
-        let mut g = vec![0f32; d * d];
-        gram(&mut g, x);
-        g
-    };
+    let gram_of = |x: View<'_>| grams(&[x]).pop().expect("one Gram");
     let k = pi.num_classes();
-    let mut class_grams = Vec::new();
-    for j in pi.present() {
-        let g = match (pi.members(j), soft) {
-            // Data grouped by class (as our splits are) needs no gather.
+    let present = pi.present();
+    // Classes whose rows are contiguous (as our splits group them) need no
+    // gather, and their Grams are formed together, the tiles of all of
+    // them side by side; the others one at a time, each from its copy.
+    let mut slots: Vec<Option<Vec<f32>>> = vec![None; present.len()];
+    let mut grouped = Vec::new();
+    for (slot, &j) in slots.iter_mut().zip(&present) {
+        match (pi.members(j), soft) {
             (Some(rows), _) if rows.last().is_some_and(|&l| l + 1 - rows[0] == rows.len()) => {
-                gram_of(View::strided(values, rows[0] * d, rows.len(), d, d, 1))
+                grouped.push(View::strided(values, rows[0] * d, rows.len(), d, d, 1));
             }
             (Some(rows), _) => {
                 let x: Vec<f32> = rows
                     .iter()
                     .flat_map(|&i| values[i * d..(i + 1) * d].iter().copied())
                     .collect();
-                gram_of(View::new(&x, rows.len(), d))
+                *slot = Some(gram_of(View::new(&x, rows.len(), d)));
             }
             (None, Some(p)) => {
                 let x: Vec<f32> = (0..b)
@@ -70,12 +70,22 @@ pub(crate) fn grams_of(
                         values[i * d..(i + 1) * d].iter().map(move |&v| v * w)
                     })
                     .collect();
-                gram_of(View::new(&x, b, d))
+                *slot = Some(gram_of(View::new(&x, b, d)));
             }
             (None, None) => unreachable!("memberships are hard or soft"),
-        };
-        class_grams.push((j, g));
+        }
     }
+    let mut together = grams(&grouped).into_iter();
+    let class_grams = present
+        .into_iter()
+        .zip(slots)
+        .map(|(j, g)| {
+            (
+                j,
+                g.unwrap_or_else(|| together.next().expect("a grouped class")),
+            )
+        })
+        .collect();
     let total = soft.is_some().then(|| gram_of(View::new(values, b, d)));
     (class_grams, total)
 }
@@ -90,31 +100,45 @@ fn regularised(
     scales: &Scales,
     d: usize,
 ) -> (Vec<Vec<f32>>, Vec<f32>) {
-    // With hard labels the classes partition the rows, so ZᵀZ is the sum
-    // of the class moments: half the work of forming it again.
-    let gram = match gram {
-        Some(g) => g,
-        None => {
-            let mut sum = class_grams[0].clone();
-            for g in &class_grams[1..] {
-                sum.iter_mut().zip(g).for_each(|(s, v)| *s += v);
-            }
-            sum
-        }
-    };
+    use rayon::prelude::*;
     let mut factors = vec![scales.alpha as f32];
     factors.extend(scales.alphas.iter().map(|&a| a as f32));
-    // In place: the moments are not needed afterwards, and a batch-sized
-    // copy costs fresh memory at every layer.
+    // With hard labels the classes partition the rows, so ZᵀZ is the sum
+    // of the class moments: half the work of forming it again.
+    let summed = gram.is_none();
     let mut batch = Vec::with_capacity(factors.len());
-    batch.push(gram);
+    batch.push(gram.unwrap_or_else(|| vec![0f32; d * d]));
     batch.extend(class_grams);
-    for (moment, &a) in batch.iter_mut().zip(&factors) {
-        moment.iter_mut().for_each(|v| *v *= a);
-        for i in 0..d {
-            moment[i * (d + 1)] += 1.0;
+    // In place (a batch-sized copy costs fresh memory at every layer), a
+    // block of rows of every matrix per task: the sum reads the class
+    // moments' rows before they are scaled, while they are in cache. Each
+    // element is summed in class order and then scaled, as one matrix at a
+    // time would.
+    const ROWS: usize = 16;
+    let mut blocks: Vec<Vec<&mut [f32]>> = (0..d.div_ceil(ROWS)).map(|_| Vec::new()).collect();
+    for moment in batch.iter_mut() {
+        for (block, rows) in blocks.iter_mut().zip(moment.chunks_mut((ROWS * d).max(1))) {
+            block.push(rows);
         }
     }
+    blocks
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(b, mut block)| {
+            if summed {
+                let (sum, classes) = block.split_first_mut().expect("ZᵀZ and its classes");
+                sum.copy_from_slice(&classes[0][..]);
+                for g in &classes[1..] {
+                    sum.iter_mut().zip(g.iter()).for_each(|(s, v)| *s += v);
+                }
+            }
+            for (rows, &a) in block.iter_mut().zip(&factors) {
+                rows.iter_mut().for_each(|v| *v *= a);
+                for r in 0..rows.len() / d {
+                    rows[r * d + b * ROWS + r] += 1.0;
+                }
+            }
+        });
     (batch, factors)
 }
 
@@ -367,5 +391,62 @@ impl SecondMoments {
             *config,
         );
         Ok((layer, rates))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::gemm::gram;
+    use burn::tensor::Device;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn class_grams_gathered_or_together_are_each_classs_gram_bit_for_bit() {
+        // Class 1 contiguous (formed with the others side by side), classes
+        // 0 and 3 scattered (gathered), class 2 absent.
+        let labels = [0, 3, 1, 1, 1, 1, 0, 3, 0, 3, 0];
+        let (b, d) = (labels.len(), 131);
+        let values = crate::host::normals(b * d, 11);
+        let pi = Memberships::from_labels(&labels, 4, &Device::default()).unwrap();
+        let (class_grams, total) = grams_of(&values, b, d, &pi, None);
+        assert!(total.is_none());
+        let classes: Vec<usize> = class_grams.iter().map(|(j, _)| *j).collect();
+        assert_eq!(classes, [0, 1, 3]);
+        for (j, g) in &class_grams {
+            let rows: Vec<f32> = (0..b)
+                .filter(|&i| labels[i] == *j)
+                .flat_map(|i| values[i * d..(i + 1) * d].iter().copied())
+                .collect();
+            let mut want = vec![0f32; d * d];
+            gram(&mut want, View::new(&rows, rows.len() / d, d));
+            assert_eq!(bits(g), bits(&want), "class {j}");
+        }
+    }
+
+    #[test]
+    fn regularised_moments_are_summed_in_class_order_then_scaled() {
+        // d not a multiple of the row blocks, so the last block is short.
+        let (d, k) = (37, 3);
+        let class_grams: Vec<Vec<f32>> = (0..k)
+            .map(|j| crate::host::normals(d * d, j as u64 + 1))
+            .collect();
+        let scales = Scales::from_counts(&[3.0, 5.0, 4.0], 12.0, d, 0.5);
+        let (got, factors) = regularised(None, class_grams.clone(), &scales, d);
+        let mut sum = class_grams[0].clone();
+        for g in &class_grams[1..] {
+            sum.iter_mut().zip(g).for_each(|(s, v)| *s += v);
+        }
+        let mut want = vec![sum];
+        want.extend(class_grams);
+        assert_eq!(factors[0], scales.alpha as f32);
+        for ((w, g), &a) in want.iter_mut().zip(&got).zip(&factors) {
+            w.iter_mut().for_each(|v| *v *= a);
+            (0..d).for_each(|i| w[i * (d + 1)] += 1.0);
+            assert_eq!(bits(g), bits(w));
+        }
     }
 }
