@@ -491,11 +491,10 @@ pub(crate) fn unit_input_rows(z: &Tensor<2>) -> Result<Option<Vec<f32>>> {
         return Ok(None);
     }
     // The division by the clamped norms (made on the host, as the tensor
-    // path makes them) is one device pass on every core into a buffer the
-    // size of `z` (the squares' buffer, just freed, where the allocator
-    // keeps it). Reading the shared `z` back to divide it on the host would
-    // copy it on one core into fresh memory: 11–15 ms instead of 1.3 at
-    // 5000 × 784, a page fault per 4 KiB.
+    // path makes them) is one device pass on every core into a buffer of
+    // its own. Reading the shared `z` back to divide it on the host would
+    // first copy it on one core into fresh memory: 11–15 ms instead of
+    // about 1.3 at 5000 × 784.
     let norms: Vec<f32> = sq.iter().map(|s| s.sqrt().max(1e-8)).collect();
     to_vec(z.clone() / crate::host::tensor(norms, [m, 1], &z.device())).map(Some)
 }
