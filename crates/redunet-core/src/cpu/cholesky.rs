@@ -31,6 +31,12 @@ trait Lane: Copy {
     fn mul(self, x: Self) -> Self;
     fn div(self, x: Self) -> Self;
     fn sqrt(self) -> Self;
+    /// [`cholesky_in_place`]; one matrix at a time (`f64`) takes
+    /// [`cholesky_by_rows`], which gives the same bits.
+    #[inline(always)]
+    fn cholesky(l: &mut [Self], n: usize) -> Vec<Self> {
+        cholesky_in_place(l, n)
+    }
 }
 
 impl Lane for f64 {
@@ -57,6 +63,20 @@ impl Lane for f64 {
     #[inline(always)]
     fn sqrt(self) -> Self {
         f64::sqrt(self)
+    }
+    fn cholesky(l: &mut [Self], n: usize) -> Vec<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked just above.
+                return unsafe { x86::rows_avx512(l, n) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { x86::rows_avx2(l, n) };
+            }
+        }
+        cholesky_in_place(l, n)
     }
 }
 
@@ -85,7 +105,7 @@ struct Factored<V> {
 /// on it, and the caller reads the first one from `pivots`.
 #[inline(always)]
 fn factor_values<V: Lane>(mut l: Vec<V>, n: usize, need_factor: bool) -> Factored<V> {
-    let pivots = cholesky_in_place(&mut l, n);
+    let pivots = V::cholesky(&mut l, n);
     let li = inverse_of_factor(&l, n);
     // The lower triangle, then its mirror: each element the same sum in the
     // same order either way, so the result is exactly symmetric.
@@ -157,6 +177,125 @@ fn cholesky_in_place<V: Lane>(l: &mut [V], n: usize) -> Vec<V> {
     pivots
 }
 
+/// Columns factored per panel of [`cholesky_by_rows`]: the panel's
+/// columns (rows × 32 × 8 bytes) stay in L2 while the rest of the matrix
+/// is updated from them.
+const PANEL: usize = 32;
+
+/// [`cholesky_in_place`] of one matrix with [`WIDTH`] consecutive rows in
+/// the lanes, bit for bit the same factor and pivots.
+///
+/// One matrix at a time, [`cholesky_in_place`]'s inner loop is a chain of
+/// dependent f64 operations (about 20× slower at n = 500 than the
+/// arithmetic units allow). Here every element still receives its terms
+/// `L_ik·L_jk` one at a time in ascending k, each product rounded before
+/// its difference, and then its own square root or division by `L_jj`:
+/// only the order in which *elements* are worked on changes. A panel of
+/// [`PANEL`] columns is finished column by column; the columns right of
+/// it then take the panel's terms in tiles of 16 rows × 4 columns, whose
+/// chains run side by side. The lower triangle is read and overwritten
+/// with L; the values above it are left as they were.
+#[inline(always)]
+fn cholesky_by_rows<V: Wide>(l: &mut [f64], n: usize) -> Vec<f64> {
+    // Column-major with the rows padded to whole lanes: w[j·np + i] = A_ij
+    // for i ≥ j. The lanes also compute entries above the diagonal, which
+    // start at zero and are never read as terms of the lower triangle.
+    let np = n.div_ceil(WIDTH) * WIDTH;
+    let mut w = vec![0f64; np * n];
+    for i in 0..n {
+        for j in 0..=i {
+            w[j * np + i] = l[i * n + j];
+        }
+    }
+    let mut pivots = vec![0f64; n];
+    for k0 in (0..n).step_by(PANEL) {
+        let k1 = (k0 + PANEL).min(n);
+        for j in k0..k1 {
+            let first = j / WIDTH * WIDTH;
+            for i in (first..np).step_by(WIDTH) {
+                let mut acc = V::load(&w[j * np + i..]);
+                for k in k0..j {
+                    acc = acc.sub_mul(V::load(&w[k * np + i..]), V::splat(w[k * np + j]));
+                }
+                acc.store(&mut w[j * np + i..]);
+            }
+            let s = w[j * np + j];
+            pivots[j] = s;
+            let d = s.sqrt();
+            w[j * np + j] = d;
+            let column = &mut w[j * np..(j + 1) * np];
+            let whole = (j + 1).next_multiple_of(WIDTH).min(np);
+            column[j + 1..whole].iter_mut().for_each(|v| *v /= d);
+            for i in (whole..np).step_by(WIDTH) {
+                V::load(&column[i..])
+                    .div(V::splat(d))
+                    .store(&mut column[i..]);
+            }
+        }
+        let mut j0 = k1;
+        while j0 < n {
+            let cols = (n - j0).min(4);
+            let first = j0 / WIDTH * WIDTH;
+            let mut i = first;
+            while i < np {
+                match (np - i >= 2 * WIDTH, cols) {
+                    (true, 4) => trailing_tile::<V, 2, 4>(&mut w, np, i, j0, k0..k1),
+                    (false, 4) => trailing_tile::<V, 1, 4>(&mut w, np, i, j0, k0..k1),
+                    (true, _) => (0..cols)
+                        .for_each(|c| trailing_tile::<V, 2, 1>(&mut w, np, i, j0 + c, k0..k1)),
+                    (false, _) => (0..cols)
+                        .for_each(|c| trailing_tile::<V, 1, 1>(&mut w, np, i, j0 + c, k0..k1)),
+                }
+                i += if np - i >= 2 * WIDTH {
+                    2 * WIDTH
+                } else {
+                    WIDTH
+                };
+            }
+            j0 += cols;
+        }
+    }
+    for i in 0..n {
+        for j in 0..=i {
+            l[i * n + j] = w[j * np + i];
+        }
+    }
+    pivots
+}
+
+/// Rows `i0 .. i0 + R·WIDTH` of columns `j0 .. j0 + C` (column-major `w`,
+/// `np` rows) take the terms of columns `ks`, one k after another.
+#[inline(always)]
+fn trailing_tile<V: Wide, const R: usize, const C: usize>(
+    w: &mut [f64],
+    np: usize,
+    i0: usize,
+    j0: usize,
+    ks: std::ops::Range<usize>,
+) {
+    let mut acc = [[V::splat(0.0); C]; R];
+    for (r, row) in acc.iter_mut().enumerate() {
+        for (c, a) in row.iter_mut().enumerate() {
+            *a = V::load(&w[(j0 + c) * np + i0 + r * WIDTH..]);
+        }
+    }
+    for k in ks {
+        let column = &w[k * np..(k + 1) * np];
+        let x: [V; R] = std::array::from_fn(|r| V::load(&column[i0 + r * WIDTH..]));
+        for c in 0..C {
+            let y = V::splat(column[j0 + c]);
+            for r in 0..R {
+                acc[r][c] = acc[r][c].sub_mul(x[r], y);
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (c, a) in row.iter().enumerate() {
+            a.store(&mut w[(j0 + c) * np + i0 + r * WIDTH..]);
+        }
+    }
+}
+
 /// The first failed pivot (row, value) among `pivots`.
 fn first_failure(pivots: impl IntoIterator<Item = f64>) -> Option<(usize, f64)> {
     pivots
@@ -174,7 +313,7 @@ fn logdet(diagonal: impl Iterator<Item = f64>) -> f64 {
 /// triangle, the input's values above it) and its logdet, or the first
 /// failed pivot (row, value).
 pub(crate) fn cholesky_one(mut a: Vec<f64>, n: usize) -> Result<(Vec<f64>, f64), (usize, f64)> {
-    if let Some(failure) = first_failure(cholesky_in_place(&mut a, n)) {
+    if let Some(failure) = first_failure(f64::cholesky(&mut a, n)) {
         return Err(failure);
     }
     let logdet = logdet((0..n).map(|i| a[i * n + i]));
@@ -187,7 +326,7 @@ pub(crate) fn inverse_factor_one(
     mut a: Vec<f64>,
     n: usize,
 ) -> Result<(Vec<f64>, f64), (usize, f64)> {
-    if let Some(failure) = first_failure(cholesky_in_place(&mut a, n)) {
+    if let Some(failure) = first_failure(f64::cholesky(&mut a, n)) {
         return Err(failure);
     }
     let logdet = logdet((0..n).map(|i| a[i * n + i]));
@@ -364,7 +503,7 @@ mod x86 {
     //! inside the functions below, which run only where the CPU has the
     //! instructions.
 
-    use super::{Group, Lane, Logdets, WIDTH, Wide, group_wide, logdet_wide};
+    use super::{Group, Lane, Logdets, WIDTH, Wide, cholesky_by_rows, group_wide, logdet_wide};
     use std::arch::x86_64::*;
 
     #[derive(Clone, Copy)]
@@ -385,6 +524,20 @@ mod x86 {
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn group_avx2(a: &[f64], n: usize, need_factor: bool) -> Group {
         group_wide::<Avx2>(a, n, need_factor)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_avx512(l: &mut [f64], n: usize) -> Vec<f64> {
+        cholesky_by_rows::<Avx512>(l, n)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn rows_avx2(l: &mut [f64], n: usize) -> Vec<f64> {
+        cholesky_by_rows::<Avx2>(l, n)
     }
 
     #[target_feature(enable = "avx512f")]
@@ -596,6 +749,53 @@ mod tests {
                     }
                 }
                 assert!(failed[3].is_some() && failed.iter().filter(|f| f.is_some()).count() == 1);
+            }
+        }
+    }
+
+    #[test]
+    fn rows_in_lanes_factor_one_matrix_bit_for_bit() {
+        // Sizes around the lane width, the panel and the 16-row tiles.
+        for n in [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257] {
+            let spd_matrix = spd(n, n as u64, 0.01);
+            let mut indefinite = spd_matrix.clone();
+            indefinite[(n / 2) * (n + 1)] = -5.0;
+            for a in [spd_matrix, indefinite] {
+                let mut expected = a.clone();
+                let pivots = cholesky_in_place(&mut expected, n);
+                let bits = |v: &[f64]| {
+                    v.iter()
+                        .map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() })
+                        .collect::<Vec<_>>()
+                };
+                let mut paths: Vec<(&str, Vec<f64>, Vec<f64>)> = Vec::new();
+                let mut l = a.clone();
+                let p = f64::cholesky(&mut l, n);
+                paths.push(("dispatch", l, p));
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        let mut l = a.clone();
+                        // SAFETY: the CPU has AVX-512F, checked just above.
+                        let p = unsafe { x86::rows_avx512(&mut l, n) };
+                        paths.push(("avx512", l, p));
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        let mut l = a.clone();
+                        // SAFETY: the CPU has AVX2, checked just above.
+                        let p = unsafe { x86::rows_avx2(&mut l, n) };
+                        paths.push(("avx2", l, p));
+                    }
+                }
+                for (path, l, p) in paths {
+                    assert_eq!(bits(&l), bits(&expected), "{path} n {n}: factor");
+                    assert_eq!(bits(&p), bits(&pivots), "{path} n {n}: pivots");
+                }
+                assert_eq!(
+                    first_failure(pivots).is_some(),
+                    a[(n / 2) * (n + 1)] == -5.0,
+                    "n {n}"
+                );
             }
         }
     }
