@@ -10,6 +10,7 @@ use crate::host::{tensor, to_vec};
 use crate::layer::vector::normalize_input_rows;
 use crate::{Error, Result};
 use burn::tensor::Tensor;
+use rayon::prelude::*;
 
 fn check_train(train: &Tensor<2>, labels: &[usize]) -> Result<usize> {
     let [m, _] = train.dims();
@@ -426,18 +427,19 @@ impl Micl {
         for (i, &l) in labels.iter().enumerate() {
             members[l].push(i);
         }
+        // The classes side by side: each is a Gram and two factorisations.
         let classes = members
-            .iter()
+            .par_iter()
             .map(|idx| {
                 if idx.is_empty() {
                     return Ok(None);
                 }
                 let n = idx.len();
                 let x = crate::coding::gather(&rows, d, idx);
+                let gram = crate::coding::Gram::of(&x, n, d);
                 let alpha = d as f64 / (n as f64 * eps_sq);
-                let own =
-                    crate::coding::length_bits(crate::coding::logdet_gram(&x, n, d, alpha)?, n, d);
-                let grown = crate::coding::Grown::new(&x, d, 1, eps_sq)?;
+                let own = crate::coding::length_bits(gram.logdet(alpha)?, n, d);
+                let grown = crate::coding::Grown::with_gram(&x, &gram, d, 1, eps_sq)?;
                 Ok(Some((grown, n, own - (m as f64 / n as f64).log2())))
             })
             .collect::<Result<Vec<_>>>()?;

@@ -13,7 +13,7 @@
 //! are a one-number Schur complement each. The first table (all pairs of
 //! samples) is closed-form from the samples' inner products.
 
-use crate::coding::{Grown, gather, group_bits, length_bits};
+use crate::coding::{Gram, Grown, gather, gram_bits, length_bits};
 use crate::cpu::gemm::matmul_abt_f64;
 use crate::{Error, Result};
 use burn::tensor::Tensor;
@@ -219,7 +219,9 @@ impl Merger {
         }
         let n_a = self.members[a].len();
         let base = gather(&self.rows, d, &self.members[a]);
-        self.bits[a] = group_bits(&base, n_a, d, m, self.eps_sq)?;
+        // One Gram for the group's own length and every partner size.
+        let gram = Gram::of(&base, n_a, d);
+        self.bits[a] = gram_bits(&gram, n_a, d, m, self.eps_sq)?;
         self.bits[b] = 0.0;
         // The new group against every other live group, by partner size.
         let others: Vec<usize> = self.live().filter(|&g| g != a).collect();
@@ -233,7 +235,7 @@ impl Merger {
                 .flat_map(|&g| self.members[g].iter().copied())
                 .collect();
             let partners = gather(&self.rows, d, &idx);
-            let logdets = Grown::new(&base, d, s, self.eps_sq)?.logdets(&partners)?;
+            let logdets = Grown::with_gram(&base, &gram, d, s, self.eps_sq)?.logdets(&partners)?;
             let n = n_a + s;
             let label_bits = n as f64 * (m as f64 / n as f64).log2();
             for (&g, ld) in gs.iter().zip(logdets) {

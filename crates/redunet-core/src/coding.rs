@@ -9,7 +9,7 @@
 //! (same α, same matrix), so the set's length is computed by the rates.
 //! What clustering by compression and MICL need beyond it is the length of
 //! a set grown by others, `L(X_C ∪ X_P)` for many partners P at once:
-//! [`union_logdets`] factors the grown set's base once per partner size and
+//! [`Grown`] factors the grown set's base once per partner size and
 //! gets every partner from a Schur complement of the partner's size (one
 //! number for a single sample), never refactoring the union.
 
@@ -63,8 +63,13 @@ pub(crate) fn gather(x: &[f64], d: usize, idx: &[usize]) -> Vec<f64> {
 /// `L(X) + n·log2(m/n)` of a group of `n` rows `x` out of `m` samples: its
 /// share of `L^c`.
 pub(crate) fn group_bits(x: &[f64], n: usize, d: usize, m: usize, eps_sq: f64) -> Result<f64> {
+    gram_bits(&Gram::of(x, n, d), n, d, m, eps_sq)
+}
+
+/// [`group_bits`] from the group's [`Gram`].
+pub(crate) fn gram_bits(gram: &Gram, n: usize, d: usize, m: usize, eps_sq: f64) -> Result<f64> {
     let alpha = d as f64 / (n as f64 * eps_sq);
-    let ld = logdet_gram(x, n, d, alpha)?;
+    let ld = gram.logdet(alpha)?;
     Ok(length_bits(ld, n, d) + n as f64 * (m as f64 / n as f64).log2())
 }
 
@@ -73,14 +78,41 @@ pub(crate) fn length_bits(logdet: f64, n: usize, d: usize) -> f64 {
     (n + d) as f64 / 2.0 * logdet / LN_2
 }
 
-/// `logdet(I + α XᵀX)` for the `n × d` rows `x`, on the smaller Gram side.
-pub(crate) fn logdet_gram(x: &[f64], n: usize, d: usize, alpha: f64) -> Result<f64> {
-    if n == 0 {
-        return Ok(0.0);
+/// The Gram matrix of `n` rows on its smaller side, formed once for every
+/// α it is wanted at (a set's own length and its unions' differ only in α).
+#[derive(Debug, Clone)]
+pub(crate) struct Gram {
+    side: usize,
+    values: Vec<f64>,
+}
+
+impl Gram {
+    /// Of the `n × d` rows `x` (row-major).
+    pub(crate) fn of(x: &[f64], n: usize, d: usize) -> Self {
+        if n == 0 {
+            return Self {
+                side: 0,
+                values: Vec::new(),
+            };
+        }
+        let (side, values) = small_gram(x, n, d);
+        Self { side, values }
     }
-    let (side, mut g) = small_gram(x, n, d);
-    add_identity(&mut g, side, alpha);
-    logdet_spd(&g, side)
+
+    /// `I + α·G` on the Gram's side.
+    fn regularised(&self, alpha: f64) -> Vec<f64> {
+        let mut g = self.values.clone();
+        add_identity(&mut g, self.side, alpha);
+        g
+    }
+
+    /// `logdet(I + α·G)` (0 for no rows).
+    pub(crate) fn logdet(&self, alpha: f64) -> Result<f64> {
+        if self.side == 0 {
+            return Ok(0.0);
+        }
+        logdet_spd(&self.regularised(alpha), self.side)
+    }
 }
 
 /// `XXᵀ` (`n ≤ d`) or `XᵀX`, with its size.
@@ -159,22 +191,28 @@ pub(crate) struct Grown {
 }
 
 impl Grown {
-    /// C's rows `base: [n_C, d]`, to be grown by partners of `s` samples.
-    pub(crate) fn new(base: &[f64], d: usize, s: usize, eps_sq: f64) -> Result<Self> {
+    /// C's rows `base: [n_C, d]` and their [`Gram`], to be grown by
+    /// partners of `s` samples.
+    pub(crate) fn with_gram(
+        base: &[f64],
+        gram: &Gram,
+        d: usize,
+        s: usize,
+        eps_sq: f64,
+    ) -> Result<Self> {
         let n_c = base.len() / d;
         let alpha = d as f64 / ((n_c + s) as f64 * eps_sq);
-        let (nb, inverse, logdet_f) = if n_c == 0 {
-            (0, Vec::new(), 0.0)
+        let nb = gram.side;
+        let (inverse, logdet_f) = if nb == 0 {
+            (Vec::new(), 0.0)
         } else {
-            let (nb, mut f) = small_gram(base, n_c, d);
-            add_identity(&mut f, nb, alpha);
-            let (inv, ld) =
-                spd_inverse_f64(&f, nb).map_err(|(row, pivot)| Error::NotPositiveDefinite {
+            spd_inverse_f64(&gram.regularised(alpha), nb).map_err(|(row, pivot)| {
+                Error::NotPositiveDefinite {
                     index: 0,
                     row,
                     pivot,
-                })?;
-            (nb, inv, ld)
+                }
+            })?
         };
         Ok(Self {
             base: base.to_vec(),
@@ -258,6 +296,14 @@ impl Grown {
 mod tests {
     use super::*;
 
+    fn logdet_gram(x: &[f64], n: usize, d: usize, alpha: f64) -> Result<f64> {
+        Gram::of(x, n, d).logdet(alpha)
+    }
+
+    fn grown(base: &[f64], d: usize, s: usize, eps_sq: f64) -> Result<Grown> {
+        Grown::with_gram(base, &Gram::of(base, base.len() / d, d), d, s, eps_sq)
+    }
+
     fn rows(n: usize, d: usize, seed: u64) -> Vec<f64> {
         crate::host::normals(n * d, seed)
             .iter()
@@ -278,10 +324,7 @@ mod tests {
             for (p, &s) in sizes.iter().enumerate() {
                 let rows = &partners[at * d..(at + s) * d];
                 at += s;
-                let got = Grown::new(&base, d, s, eps_sq)
-                    .unwrap()
-                    .logdets(rows)
-                    .unwrap()[0];
+                let got = grown(&base, d, s, eps_sq).unwrap().logdets(rows).unwrap()[0];
                 let mut union = base.clone();
                 union.extend_from_slice(rows);
                 let n = n_c + s;
@@ -292,11 +335,11 @@ mod tests {
                 );
             }
             // Two partners of one size at once give each its own value.
-            let two = Grown::new(&base, d, 1, eps_sq)
+            let two = grown(&base, d, 1, eps_sq)
                 .unwrap()
                 .logdets(&partners[..2 * d])
                 .unwrap();
-            let first = Grown::new(&base, d, 1, eps_sq)
+            let first = grown(&base, d, 1, eps_sq)
                 .unwrap()
                 .logdets(&partners[..d])
                 .unwrap();
