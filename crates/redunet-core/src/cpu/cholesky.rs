@@ -236,22 +236,19 @@ fn cholesky_by_rows<V: Wide>(l: &mut [f64], n: usize) -> Vec<f64> {
         let mut j0 = k1;
         while j0 < n {
             let cols = (n - j0).min(4);
-            let first = j0 / WIDTH * WIDTH;
-            let mut i = first;
+            // Tiles of two lanes of rows while two remain, then one.
+            let mut i = j0 / WIDTH * WIDTH;
             while i < np {
-                match (np - i >= 2 * WIDTH, cols) {
-                    (true, 4) => trailing_tile::<V, 2, 4>(&mut w, np, i, j0, k0..k1),
-                    (false, 4) => trailing_tile::<V, 1, 4>(&mut w, np, i, j0, k0..k1),
-                    (true, _) => (0..cols)
+                let two = np - i >= 2 * WIDTH;
+                match (two, cols == 4) {
+                    (true, true) => trailing_tile::<V, 2, 4>(&mut w, np, i, j0, k0..k1),
+                    (false, true) => trailing_tile::<V, 1, 4>(&mut w, np, i, j0, k0..k1),
+                    (true, false) => (0..cols)
                         .for_each(|c| trailing_tile::<V, 2, 1>(&mut w, np, i, j0 + c, k0..k1)),
-                    (false, _) => (0..cols)
+                    (false, false) => (0..cols)
                         .for_each(|c| trailing_tile::<V, 1, 1>(&mut w, np, i, j0 + c, k0..k1)),
                 }
-                i += if np - i >= 2 * WIDTH {
-                    2 * WIDTH
-                } else {
-                    WIDTH
-                };
+                i += if two { 2 * WIDTH } else { WIDTH };
             }
             j0 += cols;
         }
