@@ -450,3 +450,50 @@ fn empty_batches_pass_through_the_host_transform_and_lifting() {
     let y = Lift2d::random(3, 1, 3, 0, &host).apply(Tensor::<4>::zeros([0, 1, 5, 5], &host));
     assert_eq!(y.dims(), [0, 3, 5, 5]);
 }
+
+#[test]
+fn knn_agrees_on_every_path_ties_and_bad_queries_included() {
+    use rand::{Rng, SeedableRng};
+    use redunet::core::classify::Knn;
+    use redunet::core::host::tensor;
+    let (host_device, autodiff) = devices();
+    // Few distinct small-integer rows: many exactly equal similarities, so
+    // which of equally near samples count decides the votes.
+    let (m, dim) = (1200, 4);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut pick = |n: usize| -> Vec<f32> {
+        (0..n * dim)
+            .map(|_| rng.random_range(0..3) as f32 - 1.0)
+            .collect()
+    };
+    let (train, test) = (pick(m), pick(300));
+    let labels: Vec<usize> = (0..m).map(|i| (i * 7) % 5).collect();
+    let on = |device: &Device| {
+        let knn = Knn::fit(&tensor(train.clone(), [m, dim], device), &labels, 7).unwrap();
+        (
+            knn.predict(&tensor(test.clone(), [300, dim], device))
+                .unwrap(),
+            // The training rows themselves (each pair's similarity once).
+            knn.predict(&tensor(train.clone(), [m, dim], device))
+                .unwrap(),
+        )
+    };
+    let host = on(&host_device);
+    // On an autodiff device the similarities are the device's products,
+    // searched row by row.
+    assert_eq!(host, on(&autodiff));
+    // The same training rows, one value nudged: the general search.
+    let mut nudged = train.clone();
+    nudged[0] = f32::from_bits(nudged[0].to_bits() ^ 1);
+    let knn = Knn::fit(&tensor(train.clone(), [m, dim], &host_device), &labels, 7).unwrap();
+    let general = knn
+        .predict(&tensor(nudged, [m, dim], &host_device))
+        .unwrap();
+    assert_eq!(general[1..], host.1[1..]);
+    let mut bad = test.clone();
+    bad[5] = f32::NAN;
+    assert!(matches!(
+        knn.predict(&tensor(bad, [300, dim], &host_device)),
+        Err(Error::NonFinite(_))
+    ));
+}

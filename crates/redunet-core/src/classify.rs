@@ -6,6 +6,7 @@
 //!   singular vectors of that class's training features; predict
 //!   `argmin_j ‖(I − U_j U_jᵀ) z‖`.
 
+use crate::cpu::neighbours::{TopK, nearest, nearest_among};
 use crate::host::{tensor, to_vec};
 use crate::layer::vector::normalize_input_rows;
 use crate::{Error, Result};
@@ -37,14 +38,25 @@ fn check_test(dim: usize, test: &Tensor<2>) -> Result<()> {
 }
 
 /// kNN fitted to labelled training features: cosine similarity (rows are
-/// normalised once, here), majority vote of the `k` nearest.
+/// normalised once, here), majority vote of the `k` nearest. Among equally
+/// similar training samples the one of lower index is nearer, so the `k`
+/// are always the same ones ([`crate::cpu::neighbours`]).
 #[derive(Debug, Clone)]
 pub struct Knn {
-    /// Normalised training rows, transposed: `[d, m]`.
-    train_t: Tensor<2>,
+    train: Rows,
     labels: Vec<usize>,
     classes: usize,
     k: usize,
+}
+
+/// The normalised training rows where the search reads them.
+#[derive(Debug, Clone)]
+enum Rows {
+    /// On a CPU device: row-major `[m, d]` in host memory, searched a
+    /// tile at a time by [`crate::cpu::neighbours::nearest`].
+    Host { values: Vec<f32>, dim: usize },
+    /// Elsewhere: transposed `[d, m]` on the device, for its own products.
+    Device(Box<Tensor<2>>),
 }
 
 impl Knn {
@@ -62,8 +74,18 @@ impl Knn {
         if k == 0 {
             return Err(Error::Parameter("k must be at least 1".into()));
         }
+        crate::host::check_finite(&train, "kNN training features")?;
+        let [_, dim] = train.dims();
+        let train = if crate::cpu::on_host(&train.device()) {
+            Rows::Host {
+                values: to_vec(train)?,
+                dim,
+            }
+        } else {
+            Rows::Device(Box::new(train.transpose()))
+        };
         Ok(Self {
-            train_t: train.transpose(),
+            train,
             labels: labels.to_vec(),
             classes,
             k: k.min(labels.len()),
@@ -72,33 +94,62 @@ impl Knn {
 
     /// The predicted class of each row of `test`.
     pub fn predict(&self, test: &Tensor<2>) -> Result<Vec<usize>> {
-        let [d, m] = self.train_t.dims();
+        let (m, d) = (self.labels.len(), self.dim());
         check_test(d, test)?;
-        let (k, labels) = (self.k, &self.labels);
+        crate::host::check_finite(test, "kNN queries")?;
         let [n, _] = test.dims();
         let test = normalized_rows(test)?;
-        let mut predictions = Vec::with_capacity(n);
-        // Similarities in row blocks keep host memory bounded.
-        let block = (1 << 22) / m.max(1) + 1;
-        for start in (0..n).step_by(block) {
-            let end = (start + block).min(n);
-            let sims = to_vec(
-                test.clone()
-                    .slice([start..end, 0..d])
-                    .matmul(self.train_t.clone()),
-            )?;
-            for row in sims.chunks(m) {
-                let mut idx: Vec<usize> = (0..m).collect();
-                idx.select_nth_unstable_by(k - 1, |&a, &b| row[b].total_cmp(&row[a]));
-                let mut votes = vec![0usize; self.classes];
-                for &i in &idx[..k] {
-                    votes[labels[i]] += 1;
+        let vote = |top: &TopK| {
+            let mut votes = vec![0usize; self.classes];
+            for i in top.indices() {
+                votes[self.labels[i]] += 1;
+            }
+            let best = votes.iter().max().copied().unwrap_or(0);
+            votes.iter().position(|&v| v == best).unwrap_or(0)
+        };
+        match &self.train {
+            Rows::Host { values, .. } => {
+                let q = to_vec(test)?;
+                // The training rows themselves (as a training accuracy asks):
+                // each pair's similarity once, for both, is half the work.
+                let same = q.len() == values.len()
+                    && q.iter()
+                        .zip(values)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                let found = if same {
+                    nearest_among(values, m, d, self.k)
+                } else {
+                    nearest(&q, values, n, m, d, self.k)
+                };
+                Ok(found.iter().map(vote).collect())
+            }
+            Rows::Device(train_t) => {
+                let mut predictions = Vec::with_capacity(n);
+                // Similarities in row blocks keep host memory bounded.
+                let block = (1 << 22) / m.max(1) + 1;
+                for start in (0..n).step_by(block) {
+                    let end = (start + block).min(n);
+                    let sims = to_vec(
+                        test.clone()
+                            .slice([start..end, 0..d])
+                            .matmul((**train_t).clone()),
+                    )?;
+                    predictions.par_extend(sims.par_chunks(m).map(|row| {
+                        let mut top = TopK::new(self.k);
+                        top.scan(row, 0);
+                        vote(&top)
+                    }));
                 }
-                let best = votes.iter().max().copied().unwrap_or(0);
-                predictions.push(votes.iter().position(|&v| v == best).unwrap_or(0));
+                Ok(predictions)
             }
         }
-        Ok(predictions)
+    }
+
+    fn dim(&self) -> usize {
+        match &self.train {
+            Rows::Host { dim, .. } => *dim,
+            Rows::Device(t) => t.dims()[0],
+        }
     }
 }
 
@@ -146,46 +197,54 @@ pub fn class_subspaces(
     let device = train.device();
     // As the reference: a subspace as large as the space is no test at all.
     let n_comp = n_comp.clamp(1, d.saturating_sub(1).max(1));
-    let mut out = Vec::with_capacity(classes);
-    for j in 0..classes {
-        let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == j).collect();
-        if rows.is_empty() {
-            out.push(None);
-            continue;
-        }
-        let x = train
-            .clone()
-            .select(0, crate::host::indices(&rows, &device));
-        let basis = if rows.len() < d {
-            // The class spans at most m_j dimensions: work with the small
-            // m_j × m_j Gram XXᵀ = U Σ² Uᵀ and map back, V = Xᵀ U Σ⁻¹.
-            let mj = rows.len();
-            let r = n_comp.min(mj);
-            let (u, sigma) = top_eigenpairs(&x.clone().matmul(x.clone().transpose()), r)?;
-            let scaled: Vec<f32> = (0..mj * r)
-                .map(|i| {
-                    let s = sigma[i % r];
-                    if s > 1e-12 {
-                        (u[i] as f64 / s) as f32
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let v = x.transpose().matmul(tensor(scaled, [mj, r], &device));
-            if r < n_comp {
-                // Fewer samples than components: pad with zero columns.
-                Tensor::cat(vec![v, Tensor::zeros([d, n_comp - r], &device)], 1)
-            } else {
-                v
+    // The classes side by side: each is many small products and host
+    // steps, which leave most of the machine idle one class at a time.
+    (0..classes)
+        .into_par_iter()
+        .map(|j| {
+            let rows: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == j).collect();
+            if rows.is_empty() {
+                return Ok(None);
             }
+            let x = train
+                .clone()
+                .select(0, crate::host::indices(&rows, &device));
+            class_basis(x, d, n_comp).map(Some)
+        })
+        .collect()
+}
+
+/// The top `n_comp` right singular vectors of the rows `x: [m_j, d]`, as
+/// `[d, n_comp]` (zero columns past the rank of a class of fewer samples).
+fn class_basis(x: Tensor<2>, d: usize, n_comp: usize) -> Result<Tensor<2>> {
+    let device = x.device();
+    let [mj, _] = x.dims();
+    Ok(if mj < d {
+        // The class spans at most m_j dimensions: work with the small
+        // m_j × m_j Gram XXᵀ = U Σ² Uᵀ and map back, V = Xᵀ U Σ⁻¹.
+        let r = n_comp.min(mj);
+        let (u, sigma) = top_eigenpairs(&x.clone().matmul(x.clone().transpose()), r)?;
+        let scaled: Vec<f32> = (0..mj * r)
+            .map(|i| {
+                let s = sigma[i % r];
+                if s > 1e-12 {
+                    (u[i] as f64 / s) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let v = x.transpose().matmul(tensor(scaled, [mj, r], &device));
+        if r < n_comp {
+            // Fewer samples than components: pad with zero columns.
+            Tensor::cat(vec![v, Tensor::zeros([d, n_comp - r], &device)], 1)
         } else {
-            let gram = x.clone().transpose().matmul(x);
-            tensor(top_eigenpairs(&gram, n_comp)?.0, [d, n_comp], &device)
-        };
-        out.push(Some(basis));
-    }
-    Ok(out)
+            v
+        }
+    } else {
+        let gram = x.clone().transpose().matmul(x);
+        tensor(top_eigenpairs(&gram, n_comp)?.0, [d, n_comp], &device)
+    })
 }
 
 /// Top `r` eigenvectors of a symmetric PSD matrix `g: [d, d]` (as `[d, r]`

@@ -280,6 +280,18 @@ unsafe fn grams_into(dsts: &[Scatter], xs: &[View<'_>]) {
 /// threads: the cross products of sample rows that coding lengths need in
 /// double precision (their Schur complements subtract nearly equal terms).
 pub fn matmul_abt_f64(a: &[f64], b: &[f64], m: usize, n: usize, k: usize) -> Vec<f64> {
+    matmul_abt_f64_on(a, b, m, n, k, Threads::All)
+}
+
+/// [`matmul_abt_f64`] on `threads`.
+pub fn matmul_abt_f64_on(
+    a: &[f64],
+    b: &[f64],
+    m: usize,
+    n: usize,
+    k: usize,
+    threads: Threads,
+) -> Vec<f64> {
     assert_eq!(a.len(), m * k, "a is [{m}, {k}]");
     assert_eq!(b.len(), n * k, "b is [{n}, {k}]");
     let mut dst = vec![0f64; m * n];
@@ -309,7 +321,7 @@ pub fn matmul_abt_f64(a: &[f64], b: &[f64], m: usize, n: usize, k: usize) -> Vec
             false,
             false,
             false,
-            Threads::All.parallelism(),
+            threads.parallelism(),
         )
     }
     dst

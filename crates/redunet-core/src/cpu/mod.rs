@@ -16,9 +16,11 @@
 //! - [`spd`]: inverse and log-determinant of SPD matrices (the block
 //!   Cholesky of [`crate::linalg`]).
 //! - [`step`]: the vector layer's soft-membership step, fused.
+//! - [`neighbours`]: kNN's search, similarities a tile at a time.
 
 pub mod cholesky;
 pub mod gemm;
+pub mod neighbours;
 pub mod spd;
 pub mod step;
 
