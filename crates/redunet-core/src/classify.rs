@@ -481,7 +481,9 @@ impl Micl {
         let k = check_train(train, labels)?;
         crate::rates::check_features(train, eps_sq)?;
         let [m, d] = train.dims();
-        let rows: Vec<f64> = to_vec(train.clone())?.iter().map(|&v| v as f64).collect();
+        // Each class's rows are widened to f64 as they are gathered: a copy
+        // of all rows in f64 would double the features' memory at once.
+        let rows = to_vec(train.clone())?;
         let mut members = vec![Vec::new(); k];
         for (i, &l) in labels.iter().enumerate() {
             members[l].push(i);
@@ -494,7 +496,10 @@ impl Micl {
                     return Ok(None);
                 }
                 let n = idx.len();
-                let x = crate::coding::gather(&rows, d, idx);
+                let x: Vec<f64> = idx
+                    .iter()
+                    .flat_map(|&i| rows[i * d..(i + 1) * d].iter().map(|&v| v as f64))
+                    .collect();
                 let gram = crate::coding::Gram::of(&x, n, d);
                 let alpha = d as f64 / (n as f64 * eps_sq);
                 let own = crate::coding::length_bits(gram.logdet(alpha)?, n, d);

@@ -13,13 +13,13 @@
 //! gets every partner from a Schur complement of the partner's size (one
 //! number for a single sample), never refactoring the union.
 
-use crate::cpu::gemm::{Threads, matmul_abt_f64, matmul_abt_f64_on};
-use crate::linalg::{spd_inverse_f64, spd_logdet_f64};
+use crate::cpu::cholesky::inverse_factor_one;
+use crate::cpu::gemm::{Strided64, Threads, matmul_abt_f64, matmul_abt_f64_on, matmul_f64_into};
+use crate::linalg::spd_logdet_f64;
 use crate::rates::coding_rate;
 use crate::{Error, Result};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
-use std::borrow::Cow;
 use std::f64::consts::LN_2;
 
 /// Partner rows per block of [`Grown::logdets`]: a block's products are
@@ -171,27 +171,33 @@ fn positive_log(v: f64, row: usize) -> Result<f64> {
 }
 
 /// A set C prepared to be grown by partners of `s` samples each: F =
-/// I + α·Gram(C) on C's smaller side, factored once, with
+/// I + α·Gram(C) = L Lᵀ on C's smaller side, factored once, with
 /// `α = d / ((n_C + s) ε²)` (each union's own α, as its coding length
 /// takes). Then for a partner P
 ///
 /// ```text
-/// d side (n_C > d):  det(I + α(XᵀX + PᵀP)) = det F · det(I + α P F⁻¹ Pᵀ)
+/// d side (n_C > d):  det(I + α(XᵀX + PᵀP)) = det F · det(I + α YYᵀ),
+///                      Y = P L⁻ᵀ
 /// sample side:       det(I + α[[K_CC, K_CP], [K_PC, K_PP]])
-///                      = det F · det(I + α K_PP − α² K_PC F⁻¹ K_CP)
+///                      = det F · det(I + α K_PP − α² YYᵀ),
+///                      Y = P Xᵀ L⁻ᵀ = P (L⁻¹X)ᵀ
 /// ```
 ///
-/// so each partner costs a product with F⁻¹ (all partners at once, one
-/// f64 gemm) and a factorisation of its own size: one number for a single
-/// sample (MICL's queries, clustering's singletons).
+/// so each partner costs one product with `B` (L⁻¹, or L⁻¹X formed once)
+/// and a factorisation of its own size: one number for a single sample
+/// (MICL's queries, clustering's singletons). On the d side B is lower
+/// triangular and the product skips its zeros.
 #[derive(Debug, Clone)]
 pub(crate) struct Grown {
+    /// C's rows, kept only for partners of `s ≥ d` (the union's own Gram).
     base: Vec<f64>,
+    n_c: usize,
     d: usize,
     s: usize,
     alpha: f64,
-    /// F⁻¹ on C's smaller side (`nb × nb`), empty for an empty C.
-    inverse: Vec<f64>,
+    /// `B`: L⁻¹ (`d × d`, lower triangular) on the d side, L⁻¹X
+    /// (`n_C × d`) on the sample side; empty for an empty C.
+    reduced: Vec<f64>,
     nb: usize,
     logdet_f: f64,
 }
@@ -209,23 +215,29 @@ impl Grown {
         let n_c = base.len() / d;
         let alpha = d as f64 / ((n_c + s) as f64 * eps_sq);
         let nb = gram.side;
-        let (inverse, logdet_f) = if nb == 0 {
+        let (reduced, logdet_f) = if nb == 0 {
             (Vec::new(), 0.0)
         } else {
-            spd_inverse_f64(&gram.regularised(alpha), nb).map_err(|(row, pivot)| {
-                Error::NotPositiveDefinite {
-                    index: 0,
-                    row,
-                    pivot,
-                }
-            })?
+            let (li, logdet) =
+                inverse_factor_one(gram.regularised(alpha), nb).map_err(|(row, pivot)| {
+                    Error::NotPositiveDefinite {
+                        index: 0,
+                        row,
+                        pivot,
+                    }
+                })?;
+            match n_c > d {
+                true => (li, logdet),
+                false => (lower_times(&li, base, nb, d), logdet),
+            }
         };
         Ok(Self {
-            base: base.to_vec(),
+            base: if s >= d { base.to_vec() } else { Vec::new() },
+            n_c,
             d,
             s,
             alpha,
-            inverse,
+            reduced,
             nb,
             logdet_f,
         })
@@ -241,9 +253,8 @@ impl Grown {
         if s >= d {
             // A Schur complement as large as the space: the union's own d × d
             // Gram, C's part formed once, is cheaper.
-            let n_c = self.base.len() / d;
-            let xt = transpose(&self.base, n_c, d);
-            let g_c = matmul_abt_f64(&xt, &xt, d, d, n_c);
+            let xt = transpose(&self.base, self.n_c, d);
+            let g_c = matmul_abt_f64(&xt, &xt, d, d, self.n_c);
             return partners
                 .chunks(s * d)
                 .map(|p| {
@@ -271,19 +282,11 @@ impl Grown {
     fn logdets_of_block(&self, partners: &[f64]) -> Result<Vec<f64>> {
         let (d, s, nb, alpha) = (self.d, self.s, self.nb, self.alpha);
         let rows = partners.len() / d;
-        let d_side = self.base.len() / d > d;
-        // Each partner row against C: itself (d side) or its inner products
-        // with C's rows (sample side); then the same rows times F⁻¹.
-        let one = Threads::One;
-        let cross: Cow<'_, [f64]> = match (nb, d_side) {
-            (0, _) => Cow::Owned(Vec::new()),
-            (_, true) => Cow::Borrowed(partners),
-            (_, false) => Cow::Owned(matmul_abt_f64_on(partners, &self.base, rows, nb, d, one)),
-        };
-        let times_inv = if nb == 0 {
-            Vec::new()
-        } else {
-            matmul_abt_f64_on(&cross, &self.inverse, rows, nb, nb, one)
+        let d_side = self.n_c > d;
+        let y = match (nb, d_side) {
+            (0, _) => Vec::new(),
+            (_, true) => times_lower_t(partners, &self.reduced, rows, d),
+            (_, false) => matmul_abt_f64_on(partners, &self.reduced, rows, nb, d, Threads::One),
         };
         let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(u, v)| u * v).sum::<f64>();
         (0..rows / s)
@@ -296,8 +299,8 @@ impl Grown {
                             0.0
                         } else {
                             dot(
-                                &cross[(r0 + a) * nb..(r0 + a + 1) * nb],
-                                &times_inv[(r0 + b) * nb..(r0 + b + 1) * nb],
+                                &y[(r0 + a) * nb..(r0 + a + 1) * nb],
+                                &y[(r0 + b) * nb..(r0 + b + 1) * nb],
                             )
                         };
                         schur[a * s + b] = if d_side {
@@ -313,6 +316,50 @@ impl Grown {
             })
             .collect()
     }
+}
+
+/// Columns (rows) per product in [`times_lower_t`] ([`lower_times`]):
+/// narrower skips more of the zeros, wider runs the gemm kernels better.
+const LOWER_BLOCK: usize = 64;
+
+/// `P Lᵀ` for `p: [rows, n]` and a lower-triangular `l: [n, n]` (both
+/// row-major), on this thread: column j of the result needs P's first
+/// j + 1 columns only, so each block of columns is one product over the
+/// columns it needs, about half the work of the full product.
+fn times_lower_t(p: &[f64], l: &[f64], rows: usize, n: usize) -> Vec<f64> {
+    let mut y = vec![0f64; rows * n];
+    for c0 in (0..n).step_by(LOWER_BLOCK) {
+        let c1 = (c0 + LOWER_BLOCK).min(n);
+        // Y[:, c0..c1] = P[:, ..c1] · L[c0..c1, ..c1]ᵀ.
+        matmul_f64_into(
+            &mut y[c0..],
+            n,
+            Strided64::rows(p, n),
+            Strided64::rows(&l[c0 * n..], n).t(),
+            (rows, c1 - c0, c1),
+            Threads::One,
+        );
+    }
+    y
+}
+
+/// `L X` for a lower-triangular `l: [n, n]` and `x: [n, d]` (row-major),
+/// on every core: row i of the result needs X's first i + 1 rows only.
+fn lower_times(l: &[f64], x: &[f64], n: usize, d: usize) -> Vec<f64> {
+    let mut y = vec![0f64; n * d];
+    for r0 in (0..n).step_by(LOWER_BLOCK) {
+        let r1 = (r0 + LOWER_BLOCK).min(n);
+        // Y[r0..r1, :] = L[r0..r1, ..r1] · X[..r1, :].
+        matmul_f64_into(
+            &mut y[r0 * d..],
+            d,
+            Strided64::rows(&l[r0 * n..], n),
+            Strided64::rows(x, d),
+            (r1 - r0, d, r1),
+            Threads::All,
+        );
+    }
+    y
 }
 
 #[cfg(test)]
@@ -376,6 +423,32 @@ mod tests {
             for (p, got) in all.iter().enumerate() {
                 let alone = pairs.logdets(&many[p * 2 * d..(p + 1) * 2 * d]).unwrap()[0];
                 assert!((got - alone).abs() < 1e-12, "pair {p}: {got} vs {alone}");
+            }
+        }
+    }
+
+    #[test]
+    fn unions_in_more_dimensions_than_a_product_block() {
+        // d = 150 spans three column blocks of the triangular product.
+        let (d, eps_sq) = (150, 0.5);
+        for n_c in [40, 150, 151, 400] {
+            let base = rows(n_c, d, 5 + n_c as u64);
+            for s in [1, 3] {
+                let partners = rows(4 * s, d, 17);
+                let got = grown(&base, d, s, eps_sq)
+                    .unwrap()
+                    .logdets(&partners)
+                    .unwrap();
+                for (p, got) in got.iter().enumerate() {
+                    let mut union = base.clone();
+                    union.extend_from_slice(&partners[p * s * d..(p + 1) * s * d]);
+                    let n = n_c + s;
+                    let want = logdet_gram(&union, n, d, d as f64 / (n as f64 * eps_sq)).unwrap();
+                    assert!(
+                        (got - want).abs() < 1e-9 * want.abs(),
+                        "n_c {n_c}, s {s}, partner {p}: {got} vs {want}"
+                    );
+                }
             }
         }
     }

@@ -295,12 +295,66 @@ pub fn matmul_abt_f64_on(
     assert_eq!(a.len(), m * k, "a is [{m}, {k}]");
     assert_eq!(b.len(), n * k, "b is [{n}, {k}]");
     let mut dst = vec![0f64; m * n];
-    if m == 0 || n == 0 || k == 0 {
-        return dst;
+    let (a, bt) = (Strided64::rows(a, k), Strided64::rows(b, k).t());
+    matmul_f64_into(&mut dst, n, a, bt, (m, n, k), threads);
+    dst
+}
+
+/// An f64 matrix in a slice: element (i, j) at `i·rs + j·cs`.
+#[derive(Clone, Copy, Debug)]
+pub struct Strided64<'a> {
+    data: &'a [f64],
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Strided64<'a> {
+    /// Row-major with row stride `ld`, from the slice's start.
+    pub fn rows(data: &'a [f64], ld: usize) -> Self {
+        Self {
+            data,
+            rs: ld,
+            cs: 1,
+        }
     }
-    // SAFETY: `a` holds m×k and `b` n×k row-major values (checked above);
-    // bᵀ is read with row stride 1 and column stride k, inside `b`; `dst`
-    // holds m×n and does not alias the inputs.
+
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+}
+
+/// `dst = a·b` for `(m, n, k)` = the sizes (`a: m × k`, `b: k × n`, any
+/// strides), `dst` row-major at row stride `ld`: blocks of larger
+/// matrices, in place.
+pub fn matmul_f64_into(
+    dst: &mut [f64],
+    ld: usize,
+    a: Strided64<'_>,
+    b: Strided64<'_>,
+    (m, n, k): (usize, usize, usize),
+    threads: Threads,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |x: Strided64<'_>, r: usize, c: usize| (r - 1) * x.rs + (c - 1) * x.cs;
+    assert!(
+        ld >= n && (m - 1) * ld + n <= dst.len(),
+        "destination too small"
+    );
+    if k == 0 {
+        (0..m).for_each(|i| dst[i * ld..i * ld + n].fill(0.0));
+        return;
+    }
+    assert!(last(a, m, k) < a.data.len(), "a too small");
+    assert!(last(b, k, n) < b.data.len(), "b too small");
+    // SAFETY: the asserts above keep every read inside `a` and `b` and
+    // every write inside `dst`, which cannot alias the shared inputs.
     unsafe {
         gemm::gemm(
             m,
@@ -308,14 +362,14 @@ pub fn matmul_abt_f64_on(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            ld as isize,
             false,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            k as isize,
-            1,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
             1.0,
             1.0,
             false,
@@ -324,7 +378,6 @@ pub fn matmul_abt_f64_on(
             threads.parallelism(),
         )
     }
-    dst
 }
 
 #[cfg(test)]
