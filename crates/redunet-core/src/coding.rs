@@ -14,7 +14,7 @@
 //! number for a single sample), never refactoring the union.
 
 use crate::cpu::cholesky::inverse_factor_one;
-use crate::cpu::gemm::{Strided64, Threads, matmul_abt_f64, matmul_abt_f64_on, matmul_f64_into};
+use crate::cpu::gemm::{Threads, View, matmul_abt_f64, matmul_abt_f64_on, matmul_f64_into};
 use crate::linalg::spd_logdet_f64;
 use crate::rates::coding_rate;
 use crate::{Error, Result};
@@ -334,9 +334,8 @@ fn times_lower_t(p: &[f64], l: &[f64], rows: usize, n: usize) -> Vec<f64> {
         matmul_f64_into(
             &mut y[c0..],
             n,
-            Strided64::rows(p, n),
-            Strided64::rows(&l[c0 * n..], n).t(),
-            (rows, c1 - c0, c1),
+            View::new(p, rows, n).block(0..rows, 0..c1),
+            View::new(l, n, n).block(c0..c1, 0..c1).t(),
             Threads::One,
         );
     }
@@ -353,9 +352,8 @@ fn lower_times(l: &[f64], x: &[f64], n: usize, d: usize) -> Vec<f64> {
         matmul_f64_into(
             &mut y[r0 * d..],
             d,
-            Strided64::rows(&l[r0 * n..], n),
-            Strided64::rows(x, d),
-            (r1 - r0, d, r1),
+            View::new(l, n, n).block(r0..r1, 0..r1),
+            View::new(x, n, d).block(0..r1, 0..d),
             Threads::All,
         );
     }

@@ -9,9 +9,10 @@ use rayon::prelude::*;
 /// A read-only `rows × cols` matrix inside a slice: element `(i, j)` at
 /// `offset + i·rs + j·cs`. Construction checks that every element lies in
 /// the slice, which is what makes the products below sound.
+/// f32 unless said otherwise; the f64 products take `View<'_, f64>`.
 #[derive(Clone, Copy, Debug)]
-pub struct View<'a> {
-    data: &'a [f32],
+pub struct View<'a, T = f32> {
+    data: &'a [T],
     offset: usize,
     rows: usize,
     cols: usize,
@@ -19,15 +20,15 @@ pub struct View<'a> {
     cs: usize,
 }
 
-impl<'a> View<'a> {
+impl<'a, T: Copy> View<'a, T> {
     /// The row-major `rows × cols` matrix filling the start of `data`.
-    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
         Self::strided(data, 0, rows, cols, cols, 1)
     }
 
     /// A general strided view; panics if it reaches outside `data`.
     pub fn strided(
-        data: &'a [f32],
+        data: &'a [T],
         offset: usize,
         rows: usize,
         cols: usize,
@@ -81,12 +82,12 @@ impl<'a> View<'a> {
     }
 
     /// Element `(i, j)`.
-    pub fn at(&self, i: usize, j: usize) -> f32 {
+    pub fn at(&self, i: usize, j: usize) -> T {
         self.data[self.offset + i * self.rs + j * self.cs]
     }
 
     /// The view copied out, row-major.
-    pub fn to_vec(&self) -> Vec<f32> {
+    pub fn to_vec(&self) -> Vec<T> {
         let mut out = Vec::with_capacity(self.rows * self.cols);
         for i in 0..self.rows {
             out.extend((0..self.cols).map(|j| self.at(i, j)));
@@ -295,54 +296,25 @@ pub fn matmul_abt_f64_on(
     assert_eq!(a.len(), m * k, "a is [{m}, {k}]");
     assert_eq!(b.len(), n * k, "b is [{n}, {k}]");
     let mut dst = vec![0f64; m * n];
-    let (a, bt) = (Strided64::rows(a, k), Strided64::rows(b, k).t());
-    matmul_f64_into(&mut dst, n, a, bt, (m, n, k), threads);
+    let (a, b) = (View::new(a, m, k), View::new(b, n, k));
+    matmul_f64_into(&mut dst, n, a, b.t(), threads);
     dst
 }
 
-/// An f64 matrix in a slice: element (i, j) at `i·rs + j·cs`.
-#[derive(Clone, Copy, Debug)]
-pub struct Strided64<'a> {
-    data: &'a [f64],
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a> Strided64<'a> {
-    /// Row-major with row stride `ld`, from the slice's start.
-    pub fn rows(data: &'a [f64], ld: usize) -> Self {
-        Self {
-            data,
-            rs: ld,
-            cs: 1,
-        }
-    }
-
-    /// The transpose (no copy).
-    pub fn t(self) -> Self {
-        Self {
-            rs: self.cs,
-            cs: self.rs,
-            ..self
-        }
-    }
-}
-
-/// `dst = a·b` for `(m, n, k)` = the sizes (`a: m × k`, `b: k × n`, any
-/// strides), `dst` row-major at row stride `ld`: blocks of larger
-/// matrices, in place.
+/// `dst = a·b` in f64, `dst` row-major at row stride `ld`: blocks of
+/// larger matrices, in place.
 pub fn matmul_f64_into(
     dst: &mut [f64],
     ld: usize,
-    a: Strided64<'_>,
-    b: Strided64<'_>,
-    (m, n, k): (usize, usize, usize),
+    a: View<'_, f64>,
+    b: View<'_, f64>,
     threads: Threads,
 ) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
     if m == 0 || n == 0 {
         return;
     }
-    let last = |x: Strided64<'_>, r: usize, c: usize| (r - 1) * x.rs + (c - 1) * x.cs;
     assert!(
         ld >= n && (m - 1) * ld + n <= dst.len(),
         "destination too small"
@@ -351,10 +323,8 @@ pub fn matmul_f64_into(
         (0..m).for_each(|i| dst[i * ld..i * ld + n].fill(0.0));
         return;
     }
-    assert!(last(a, m, k) < a.data.len(), "a too small");
-    assert!(last(b, k, n) < b.data.len(), "b too small");
-    // SAFETY: the asserts above keep every read inside `a` and `b` and
-    // every write inside `dst`, which cannot alias the shared inputs.
+    // SAFETY: the views were checked to lie inside their slices and the
+    // destination above; `dst` cannot alias the shared inputs.
     unsafe {
         gemm::gemm(
             m,
@@ -364,10 +334,10 @@ pub fn matmul_f64_into(
             1,
             ld as isize,
             false,
-            a.data.as_ptr(),
+            a.data.as_ptr().add(a.offset),
             a.cs as isize,
             a.rs as isize,
-            b.data.as_ptr(),
+            b.data.as_ptr().add(b.offset),
             b.cs as isize,
             b.rs as isize,
             1.0,
