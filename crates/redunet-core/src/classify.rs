@@ -481,14 +481,15 @@ impl Micl {
         let k = check_train(train, labels)?;
         crate::rates::check_features(train, eps_sq)?;
         let [m, d] = train.dims();
-        // Each class's rows are widened to f64 as they are gathered: a copy
-        // of all rows in f64 would double the features' memory at once.
-        let rows = to_vec(train.clone())?;
+        let device = train.device();
         let mut members = vec![Vec::new(); k];
         for (i, &l) in labels.iter().enumerate() {
             members[l].push(i);
         }
         // The classes side by side: each is a Gram and two factorisations.
+        // Each class's rows are gathered and widened to f64 on their own: a
+        // host copy of all rows (f32 or f64) would add the features' memory
+        // again at once, gigabytes on large feature sets.
         let classes = members
             .par_iter()
             .map(|idx| {
@@ -496,10 +497,8 @@ impl Micl {
                     return Ok(None);
                 }
                 let n = idx.len();
-                let x: Vec<f64> = idx
-                    .iter()
-                    .flat_map(|&i| rows[i * d..(i + 1) * d].iter().map(|&v| v as f64))
-                    .collect();
+                let gathered = to_vec(train.clone().select(0, crate::host::indices(idx, &device)))?;
+                let x: Vec<f64> = gathered.into_iter().map(f64::from).collect();
                 let gram = crate::coding::Gram::of(&x, n, d);
                 let alpha = d as f64 / (n as f64 * eps_sq);
                 let own = crate::coding::length_bits(gram.logdet(alpha)?, n, d);
