@@ -49,7 +49,7 @@ fn conv1d_and_vector_on_polar_signals_report_all_shifts() {
             serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
         assert_eq!(s["layers"].as_array().unwrap().len(), 3);
         let shifts = &s["accuracy"]["test_all_shifts"];
-        for key in ["knn", "nearest_subspace"] {
+        for key in ["knn", "nearest_subspace", "micl"] {
             let v = shifts[key].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&v), "{kind} {key}: {v}");
         }
@@ -74,12 +74,20 @@ fn conv1d_and_vector_on_polar_signals_report_all_shifts() {
         "model.layers=2",
         "--set",
         "lift.out_channels=2",
+        "--set",
+        "eval.micl=false",
     ]);
     assert!(ok, "conv2d: {err}");
     let s: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["data"]["dim"].as_u64().unwrap(), 2 * 28 * 28);
     assert!(s["accuracy"]["test_all_shifts"]["knn"].as_f64().is_some());
+    // MICL left out: no accuracy for it anywhere, the others all there.
+    for set in ["train", "test", "test_all_shifts"] {
+        let a = &s["accuracy"][set];
+        assert!(a["micl"].is_null(), "{set}: {a}");
+        assert!(a["nearest_subspace"].as_f64().is_some(), "{set}: {a}");
+    }
     // The saved network with its front end (lifting kernels from their
     // seed) reloads in `redunet transform`, and the whole pipeline is
     // translation-equivariant: a translated image gives translated features.

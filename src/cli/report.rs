@@ -71,19 +71,25 @@ pub fn print_summary(s: &Summary, out: &Path) {
         s.seconds.evaluate
     );
     println!(
-        "  train accuracy: kNN {:.4}, nearest subspace {:.4}, MICL {:.4}",
-        s.accuracy.train.knn, s.accuracy.train.nearest_subspace, s.accuracy.train.micl
+        "  train accuracy: kNN {:.4}, nearest subspace {:.4}, MICL {}",
+        s.accuracy.train.knn,
+        s.accuracy.train.nearest_subspace,
+        fmt_micl(s.accuracy.train.micl)
     );
     if let Some(t) = &s.accuracy.test {
         println!(
-            "  test accuracy:  kNN {:.4}, nearest subspace {:.4}, MICL {:.4}",
-            t.knn, t.nearest_subspace, t.micl
+            "  test accuracy:  kNN {:.4}, nearest subspace {:.4}, MICL {}",
+            t.knn,
+            t.nearest_subspace,
+            fmt_micl(t.micl)
         );
     }
     if let Some(t) = &s.accuracy.test_all_shifts {
         println!(
-            "  all shifts:     kNN {:.4}, nearest subspace {:.4}, MICL {:.4}",
-            t.knn, t.nearest_subspace, t.micl
+            "  all shifts:     kNN {:.4}, nearest subspace {:.4}, MICL {}",
+            t.knn,
+            t.nearest_subspace,
+            fmt_micl(t.micl)
         );
     }
     println!("  results in {}", out.display());
@@ -176,12 +182,19 @@ impl Progress for Terminal {
     }
 }
 
-/// "kNN 0.9230 NS 0.9250", or "–" when there is none.
+/// An accuracy to four places, or "–" when MICL was left out.
+fn fmt_micl(a: Option<f64>) -> String {
+    a.map_or("–".into(), |a| format!("{a:.4}"))
+}
+
+/// "kNN 0.9230 NS 0.9250 MICL 0.9100", or "–" when there is none.
 pub fn fmt_acc(a: &Option<Accuracies>) -> String {
     a.map_or("–".into(), |a| {
         format!(
-            "kNN {:.4} NS {:.4} MICL {:.4}",
-            a.knn, a.nearest_subspace, a.micl
+            "kNN {:.4} NS {:.4} MICL {}",
+            a.knn,
+            a.nearest_subspace,
+            fmt_micl(a.micl)
         )
     })
 }

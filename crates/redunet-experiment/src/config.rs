@@ -139,6 +139,11 @@ pub struct EvalConfig {
     /// `eps_sq`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub micl_eps_sq: Option<f64>,
+    /// Whether MICL classifies at all (default true). Its fit and queries
+    /// cost f64 products of the feature dimension squared per sample:
+    /// large-feature configurations may leave it out.
+    #[serde(default = "default_micl")]
+    pub micl: bool,
     /// At most this many samples per class in the cosine heat maps.
     #[serde(default = "default_heatmap")]
     pub heatmap_per_class: usize,
@@ -154,6 +159,10 @@ pub struct EvalConfig {
     pub shift_test_per_class: Option<usize>,
 }
 
+fn default_micl() -> bool {
+    true
+}
+
 fn default_heatmap() -> usize {
     50
 }
@@ -164,6 +173,7 @@ impl Default for EvalConfig {
             knn_k: default_knn_k(),
             n_comp: None,
             micl_eps_sq: None,
+            micl: true,
             heatmap_per_class: default_heatmap(),
             shift_stride: None,
             shift_test_per_class: None,

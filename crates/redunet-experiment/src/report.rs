@@ -181,7 +181,7 @@ pub fn first_per_class(labels: &[usize], per_class: Option<usize>) -> Vec<usize>
 
 /// How the `[eval]` section classifies: kNN's k, nearest subspace's
 /// dimension (`default_comp` unless set) and MICL's ε² (the model's unless
-/// set).
+/// set; none when `eval.micl = false`).
 pub fn eval_settings(
     cfg: &crate::RunConfig,
     default_comp: usize,
@@ -189,7 +189,10 @@ pub fn eval_settings(
     redunet_train::trainer::EvalSettings {
         knn_k: cfg.eval.knn_k,
         n_comp: cfg.eval.n_comp.unwrap_or(default_comp),
-        micl_eps_sq: cfg.eval.micl_eps_sq.unwrap_or(cfg.model.eps_sq),
+        micl_eps_sq: cfg
+            .eval
+            .micl
+            .then(|| cfg.eval.micl_eps_sq.unwrap_or(cfg.model.eps_sq)),
     }
 }
 

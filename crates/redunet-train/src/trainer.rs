@@ -283,7 +283,7 @@ pub fn corrupt_labels(labels: &mut [usize], classes: usize, ratio: f64, seed: u6
     idx
 }
 
-/// Accuracy of features by kNN and nearest subspace.
+/// Accuracy of features by kNN, nearest subspace and MICL.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Accuracies {
     /// kNN accuracy.
@@ -291,39 +291,50 @@ pub struct Accuracies {
     /// Nearest-subspace accuracy.
     pub nearest_subspace: f64,
     /// Accuracy of minimum incremental coding length
-    /// ([`redunet_core::classify::Micl`]).
-    pub micl: f64,
+    /// ([`redunet_core::classify::Micl`]); `None` when the evaluation
+    /// left MICL out ([`EvalSettings::micl_eps_sq`]).
+    #[serde(default)]
+    pub micl: Option<f64>,
 }
 
-/// kNN and nearest subspace, fitted once to labelled training features,
-/// then scoring any number of feature sets.
+/// kNN, nearest subspace and (unless left out) MICL, fitted once to
+/// labelled training features, then scoring any number of feature sets.
 #[derive(Debug, Clone)]
 pub struct Classifiers {
     knn: Knn,
     nearest_subspace: NearestSubspace,
-    micl: Micl,
+    micl: Option<Micl>,
 }
 
 impl Classifiers {
-    /// Fits all three to labelled training features (on rows scaled to
-    /// unit norm, as the features of every network here are).
+    /// Fits the classifiers to labelled training features (on rows scaled
+    /// to unit norm, as the features of every network here are).
     pub fn fit(train: &Tensor<2>, labels: &[usize], eval: EvalSettings) -> Result<Self> {
         // Normalised once, shared by all (a full copy of large features).
         let rows = redunet_core::classify::normalized_rows(train)?;
         Ok(Self {
             nearest_subspace: NearestSubspace::fit_normalized(&rows, labels, eval.n_comp)?,
-            micl: Micl::fit(&rows, labels, eval.micl_eps_sq)?,
+            micl: eval
+                .micl_eps_sq
+                .map(|eps_sq| Micl::fit(&rows, labels, eps_sq))
+                .transpose()?,
             knn: Knn::fit_normalized(rows, labels, eval.knn_k)?,
         })
     }
 
     /// Accuracy of the classifiers on `features` with true `labels`.
     pub fn accuracies(&self, features: &Tensor<2>, labels: &[usize]) -> Result<Accuracies> {
-        let rows = redunet_core::classify::normalized_rows(features)?;
+        let micl = match &self.micl {
+            Some(micl) => {
+                let rows = redunet_core::classify::normalized_rows(features)?;
+                Some(accuracy(&micl.predict(&rows)?, labels))
+            }
+            None => None,
+        };
         Ok(Accuracies {
             knn: accuracy(&self.knn.predict(features)?, labels),
             nearest_subspace: accuracy(&self.nearest_subspace.predict(features)?, labels),
-            micl: accuracy(&self.micl.predict(&rows)?, labels),
+            micl,
         })
     }
 }
@@ -335,8 +346,10 @@ pub struct EvalSettings {
     pub knn_k: usize,
     /// Dimension of each class subspace.
     pub n_comp: usize,
-    /// ε² of MICL's coding lengths.
-    pub micl_eps_sq: f64,
+    /// ε² of MICL's coding lengths, or `None` to leave MICL out: its fit
+    /// and queries grow with the feature dimension squared per sample
+    /// (minutes and gigabytes of f64 products on 12,544-d features).
+    pub micl_eps_sq: Option<f64>,
 }
 
 /// One epoch on record (epoch 0 is the network before training).

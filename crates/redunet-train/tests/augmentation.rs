@@ -36,7 +36,7 @@ fn augmentation_needs_image_rows() {
             EvalSettings {
                 knn_k: 1,
                 n_comp: 1,
-                micl_eps_sq: 0.5,
+                micl_eps_sq: Some(0.5),
             },
             CheckpointPlan::none(),
             |_| {},
@@ -65,7 +65,7 @@ fn augmentation_needs_image_rows() {
         EvalSettings {
             knn_k: 1,
             n_comp: 1,
-            micl_eps_sq: 0.5,
+            micl_eps_sq: Some(0.5),
         },
         CheckpointPlan::none(),
         |_| {},
