@@ -436,6 +436,31 @@ fn lifting_on_the_host_is_the_tensor_path_bit_for_bit() {
     }
 }
 
+/// Training hands the lifting a plain batch (a tensor moved to the
+/// autodiff device keeps its own association) and tracked kernels: the
+/// kernels must get their gradient, equal to the one of a tracked batch.
+#[test]
+fn lifting_kernels_get_gradients_from_a_plain_batch() {
+    use burn::module::Param;
+    use redunet::vision::lift::Lift2d;
+    let (host, tensor) = devices();
+    let x = Tensor::<4>::random([2, 1, 9, 9], Distribution::Normal(0.0, 1.0), &host);
+    let grad = |x: Tensor<4>| {
+        let lift = Lift2d::random(4, 1, 3, 7, &tensor);
+        let kernels = lift.kernels.val().require_grad();
+        let lift = Lift2d {
+            kernels: Param::from_tensor(kernels.clone()),
+        };
+        let grads = lift.apply(x).powi_scalar(2).sum().backward();
+        kernels.grad(&grads).map(|g| to_vec(g).unwrap())
+    };
+    let plain = grad(x.clone().to_device(&tensor));
+    let tracked = grad(x.autodiff());
+    let plain = plain.expect("the kernels of a plain batch have a gradient");
+    assert!(plain.iter().any(|&g| g != 0.0));
+    assert_eq!(Some(plain), tracked);
+}
+
 #[test]
 fn empty_batches_pass_through_the_host_transform_and_lifting() {
     use redunet::vision::lift::Lift2d;

@@ -94,8 +94,12 @@ impl Lift2d {
         // The host kernel does flex's arithmetic for few channels (its
         // direct path: products and sums in the same order, no fused
         // multiply-adds), so it takes over exactly there; with more
-        // channels flex multiplies by gemm, which stays.
+        // channels flex multiplies by gemm, which stays. The kernels' own
+        // device decides too: a plain input batch meets tracked kernels in
+        // training (`to_device` keeps a tensor's autodiff association), and
+        // the host kernel would cut them out of the graph.
         if on_host(&device)
+            && on_host(&kernels.device())
             && inp == c
             && (1..=4).contains(&inp)
             && (1..=16).contains(&out)
