@@ -14,7 +14,7 @@
 //! number for a single sample), never refactoring the union.
 
 use crate::cpu::cholesky::inverse_factor_one;
-use crate::cpu::gemm::{Threads, View, matmul_abt_f64, matmul_abt_f64_on, matmul_f64_into};
+use crate::cpu::gemm::{Threads, View, matmul, matmul_abt_f64, matmul_abt_f64_on};
 use crate::linalg::spd_logdet_f64;
 use crate::rates::coding_rate;
 use crate::{Error, Result};
@@ -331,11 +331,12 @@ fn times_lower_t(p: &[f64], l: &[f64], rows: usize, n: usize) -> Vec<f64> {
     for c0 in (0..n).step_by(LOWER_BLOCK) {
         let c1 = (c0 + LOWER_BLOCK).min(n);
         // Y[:, c0..c1] = P[:, ..c1] · L[c0..c1, ..c1]ᵀ.
-        matmul_f64_into(
+        matmul(
             &mut y[c0..],
             n,
             View::new(p, rows, n).block(0..rows, 0..c1),
             View::new(l, n, n).block(c0..c1, 0..c1).t(),
+            None,
             Threads::One,
         );
     }
@@ -349,11 +350,12 @@ fn lower_times(l: &[f64], x: &[f64], n: usize, d: usize) -> Vec<f64> {
     for r0 in (0..n).step_by(LOWER_BLOCK) {
         let r1 = (r0 + LOWER_BLOCK).min(n);
         // Y[r0..r1, :] = L[r0..r1, ..r1] · X[..r1, :].
-        matmul_f64_into(
+        matmul(
             &mut y[r0 * d..],
             d,
             View::new(l, n, n).block(r0..r1, 0..r1),
             View::new(x, n, d).block(0..r1, 0..d),
+            None,
             Threads::All,
         );
     }

@@ -173,7 +173,7 @@ impl Default for EvalConfig {
             knn_k: default_knn_k(),
             n_comp: None,
             micl_eps_sq: None,
-            micl: true,
+            micl: default_micl(),
             heatmap_per_class: default_heatmap(),
             shift_stride: None,
             shift_test_per_class: None,

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 /// A read-only `rows × cols` matrix inside a slice: element `(i, j)` at
 /// `offset + i·rs + j·cs`. Construction checks that every element lies in
 /// the slice, which is what makes the products below sound.
-/// f32 unless said otherwise; the f64 products take `View<'_, f64>`.
+/// f32 unless said otherwise; products take either f32 or f64 ([`Real`]).
 #[derive(Clone, Copy, Debug)]
 pub struct View<'a, T = f32> {
     data: &'a [T],
@@ -96,6 +96,22 @@ impl<'a, T: Copy> View<'a, T> {
     }
 }
 
+/// The element types of the products: the `gemm` crate's f32 and f64
+/// kernels.
+pub trait Real: Copy + 'static {
+    /// The multiplicative identity (the destination's factor when a
+    /// product accumulates).
+    const ONE: Self;
+}
+
+impl Real for f32 {
+    const ONE: Self = 1.0;
+}
+
+impl Real for f64 {
+    const ONE: Self = 1.0;
+}
+
 /// How a product may use the thread pool: a single call on its own uses
 /// every core, calls that already run side by side use one each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,14 +131,14 @@ impl Threads {
     }
 }
 
-/// `dst = a·b` (or `dst = dst + β a·b` when `acc` is `Some(β)`), where
+/// `dst = a·b` (or `dst = dst + β a·b` when `acc` is `Some(β)`), in f32 or f64, where
 /// `dst` is row-major `a.rows × b.cols` with row stride `ld`.
-pub fn matmul(
-    dst: &mut [f32],
+pub fn matmul<T: Real>(
+    dst: &mut [T],
     ld: usize,
-    a: View<'_>,
-    b: View<'_>,
-    acc: Option<f32>,
+    a: View<'_, T>,
+    b: View<'_, T>,
+    acc: Option<T>,
     threads: Threads,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -143,12 +159,12 @@ pub fn matmul(
 /// `dst` must be valid for writes (and reads, with `acc`) of the
 /// `a.rows × b.cols` result at row stride `ld`, none of which alias `a`,
 /// `b` or anything another thread touches meanwhile.
-unsafe fn matmul_into(
-    dst: *mut f32,
+unsafe fn matmul_into<T: Real>(
+    dst: *mut T,
     ld: usize,
-    a: View<'_>,
-    b: View<'_>,
-    acc: Option<f32>,
+    a: View<'_, T>,
+    b: View<'_, T>,
+    acc: Option<T>,
     threads: Threads,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -182,8 +198,8 @@ unsafe fn matmul_into(
             b.data.as_ptr().add(b.offset),
             b.cs as isize,
             b.rs as isize,
-            1.0,
-            acc.unwrap_or(1.0),
+            T::ONE,
+            acc.unwrap_or(T::ONE),
             false,
             false,
             false,
@@ -297,57 +313,8 @@ pub fn matmul_abt_f64_on(
     assert_eq!(b.len(), n * k, "b is [{n}, {k}]");
     let mut dst = vec![0f64; m * n];
     let (a, b) = (View::new(a, m, k), View::new(b, n, k));
-    matmul_f64_into(&mut dst, n, a, b.t(), threads);
+    matmul(&mut dst, n, a, b.t(), None, threads);
     dst
-}
-
-/// `dst = a·b` in f64, `dst` row-major at row stride `ld`: blocks of
-/// larger matrices, in place.
-pub fn matmul_f64_into(
-    dst: &mut [f64],
-    ld: usize,
-    a: View<'_, f64>,
-    b: View<'_, f64>,
-    threads: Threads,
-) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "inner dimensions differ");
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(
-        ld >= n && (m - 1) * ld + n <= dst.len(),
-        "destination too small"
-    );
-    if k == 0 {
-        (0..m).for_each(|i| dst[i * ld..i * ld + n].fill(0.0));
-        return;
-    }
-    // SAFETY: the views were checked to lie inside their slices and the
-    // destination above; `dst` cannot alias the shared inputs.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            ld as isize,
-            false,
-            a.data.as_ptr().add(a.offset),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr().add(b.offset),
-            b.cs as isize,
-            b.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            threads.parallelism(),
-        )
-    }
 }
 
 #[cfg(test)]
