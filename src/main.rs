@@ -22,8 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Construct a ReduNet from a TOML configuration, evaluate it and write
-    /// summary.json, rates.csv, the saved network and PNG plots.
+    /// Run the job a TOML configuration describes: forward construction of
+    /// a ReduNet (evaluated; summary.json, rates.csv, the saved network and
+    /// PNG plots), or, for a configuration with a [train] or [cluster]
+    /// section, what `redunet train` or `redunet cluster` does with it.
     Run {
         /// The configuration file (see configs/).
         config: PathBuf,
@@ -46,6 +48,12 @@ enum Command {
         /// The workers' token (default: $REDUNET_TOKEN, or none).
         #[arg(long, env = "REDUNET_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Check the configuration, the data and the resources the run
+        /// needs (memory, disk), print the plan and exit; nothing is built
+        /// or written. Exits non-zero with the run's own error where the
+        /// run would be refused.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Serve this machine's device to a coordinating `redunet run --workers`
     /// (Burn's remote backend over WebSocket; build with --features remote).
@@ -78,6 +86,9 @@ enum Command {
         /// configuration (parameters, optimiser state, epoch, history).
         #[arg(long)]
         resume: Option<PathBuf>,
+        /// Check and print the plan without training (see `run --dry-run`).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Cluster the samples of a configuration without their labels
     /// ([cluster] method = "coding-length" or "mcr2"); labels, where the data
@@ -94,6 +105,9 @@ enum Command {
         sets: Vec<String>,
         #[arg(long)]
         quiet: bool,
+        /// Check and print the plan without clustering (see `run --dry-run`).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Evaluate a saved model (MODEL_DIR, e.g. runs/x/model of `redunet
     /// train` or `redunet run`) on the data of CONFIG; prints JSON.
@@ -114,6 +128,61 @@ enum Command {
         #[arg(long, default_value = "flex")]
         device: String,
     },
+}
+
+/// `runs/<config name>`, where a run writes without `--out`.
+fn default_out(config: &std::path::Path) -> PathBuf {
+    PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
+}
+
+/// Prints what a dry run found: the plan, then where the run would write.
+fn print_plan(plan: &redunet::experiment::plan::Plan, out: &std::path::Path) -> Result<()> {
+    for line in plan.lines() {
+        println!("{line}");
+    }
+    println!("output directory: {}", out.display());
+    println!("dry run: the run would be accepted; nothing was built or written");
+    Ok(())
+}
+
+/// `redunet train`, and `redunet run` of a configuration with a [train]
+/// section.
+fn train_command(
+    cfg: &config::RunConfig,
+    device: &str,
+    out: &std::path::Path,
+    quiet: bool,
+    resume: Option<&std::path::Path>,
+    dry_run: bool,
+) -> Result<()> {
+    let dev = redunet::devices::by_name(device).map_err(anyhow::Error::msg)?;
+    if dry_run {
+        return print_plan(&redunet::experiment::train::plan(cfg, resume, out)?, out);
+    }
+    let mut output = OutputDir::begin(out)?;
+    let summary = train::train(cfg, &dev, device, &mut output, quiet, resume)?;
+    train::print_summary(&summary, output.dir());
+    Ok(())
+}
+
+/// `redunet cluster`, and `redunet run` of a configuration with a
+/// [cluster] section.
+fn cluster_command(
+    cfg: &config::ClusterRunConfig,
+    device: &str,
+    out: &std::path::Path,
+    quiet: bool,
+    dry_run: bool,
+) -> Result<()> {
+    let dev = redunet::devices::by_name(device).map_err(anyhow::Error::msg)?;
+    if dry_run {
+        return print_plan(&redunet::experiment::cluster::plan(cfg, out)?, out);
+    }
+    let mut output = OutputDir::begin(out)?;
+    let summary = cluster::cluster(cfg, &dev, device, output.stage(), quiet)?;
+    output.commit()?;
+    cluster::print_summary(&summary, output.dir());
+    Ok(())
 }
 
 fn main() {
@@ -143,17 +212,42 @@ fn real_main() -> Result<()> {
             quiet,
             workers,
             token,
+            dry_run,
         } => {
-            let cfg = config::load(&config, &sets)?;
-            let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
-            let workers = redunet::cli::remote::connect(&workers, token.as_deref())?;
-            let out = out.unwrap_or_else(|| {
-                PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
-            });
-            let mut output = OutputDir::begin(&out)?;
-            let summary = run::run(&cfg, (&dev, &workers), &device, output.stage(), quiet)?;
-            output.commit()?;
-            report::print_summary(&summary, output.dir());
+            let out = out.unwrap_or_else(|| default_out(&config));
+            let job = config::load_job(&config, &sets)?;
+            if !matches!(job, config::Job::Construct(_)) {
+                if !workers.is_empty() {
+                    bail!(
+                        "--workers shards a construction; {} describes {}",
+                        config.display(),
+                        job.what()
+                    );
+                }
+                if !quiet && !dry_run {
+                    eprintln!("{} describes {}", config.display(), job.what());
+                }
+            }
+            match job {
+                config::Job::Construct(cfg) => {
+                    let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
+                    if dry_run {
+                        let plan = redunet::experiment::run::plan(&cfg, workers.len(), &out)?;
+                        return print_plan(&plan, &out);
+                    }
+                    let workers = redunet::cli::remote::connect(&workers, token.as_deref())?;
+                    let mut output = OutputDir::begin(&out)?;
+                    let summary = run::run(&cfg, (&dev, &workers), &device, output.stage(), quiet)?;
+                    output.commit()?;
+                    report::print_summary(&summary, output.dir());
+                }
+                config::Job::Train(cfg) => {
+                    train_command(&cfg, &device, &out, quiet, None, dry_run)?;
+                }
+                config::Job::Cluster(cfg) => {
+                    cluster_command(&cfg, &device, &out, quiet, dry_run)?;
+                }
+            }
         }
         Command::Worker {
             listen,
@@ -170,15 +264,11 @@ fn real_main() -> Result<()> {
             sets,
             quiet,
             resume,
+            dry_run,
         } => {
             let cfg = config::load(&config, &sets)?;
-            let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
-            let out = out.unwrap_or_else(|| {
-                PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
-            });
-            let mut output = OutputDir::begin(&out)?;
-            let summary = train::train(&cfg, &dev, &device, &mut output, quiet, resume.as_deref())?;
-            train::print_summary(&summary, output.dir());
+            let out = out.unwrap_or_else(|| default_out(&config));
+            train_command(&cfg, &device, &out, quiet, resume.as_deref(), dry_run)?;
         }
         Command::Cluster {
             config,
@@ -186,16 +276,11 @@ fn real_main() -> Result<()> {
             device,
             sets,
             quiet,
+            dry_run,
         } => {
             let cfg = config::load_cluster(&config, &sets)?;
-            let dev = redunet::devices::by_name(&device).map_err(anyhow::Error::msg)?;
-            let out = out.unwrap_or_else(|| {
-                PathBuf::from("runs").join(config.file_stem().unwrap_or_default())
-            });
-            let mut output = OutputDir::begin(&out)?;
-            let summary = cluster::cluster(&cfg, &dev, &device, output.stage(), quiet)?;
-            output.commit()?;
-            cluster::print_summary(&summary, output.dir());
+            let out = out.unwrap_or_else(|| default_out(&config));
+            cluster_command(&cfg, &device, &out, quiet, dry_run)?;
         }
         Command::Eval {
             model,

@@ -140,3 +140,83 @@ fn conv1d_and_vector_on_polar_signals_report_all_shifts() {
     let (ok, err) = run(&["run", &cfg, "--set", "eval.shift_stride=0"]);
     assert!(!ok && err.contains("shift_stride"), "{err}");
 }
+
+/// The vector baseline on polar signals saves its model layer by layer; the
+/// model applies the front end and the layers to raw images, as the run
+/// applied them to its test set.
+#[test]
+fn vector_on_signals_saves_a_model_that_transform_and_eval_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = env!("CARGO_MANIFEST_DIR").to_string() + "/configs/rotation-01-vector.toml";
+    let out = dir.path().join("run");
+    let sets = [
+        "data.train_per_class=20",
+        "data.test_per_class=10",
+        "model.layers=4",
+        "polar.angles=24",
+        "eval.shift_stride=6",
+        "model.save=true",
+    ];
+    let mut args = vec!["run", &cfg, "--quiet", "--out", out.to_str().unwrap()];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let (ok, err) = run(&args);
+    assert!(ok, "{err}");
+    let model = out.join("model");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
+    let arch = &doc["architecture"]["vector"];
+    assert_eq!(arch["dim"], 5 * 24);
+    assert_eq!(arch["front"]["polar"]["angles"], 24);
+    assert_eq!(arch["classes"].as_array().unwrap().len(), 4);
+    for l in 1..=4 {
+        assert!(model.join(format!("layer-{l:04}.bpk")).is_file());
+    }
+    // Evaluated on the same data, the saved model gives the run's accuracies.
+    let summary = common::summary(&out);
+    let mut eval = vec!["eval", model.to_str().unwrap(), &cfg];
+    for s in &sets {
+        eval.extend(["--set", s]);
+    }
+    let (ok, stdout, err) = common::run(&eval);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in ["knn", "nearest_subspace"] {
+        assert_eq!(
+            v["accuracy"]["test"][key], summary["accuracy"]["test"][key],
+            "{key}: eval {v} against the run's {}",
+            summary["accuracy"]
+        );
+    }
+    // Raw 28×28 images in, unit features of the signals' dimension out.
+    let images = dir.path().join("x.npy");
+    let x: Vec<f32> = (0..3 * 784)
+        .map(|i| ((i * 37) % 101) as f32 / 100.0)
+        .collect();
+    redunet::data::npy::write_npy_f32(&images, &[3, 28, 28], &x).unwrap();
+    let features = dir.path().join("f.npy");
+    let (ok, _, err) = common::run(&[
+        "transform",
+        model.to_str().unwrap(),
+        images.to_str().unwrap(),
+        features.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let f = redunet::data::npy::read_npy_f32(&features).unwrap();
+    assert_eq!(f.shape, vec![3, 5 * 24]);
+    for row in f.data.chunks(5 * 24) {
+        let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+    }
+    // Flattened signals are not what the model takes.
+    let wrong = dir.path().join("w.npy");
+    redunet::data::npy::write_npy_f32(&wrong, &[2, 120], &vec![0.5; 240]).unwrap();
+    let (ok, _, err) = common::run(&[
+        "transform",
+        model.to_str().unwrap(),
+        wrong.to_str().unwrap(),
+        dir.path().join("g.npy").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("[28, 28]"), "{err}");
+}

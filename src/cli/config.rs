@@ -60,6 +60,53 @@ pub fn load(path: &Path, sets: &[String]) -> Result<RunConfig, ConfigError> {
     })
 }
 
+/// The job a configuration describes, for `redunet run`: a clustering (a
+/// `[cluster]` section), a training run (a `[train]` section), or else a
+/// forward construction.
+#[derive(Debug)]
+pub enum Job {
+    /// `redunet run`'s own job: forward construction.
+    Construct(RunConfig),
+    /// What `redunet train` does.
+    Train(RunConfig),
+    /// What `redunet cluster` does.
+    Cluster(ClusterRunConfig),
+}
+
+impl Job {
+    /// What the job is, for people.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Job::Construct(_) => "a forward construction",
+            Job::Train(_) => "training (a [train] section): running it as `redunet train` does",
+            Job::Cluster(_) => {
+                "clustering (a [cluster] section): running it as `redunet cluster` does"
+            }
+        }
+    }
+}
+
+/// Reads a configuration of any job and applies `--set` overrides.
+pub fn load_job(path: &Path, sets: &[String]) -> Result<Job, ConfigError> {
+    with_path(path, read_limited(path), |text| {
+        let has = |section: &str| {
+            toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key(section))
+                || sets
+                    .iter()
+                    .any(|s| s.trim_start().starts_with(&format!("{section}.")))
+        };
+        let base = base_of(path);
+        if has("cluster") {
+            return Ok(Job::Cluster(parse_cluster(text, sets, base)?));
+        }
+        let cfg = parse(text, sets, base)?;
+        Ok(match cfg.train {
+            Some(_) => Job::Train(cfg),
+            None => Job::Construct(cfg),
+        })
+    })
+}
+
 /// Reads a clustering configuration (`redunet cluster`) and applies `--set`
 /// overrides.
 pub fn load_cluster(path: &Path, sets: &[String]) -> Result<ClusterRunConfig, ConfigError> {

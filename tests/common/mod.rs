@@ -6,7 +6,13 @@ use std::process::Command;
 
 /// Runs `redunet` with `args`: (success, stdout, stderr).
 pub fn run(args: &[&str]) -> (bool, String, String) {
+    run_in(Path::new("."), args)
+}
+
+/// [`run`] in the working directory `dir`.
+pub fn run_in(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_redunet"))
+        .current_dir(dir)
         .args(args)
         .output()
         .expect("runs the binary");

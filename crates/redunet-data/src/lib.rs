@@ -101,6 +101,25 @@ pub enum DataError {
         /// The setting or input to change.
         hint: String,
     },
+    /// Output larger than the free space of the disk it is written to.
+    #[error(
+        "{what} needs {} of disk space, but only {} are free on the disk of {}: {hint}",
+        memory::human(*needed),
+        memory::human(*available),
+        dir.display()
+    )]
+    OutOfDisk {
+        /// What would be written.
+        what: String,
+        /// Bytes it needs.
+        needed: u64,
+        /// Bytes free for this process.
+        available: u64,
+        /// Where it would be written.
+        dir: PathBuf,
+        /// The setting to change.
+        hint: String,
+    },
     /// An output directory locked by another process.
     #[error("{path} is in use by another redunet process (it holds {lock})")]
     InUse {

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 use redunet_core::{Error, Result};
 use redunet_train::trainer::FeatureNet;
 use redunet_train::{Network, SavedModel};
+use redunet_vision::front::FrontEndConfig;
 use std::path::Path;
 
 /// A loaded model directory.
@@ -43,18 +44,17 @@ impl AnyModel {
             shapes
         };
         let net = &self.0.trainee.net;
-        match net {
-            Network::Spectral(n) => {
-                let s = n.front.config().sample_shape.clone();
-                let shapes = match s.as_slice() {
-                    [1, rest @ ..] => with_channels(1, rest.to_vec()),
-                    [c, t] if n.front.config().polar.is_none() && !n.front.config().images => {
-                        with_channels(*c, vec![*t])
-                    }
-                    _ => vec![s],
-                };
-                (shapes, net.feature_dim())
+        let front_shapes = |f: &FrontEndConfig| {
+            let s = f.sample_shape.clone();
+            match s.as_slice() {
+                [1, rest @ ..] => with_channels(1, rest.to_vec()),
+                [c, t] if f.polar.is_none() && !f.images => with_channels(*c, vec![*t]),
+                _ => vec![s],
             }
+        };
+        match net {
+            Network::Spectral(n) => (front_shapes(n.front.config()), net.feature_dim()),
+            Network::SignalVector(n) => (front_shapes(n.front.config()), net.feature_dim()),
             Network::Transformer(n) => {
                 let e = &n.embed;
                 (
@@ -78,7 +78,7 @@ impl AnyModel {
     fn check_against(&self, shapes: &[Vec<usize>], sample_shape: &[usize]) -> Result<()> {
         let values = |s: &[usize]| s.iter().product::<usize>();
         let fits = match self.0.trainee.net {
-            Network::Spectral(_) | Network::Transformer(_) => {
+            Network::Spectral(_) | Network::SignalVector(_) | Network::Transformer(_) => {
                 shapes.iter().any(|s| s.as_slice() == sample_shape)
             }
             _ => values(sample_shape) == values(&shapes[0]),

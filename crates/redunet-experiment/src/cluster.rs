@@ -10,13 +10,16 @@
 //!   the partition (min over memberships of the compression term). k-means
 //!   on the raw pixels of the same images is reported beside it.
 
+use crate::budget::{Estimate, Part};
 use crate::config::{DataConfig, ModelConfig, ModelKind};
+use crate::plan::Plan;
 use crate::report::DataSummary;
 use burn::tensor::Device;
 use redunet_core::cluster::{CodingLengthClustering, CodingLengthDescent, Scores, scores};
 use redunet_core::host::tensor;
 use redunet_core::kmeans::KMeans;
 use redunet_core::{Error, Result};
+use redunet_data::memory::{bytes, human};
 use redunet_train::mlp::Mlp;
 use redunet_train::selfsup::{SelfSupervisedConfig, Step, fit_self_supervised};
 use redunet_train::trainer::{FeatureNet, Trainee};
@@ -207,8 +210,8 @@ pub struct Mcr2Stages {
     /// Samples moved in each pass of the descent.
     pub moved: Vec<usize>,
     /// The trained feature extractor (`redunet transform`), relative to the
-    /// output.
-    pub model: String,
+    /// output (none with `model.save = false`).
+    pub model: Option<String>,
 }
 
 /// Wall-clock seconds.
@@ -286,8 +289,9 @@ pub fn cluster(
     out: &Path,
     progress: &mut dyn ClusterProgress,
 ) -> Result<ClusterOutput> {
-    cfg.validate()?;
-    let (split, labelled) = cfg.data.load_unlabelled(cfg.seed)?;
+    let Checked {
+        split, labelled, k, ..
+    } = checked(cfg, out)?;
     let score = |a: &[usize]| -> Result<Option<Scores>> {
         labelled.then(|| scores(a, &split.train.labels)).transpose()
     };
@@ -298,24 +302,6 @@ pub fn cluster(
     let labels = &data.labels;
     let m = data.len();
     let k_classes = split.classes.len();
-    let k = match (cfg.cluster.k, labelled) {
-        (Some(k), _) => k,
-        (None, true) => k_classes,
-        // No labels and no k: k-means has nothing to go by.
-        (None, false) => 0,
-    };
-    if k > m {
-        return Err(Error::Parameter(format!(
-            "cluster.k = {k} groups of {m} samples"
-        )));
-    }
-    if cfg.cluster.method == ClusterMethod::CodingLength && m > redunet_core::cluster::MAX_SAMPLES {
-        return Err(Error::Parameter(format!(
-            "{m} samples: clustering by compression takes at most {} (lower \
-             data.train_per_class)",
-            redunet_core::cluster::MAX_SAMPLES
-        )));
-    }
     progress.started(&format!(
         "data: {:?}, {m} samples of dimension {}, {k_classes} classes; method {:?}, ε² {}, device {device_name}",
         cfg.data.source,
@@ -378,8 +364,8 @@ pub fn cluster(
                 let net = Mlp::new(
                     data.dim(),
                     model.layers,
-                    model.width.unwrap_or(1024),
-                    model.out_dim.unwrap_or(128),
+                    model.width.unwrap_or(MLP_WIDTH),
+                    model.out_dim.unwrap_or(MLP_OUT),
                     cfg.seed,
                     device,
                 );
@@ -403,20 +389,22 @@ pub fn cluster(
                 .fit(&f, &start.assignment)?;
                 progress.stage("descent on the coding length");
                 let cluster_s = t.elapsed().as_secs_f64();
-                SavedModel {
-                    trainee: Trainee {
-                        net: Network::Mlp(net),
-                        head: None,
-                    },
-                    logit_scale: None,
-                    meta: serde_json::to_value(cfg).expect("configurations serialise"),
+                if model.save {
+                    SavedModel {
+                        trainee: Trainee {
+                            net: Network::Mlp(net),
+                            head: None,
+                        },
+                        logit_scale: None,
+                        meta: serde_json::to_value(cfg).expect("configurations serialise"),
+                    }
+                    .save(&out.join("model"))?;
                 }
-                .save(&out.join("model"))?;
                 let stages = Mcr2Stages {
                     loss,
                     kmeans_features,
                     moved: d.moved,
-                    model: "model".into(),
+                    model: model.save.then(|| "model".into()),
                 };
                 let features = redunet_core::host::to_vec(f)?;
                 (
@@ -485,5 +473,165 @@ pub fn cluster(
         assignment,
         features,
         dim,
+    })
+}
+
+/// The MLP's hidden width and feature dimension when `[model]` leaves them
+/// out.
+const MLP_WIDTH: usize = 1024;
+const MLP_OUT: usize = 128;
+
+/// What a clustering has checked before it allocates.
+struct Checked {
+    split: redunet_data::split::Split,
+    labelled: bool,
+    /// The number of groups (0: none given and no labels to count).
+    k: usize,
+    estimate: Estimate,
+}
+
+/// Every check `redunet cluster` makes before its first allocation: the
+/// configuration, the data, the number of groups against the samples, the
+/// samples' shape for mcr2's warped views, and the memory and disk the run
+/// will take against what the machine and the disk of `out` have.
+fn checked(cfg: &ClusterRunConfig, out: &Path) -> Result<Checked> {
+    cfg.validate()?;
+    let (split, labelled) = cfg.data.load_unlabelled(cfg.seed)?;
+    let m = split.train.len();
+    let dim = split.train.dim();
+    let k = match (cfg.cluster.k, labelled) {
+        (Some(k), _) => k,
+        (None, true) => split.classes.len(),
+        // No labels and no k: k-means has nothing to go by.
+        (None, false) => 0,
+    };
+    if k > m {
+        return Err(Error::Parameter(format!(
+            "cluster.k = {k} groups of {m} samples"
+        )));
+    }
+    let mut memory = vec![Part {
+        what: "the samples (host and device copies)",
+        bytes: bytes(&[m, dim, 2], 4),
+        hint: "lower data.train_per_class",
+    }];
+    let mut disk = vec![Part {
+        what: "clusters.npy",
+        bytes: bytes(&[m], 8),
+        hint: "lower data.train_per_class",
+    }];
+    match cfg.cluster.method {
+        ClusterMethod::CodingLength => {
+            if m > redunet_core::cluster::MAX_SAMPLES {
+                return Err(Error::Parameter(format!(
+                    "{m} samples: clustering by compression takes at most {} (lower \
+                     data.train_per_class)",
+                    redunet_core::cluster::MAX_SAMPLES
+                )));
+            }
+            memory.push(Part {
+                what: "the table of the coding lengths of all pairs",
+                bytes: bytes(&[m, m], 8),
+                hint: "lower data.train_per_class",
+            });
+        }
+        ClusterMethod::Mcr2 => {
+            crate::train::image_shape(&split.train)?;
+            let model = cfg.model.as_ref().expect("validated");
+            let selfsup = cfg.selfsup.as_ref().expect("validated");
+            let width = model.width.unwrap_or(MLP_WIDTH);
+            let out_dim = model.out_dim.unwrap_or(MLP_OUT);
+            let params = bytes(&[dim + 1, width], 4)
+                .saturating_add(bytes(
+                    &[model.layers.saturating_sub(1), width + 1, width],
+                    4,
+                ))
+                .saturating_add(bytes(&[width + 1, out_dim], 4));
+            memory.push(Part {
+                what: "the MLP's weights, gradients and optimiser state",
+                bytes: params.saturating_mul(4),
+                hint: "lower model.width, model.out_dim or model.layers",
+            });
+            let batch = selfsup.images.saturating_mul(selfsup.views);
+            memory.push(Part {
+                what: "the activations of a batch of views",
+                bytes: bytes(&[batch, dim.max(width), model.layers + 1, 3], 4),
+                hint: "lower selfsup.images, selfsup.views or model.width",
+            });
+            memory.push(Part {
+                what: "the features of every sample",
+                bytes: bytes(&[m, out_dim, 3], 4),
+                hint: "lower data.train_per_class or model.out_dim",
+            });
+            if model.save {
+                disk.push(Part {
+                    what: "the feature extractor (model/)",
+                    bytes: params,
+                    hint: "set model.save = false, or lower model.width",
+                });
+            }
+        }
+    }
+    let estimate = Estimate { memory, disk };
+    estimate.check(out)?;
+    Ok(Checked {
+        split,
+        labelled,
+        k,
+        estimate,
+    })
+}
+
+/// The plan of [`cluster`], writing into `out`: every check the run makes
+/// before it starts, nothing trained or clustered. The error the run would
+/// give where it would refuse.
+pub fn plan(cfg: &ClusterRunConfig, out: &Path) -> Result<Plan> {
+    let Checked {
+        split,
+        labelled,
+        k,
+        estimate,
+    } = checked(cfg, out)?;
+    let c = &cfg.cluster;
+    let mut model = vec![format!(
+        "{:?}, ε² {}, {}",
+        c.method,
+        c.eps_sq,
+        match c.k {
+            Some(k) => format!("{k} groups"),
+            None if labelled => format!("merging down to at most {k} groups"),
+            None => "merging while the coding length falls".into(),
+        }
+    )];
+    if let Some(s) = &c.sweep {
+        model.push(format!("phase transition over ε² = {s:?}"));
+    }
+    if let (Some(m), Some(s)) = (&cfg.model, &cfg.selfsup) {
+        model.push(format!(
+            "MLP of {} hidden layers of {}, {} features; self-supervised MCR², {} epochs of \
+             {} images × {} views; then k-means and at most {} passes of the descent",
+            m.layers,
+            m.width.unwrap_or(MLP_WIDTH),
+            m.out_dim.unwrap_or(MLP_OUT),
+            s.epochs,
+            s.images,
+            s.views,
+            c.passes
+        ));
+    }
+    if !labelled {
+        model.push("no labels: the result is not scored".into());
+    }
+    let mut outputs = vec!["summary.json, clusters.npy and the plots".to_string()];
+    if let Some(p) = estimate.disk.iter().find(|p| p.what.contains("model/")) {
+        outputs.push(format!("model/: the feature extractor, {}", human(p.bytes)));
+    }
+    Ok(Plan {
+        job: "clustering without labels (`redunet cluster`)".into(),
+        data: crate::plan::data_lines(cfg.data.source, &split),
+        model,
+        outputs,
+        estimate,
+        warnings: split.warnings,
     })
 }

@@ -16,13 +16,14 @@ use redunet_core::rates::rate_reduction;
 use redunet_core::{Error, Result};
 use redunet_core::{Memberships, VectorLayer};
 use redunet_data::Dataset;
+use redunet_data::split::Split;
 use redunet_train::Architecture;
 use redunet_train::model::ModelWriter;
 use redunet_train::spectral::SpectralShape;
+use redunet_train::vector::VectorShape;
 use redunet_vision::front::{FrontEnd, FrontEndConfig};
-use redunet_vision::spectral::{
-    Dft, SpectralLayer, SpectralMoments, Spectrum, rescale_extreme_signals,
-};
+use redunet_vision::network::flatten;
+use redunet_vision::spectral::{Dft, SpectralMoments, Spectrum, rescale_extreme_signals};
 use std::path::Path;
 use std::time::Instant;
 
@@ -47,21 +48,18 @@ fn signals(front: &FrontEnd, ds: &Dataset, device: &Device) -> Result<Tensor<3>>
     front.signals(tensor(ds.features.clone(), [ds.len(), ds.dim()], device))
 }
 
-fn flatten(x: Tensor<3>) -> Tensor<2> {
-    let [m, c, t] = x.dims();
-    x.reshape([m, c * t])
-}
-
 type Streamed = (Vec<LayerRecord>, Tensor<2>, Vec<Tensor<2>>);
 
 /// Builds a vector ReduNet layer by layer on the flattened signals, moving
-/// the evaluation sets through each layer (soft membership) as it is built.
+/// the evaluation sets through each layer (soft membership) and writing it
+/// to the model (if saved) as it is built: one layer is held at a time.
 fn stream_vector(
     train: &Tensor<3>,
     pi: &Memberships,
     layers: usize,
     cfg: &redunet_core::VectorLayerConfig,
     evals: Vec<Tensor<3>>,
+    mut writer: Option<&mut LayerByLayer<VectorShape>>,
     mut on_layer: impl FnMut(&LayerRecord),
 ) -> Result<Streamed> {
     let flat = |x: Tensor<3>| normalize_input_rows(flatten(x));
@@ -74,6 +72,9 @@ fn stream_vector(
         let rec = LayerRecord::new(l, rates);
         on_layer(&rec);
         records.push(rec);
+        if let Some(w) = writer.as_deref_mut() {
+            w.push(&layer, VectorShape::push)?;
+        }
         z = layer.forward_train(&z, pi)?;
         for e in ev.iter_mut() {
             *e = layer.forward(e)?;
@@ -99,31 +100,33 @@ struct Plan<'a> {
     workers: &'a [Device],
 }
 
-/// A spectral network written to a model directory layer by layer, as it is
-/// built, so that a run of thousands of layers never holds them all.
-struct SpectralWriter {
+/// A network written to a model directory layer by layer, as it is built,
+/// so that a run of thousands of layers never holds them all: the front
+/// end first, then each layer with its place in the architecture `S`.
+struct LayerByLayer<S> {
     writer: ModelWriter,
-    shape: SpectralShape,
+    shape: S,
 }
 
-impl SpectralWriter {
-    fn create(dir: &Path, front: &FrontEnd) -> Result<Self> {
+impl<S> LayerByLayer<S> {
+    fn create(dir: &Path, front: &FrontEnd, shape: S) -> Result<Self> {
         let mut writer = ModelWriter::create(dir)?;
         writer.front(front)?;
-        Ok(Self {
-            writer,
-            shape: SpectralShape::new(front.config().clone()),
-        })
+        Ok(Self { writer, shape })
     }
 
-    fn push(&mut self, layer: &SpectralLayer) -> Result<()> {
+    fn push<L: burn::module::Module>(
+        &mut self,
+        layer: &L,
+        record: impl FnOnce(&mut S, &L) -> Result<()>,
+    ) -> Result<()> {
         self.writer.layer(layer)?;
-        self.shape.push(layer)
+        record(&mut self.shape, layer)
     }
 
-    fn finish(self, meta: serde_json::Value) -> Result<()> {
-        self.writer
-            .finish(Architecture::Spectral(self.shape), None, meta)
+    fn finish(self, architecture: impl FnOnce(S) -> Architecture, cfg: &RunConfig) -> Result<()> {
+        let meta = serde_json::to_value(cfg).expect("configurations serialise");
+        self.writer.finish(architecture(self.shape), None, meta)
     }
 }
 
@@ -133,7 +136,7 @@ fn stream_spectral(
     dft: &Dft,
     plan: Plan<'_>,
     evals: Vec<Tensor<3>>,
-    mut writer: Option<&mut SpectralWriter>,
+    mut writer: Option<&mut LayerByLayer<SpectralShape>>,
     mut on_layer: impl FnMut(&LayerRecord),
 ) -> Result<Streamed> {
     let Plan {
@@ -242,7 +245,7 @@ fn stream_spectral(
                 .collect();
         }
         if let Some(w) = writer.as_deref_mut() {
-            w.push(&layer.layer())?;
+            w.push(&layer.layer(), SpectralShape::push)?;
         }
     }
     // Back to signals; batch by batch through the host when streamed, so
@@ -279,30 +282,19 @@ fn stream_spectral(
 }
 
 /// [`crate::run::run`] for configurations on signals (polar transform,
-/// lifting, `conv1d` / `conv2d`, or "all shifts" evaluation).
-pub fn run(
+/// lifting, `conv1d` / `conv2d`, or "all shifts" evaluation). Takes the
+/// split and the front end that [`crate::run::run_sharded`]'s checks
+/// accepted.
+pub(crate) fn run(
     cfg: &RunConfig,
+    (split, front_cfg): (Split, FrontEndConfig),
     (device, workers): (&Device, &[Device]),
     device_name: &str,
     out: &Path,
     progress: &mut dyn Progress,
 ) -> Result<(Summary, Features)> {
-    if !workers.is_empty() && cfg.model.kind == ModelKind::Vector {
-        return Err(Error::Parameter(
-            "--workers shards the construction of conv1d/conv2d networks and of vector \
-             networks on vectors; the vector baselines on signals are not sharded"
-                .into(),
-        ));
-    }
-    let split = cfg.data.load(cfg.seed)?;
-    for w in &split.warnings {
-        progress.warning(w);
-    }
     let (train, test) = (&split.train, &split.test);
     let k = split.classes.len();
-    let front_cfg = front_config(cfg, &train.sample_shape);
-    front_cfg.validate()?;
-    crate::budget::check_run(cfg, &split, Some(&front_cfg), false)?;
     let front = FrontEnd::new(&front_cfg, device)?;
     let train_sig = signals(&front, train, device)?;
     let [m, _, t] = train_sig.dims();
@@ -359,19 +351,28 @@ pub fn run(
 
     let start = Instant::now();
     let (records, built_features, mut eval_features) = match cfg.model.kind {
-        ModelKind::Vector if cfg.model.batch_size.is_some() => {
-            return Err(Error::Parameter(
-                "model.batch_size: the vector baseline on signals is built all at once".into(),
-            ));
+        ModelKind::Vector => {
+            let (c, t) = front.signal_shape();
+            let mut writer = if cfg.model.save {
+                let shape = VectorShape::new(c * t, Some(front.config().clone()));
+                Some(LayerByLayer::create(&out.join("model"), &front, shape)?)
+            } else {
+                None
+            };
+            let streamed = stream_vector(
+                &front.lift(train_sig.clone()),
+                &pi,
+                layers,
+                &layer_cfg,
+                evals,
+                writer.as_mut(),
+                on_layer,
+            )?;
+            if let Some(w) = writer {
+                w.finish(Architecture::Vector, cfg)?;
+            }
+            streamed
         }
-        ModelKind::Vector => stream_vector(
-            &front.lift(train_sig.clone()),
-            &pi,
-            layers,
-            &layer_cfg,
-            evals,
-            on_layer,
-        )?,
         ModelKind::Mlp | ModelKind::Crate | ModelKind::Transformer => {
             return Err(Error::Parameter(format!(
                 "model.kind = {:?} is trained, not constructed",
@@ -381,7 +382,8 @@ pub fn run(
         ModelKind::Conv1d | ModelKind::Conv2d => {
             let dft = redunet_vision::network::transform_of(&front, device)?;
             let mut writer = if cfg.model.save {
-                Some(SpectralWriter::create(&out.join("model"), &front)?)
+                let shape = SpectralShape::new(front.config().clone());
+                Some(LayerByLayer::create(&out.join("model"), &front, shape)?)
             } else {
                 None
             };
@@ -401,7 +403,7 @@ pub fn run(
                 on_layer,
             )?;
             if let Some(w) = writer {
-                w.finish(serde_json::to_value(cfg).expect("configurations serialise"))?;
+                w.finish(Architecture::Spectral, cfg)?;
             }
             streamed
         }

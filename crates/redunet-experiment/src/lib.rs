@@ -14,6 +14,7 @@ pub mod budget;
 pub mod cluster;
 pub mod config;
 pub mod invariant;
+pub mod plan;
 pub mod report;
 pub mod run;
 pub mod train;

@@ -2,12 +2,17 @@
 //! it, save it, and summarise (REDUNET.md §3 for vector networks; the
 //! invariant ones are in [`crate::invariant`]).
 
+use crate::budget::{Estimate, Job};
 use crate::config::{ModelKind, RunConfig, Source};
+use crate::plan::Plan;
 use crate::report::{AccuracyBlock, Classifiers, Features, Progress, Summary, write_summary};
 use burn::tensor::{Device, Tensor};
 use redunet_core::host::{tensor, to_vec};
 use redunet_core::{Error, Memberships, Result, VectorReduNet};
 use redunet_data::Dataset;
+use redunet_data::memory::human;
+use redunet_data::split::Split;
+use redunet_vision::front::FrontEndConfig;
 use std::path::Path;
 use std::time::Instant;
 
@@ -60,26 +65,20 @@ pub fn run_sharded(
     out: &Path,
     progress: &mut dyn Progress,
 ) -> Result<(Summary, Features)> {
-    cfg.validate()?;
-    if !workers.is_empty() && cfg.model.batch_size.is_some() {
-        return Err(Error::Parameter(
-            "--workers shards the samples (a shard is one batch): drop model.batch_size".into(),
-        ));
-    }
-    if cfg.model.kind == ModelKind::Mlp || cfg.model.kind.is_transformer() {
-        return Err(Error::Parameter(format!(
-            "model.kind = {:?} is trained (`redunet train`), not constructed",
-            cfg.model.kind
-        )));
-    }
-    if cfg.uses_signals() {
-        return crate::invariant::run(cfg, (device, workers), device_name, out, progress);
-    }
-    let split = cfg.data.load(cfg.seed)?;
+    let Checked { split, front, .. } = checked(cfg, workers.len(), out)?;
     for w in &split.warnings {
         progress.warning(w);
     }
-    crate::budget::check_run(cfg, &split, None, false)?;
+    if let Some(front) = front {
+        return crate::invariant::run(
+            cfg,
+            (split, front),
+            (device, workers),
+            device_name,
+            out,
+            progress,
+        );
+    }
     let k = split.classes.len();
     let train = &split.train;
     let test = &split.test;
@@ -101,13 +100,7 @@ pub fn run_sharded(
     let on_layer = |rec: &redunet_core::LayerRecord| progress.layer(rec);
     let built = match cfg.model.batch_size {
         None if !workers.is_empty() => {
-            let m = train.len();
-            let w = workers.len();
-            if w > m {
-                return Err(Error::Parameter(format!(
-                    "{w} workers for {m} training samples: every shard needs samples"
-                )));
-            }
+            let (m, w) = (train.len(), workers.len());
             let shards = workers
                 .iter()
                 .enumerate()
@@ -222,4 +215,121 @@ pub fn run_sharded(
         shifts: None,
     };
     Ok((summary, features))
+}
+
+/// What a construction has checked before it allocates: the data, the front
+/// end of a run on signals, and the resources.
+pub(crate) struct Checked {
+    pub split: Split,
+    pub front: Option<FrontEndConfig>,
+    pub estimate: Estimate,
+}
+
+/// Every check a construction makes before its first allocation (with
+/// `workers` shard devices): the configuration and its combination with the
+/// command, the data, the front end, and the memory and disk the run will
+/// take against what the machine and the disk of `out` have.
+pub(crate) fn checked(cfg: &RunConfig, workers: usize, out: &Path) -> Result<Checked> {
+    cfg.validate()?;
+    let bad = |m: &str| Err(Error::Parameter(m.into()));
+    if cfg.model.kind == ModelKind::Mlp || cfg.model.kind.is_transformer() {
+        return Err(Error::Parameter(format!(
+            "model.kind = {:?} is trained (`redunet train`), not constructed",
+            cfg.model.kind
+        )));
+    }
+    if workers > 0 && cfg.model.batch_size.is_some() {
+        return bad("--workers shards the samples (a shard is one batch): drop model.batch_size");
+    }
+    let signals = cfg.uses_signals();
+    if signals && cfg.model.kind == ModelKind::Vector {
+        if workers > 0 {
+            return bad(
+                "--workers shards the construction of conv1d/conv2d networks and of vector \
+                 networks on vectors; the vector baselines on signals are not sharded",
+            );
+        }
+        if cfg.model.batch_size.is_some() {
+            return bad("model.batch_size: the vector baseline on signals is built all at once");
+        }
+    }
+    let split = cfg.data.load(cfg.seed)?;
+    let m = split.train.len();
+    if workers > m {
+        return Err(Error::Parameter(format!(
+            "{workers} workers for {m} training samples: every shard needs samples"
+        )));
+    }
+    let front = if signals {
+        let f = crate::invariant::front_config(cfg, &split.train.sample_shape);
+        f.validate()?;
+        Some(f)
+    } else {
+        None
+    };
+    let estimate = crate::budget::check_run(cfg, &split, front.as_ref(), Job::Construct, out)?;
+    Ok(Checked {
+        split,
+        front,
+        estimate,
+    })
+}
+
+/// The plan of [`run_sharded`] with `workers` shard devices, writing into
+/// `out`: every check the run makes before it starts, nothing constructed.
+/// The error the run would give where it would refuse.
+pub fn plan(cfg: &RunConfig, workers: usize, out: &Path) -> Result<Plan> {
+    let Checked {
+        split,
+        front,
+        estimate,
+    } = checked(cfg, workers, out)?;
+    let dim = match &front {
+        Some(f) => {
+            let (c, t) = f.signal_shape();
+            c * t
+        }
+        None => split.train.dim(),
+    };
+    let m = &cfg.model;
+    let mut model = vec![format!(
+        "{:?}, {} layers, η {}, ε² {}, λ {}, {:?} membership",
+        m.kind, m.layers, m.eta, m.eps_sq, m.lambda, m.membership
+    )];
+    if let Some(f) = &front {
+        let (c, t) = f.signal_shape();
+        model.push(format!(
+            "front end: samples {:?}{}{} → signals of {c} channels × {t}",
+            f.sample_shape,
+            f.polar.as_ref().map_or(String::new(), |p| format!(
+                ", polar {} radii × {} angles",
+                p.radii, p.angles
+            )),
+            f.lift.as_ref().map_or(String::new(), |l| format!(
+                ", lifted to {} channels by kernels of {}",
+                l.out_channels, l.kernel_size
+            )),
+        ));
+    }
+    model.push(format!("features of dimension {dim}"));
+    if let Some(b) = m.batch_size {
+        model.push(format!("statistics streamed over batches of {b} samples"));
+    }
+    if workers > 0 {
+        model.push(format!("training samples sharded over {workers} workers"));
+    }
+    let mut outputs =
+        vec!["summary.json, rates.csv, rates.png and the cosine heat maps".to_string()];
+    outputs.push(match estimate.disk.first() {
+        Some(p) if m.save => format!("model/: {} layers, {}", m.layers, human(p.bytes)),
+        _ => "no model (model.save = false)".to_string(),
+    });
+    Ok(Plan {
+        job: "forward construction (`redunet run`)".into(),
+        data: crate::plan::data_lines(cfg.data.source, &split),
+        model,
+        outputs,
+        estimate,
+        warnings: split.warnings,
+    })
 }

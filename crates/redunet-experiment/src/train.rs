@@ -4,7 +4,9 @@
 //! §6); the trained network is saved as a standalone model.
 
 use crate::apply::AnyModel;
+use crate::budget::{Estimate, Job};
 use crate::config::{ModelKind, RunConfig};
+use crate::plan::Plan;
 use crate::report::{DataSummary, Progress};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -12,8 +14,10 @@ use redunet_core::host::tensor;
 use redunet_core::network::LayerRecord;
 use redunet_core::{Error, Memberships, Result, VectorLayerConfig, VectorReduNet};
 use redunet_data::Dataset;
+use redunet_data::memory::human;
 use redunet_data::npy::write_atomic;
 use redunet_data::output::OutputDir;
+use redunet_data::split::Split;
 use redunet_train::mlp::Mlp;
 use redunet_train::trainer::{
     Accuracies, CheckpointPlan, CheckpointState, EpochRecord, EvalSettings, Init, Objective,
@@ -22,7 +26,7 @@ use redunet_train::trainer::{
 };
 use redunet_train::transformer::{LayerRates, Mixer, TransformerShape};
 use redunet_train::{Network, SavedModel};
-use redunet_vision::front::FrontEnd;
+use redunet_vision::front::{FrontEnd, FrontEndConfig};
 use redunet_vision::network::SpectralReduNet;
 use serde::Serialize;
 use std::path::Path;
@@ -155,15 +159,6 @@ fn build(
                 Some(fan) => front.with_lift_scale(1.0 / fan),
                 None => front,
             };
-            let (h, w) = front.config().transform_shape();
-            if redunet_vision::spectral::Dft::uses_fft_for(h, w) {
-                return Err(Error::Parameter(format!(
-                    "signals of {} samples are transformed by FFT, which is not differentiable: \
-                     networks on them are constructed (`redunet run`), not trained (at most {} samples)",
-                    front.signal_shape().1,
-                    redunet_vision::spectral::FFT_MIN_LEN - 1
-                )));
-            }
             match init {
                 Init::Forward => {
                     let (n, rec) =
@@ -287,8 +282,7 @@ fn eval_settings(cfg: &RunConfig) -> EvalSettings {
 
 /// The configuration's data on `device`, with the training labels that
 /// `train.label_noise` corrupts (none without a `[train]` section).
-fn prepare(cfg: &RunConfig, device: &Device) -> Result<Prepared> {
-    let split = cfg.data.load(cfg.seed)?;
+fn prepare(cfg: &RunConfig, split: Split, device: &Device) -> Result<Prepared> {
     let k = split.classes.len();
     let mut labels = split.train.labels.clone();
     let noisy = cfg.train.as_ref().map_or(0, |t| {
@@ -419,24 +413,13 @@ pub fn train(
     resume: Option<&Path>,
     progress: &mut dyn Progress,
 ) -> Result<TrainSummary> {
-    cfg.validate()?;
     let t = train_section(cfg)?.clone();
-    if cfg.model.batch_size.is_some() {
-        return Err(Error::Parameter(
-            "model.batch_size: `redunet train` constructs its initial network all at once".into(),
-        ));
-    }
     let provenance = provenance(cfg);
-    if let Some(dir) = resume {
-        read_checkpoint_state(dir)?.check_resume(dir, &t, &provenance)?;
-    }
-    let p = prepare(cfg, device)?;
+    let Checked { split, .. } = checked(cfg, resume, out.stage())?;
+    let p = prepare(cfg, split, device)?;
     for w in &p.split.warnings {
         progress.warning(w);
     }
-    let front = (cfg.model.kind == ModelKind::Conv2d)
-        .then(|| crate::invariant::front_config(cfg, &p.split.train.sample_shape));
-    crate::budget::check_run(cfg, &p.split, front.as_ref(), true)?;
     progress.started(&format!(
         "data: {:?}, {} classes, {} train / {} test, model {:?}, init {:?}, objective {:?}, {} epochs, device {device_name}",
         cfg.data.source,
@@ -504,7 +487,7 @@ pub fn train(
 /// the test set. Data of another shape than the model's are refused.
 pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<TrainAccuracy> {
     let model = AnyModel::load(model_dir, device)?;
-    let p = prepare(cfg, device)?;
+    let p = prepare(cfg, cfg.data.load(cfg.seed)?, device)?;
     model.check_samples(&p.split.train.sample_shape)?;
     let saved = &model.0;
     if let Some(h) = &saved.trainee.head {
@@ -527,5 +510,126 @@ pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<TrainA
         train: Some(train),
         test,
         test_head,
+    })
+}
+
+/// What training has checked before it allocates: the data, the front end
+/// of an invariant network, and the resources.
+struct Checked {
+    split: Split,
+    front: Option<FrontEndConfig>,
+    estimate: Estimate,
+}
+
+/// Every check `redunet train` makes before its first allocation: the
+/// configuration and its combination with training (settings that training
+/// would not use are refused, not ignored), the checkpoint to resume, the
+/// data, the front end, and the memory and disk the run will take against
+/// what the machine and the disk of `out` have.
+fn checked(cfg: &RunConfig, resume: Option<&Path>, out: &Path) -> Result<Checked> {
+    cfg.validate()?;
+    let t = train_section(cfg)?;
+    let bad = |m: String| Err(Error::Parameter(m));
+    let kind = cfg.model.kind;
+    let invariant = matches!(kind, ModelKind::Conv1d | ModelKind::Conv2d);
+    if cfg.model.batch_size.is_some() {
+        return bad(
+            "model.batch_size: `redunet train` constructs its initial network all at once".into(),
+        );
+    }
+    if !cfg.model.save {
+        return bad(
+            "model.save = false: `redunet train` always writes the trained model (model/) \
+             beside its checkpoint; remove the setting"
+                .into(),
+        );
+    }
+    if !invariant && (cfg.polar.is_some() || cfg.lift.is_some()) {
+        return bad(format!(
+            "[polar] and [lift] are front ends of the invariant networks (conv1d, conv2d); \
+             `redunet train` of model.kind = {kind:?} takes the samples as they are"
+        ));
+    }
+    if cfg.eval.shift_stride.is_some() || cfg.eval.shift_test_per_class.is_some() {
+        return bad(
+            "eval.shift_stride and eval.shift_test_per_class: the all-shifts evaluation is \
+             `redunet run`'s; `redunet train` evaluates the test set as it is"
+                .into(),
+        );
+    }
+    if let Some(dir) = resume {
+        read_checkpoint_state(dir)?.check_resume(dir, t, &provenance(cfg))?;
+    }
+    let split = cfg.data.load(cfg.seed)?;
+    let front = if invariant {
+        let f = crate::invariant::front_config(cfg, &split.train.sample_shape);
+        f.validate()?;
+        let (h, w) = f.transform_shape();
+        if redunet_vision::spectral::Dft::uses_fft_for(h, w) {
+            return bad(format!(
+                "signals of {} samples are transformed by FFT, which is not differentiable: \
+                 networks on them are constructed (`redunet run`), not trained (at most {} samples)",
+                f.signal_shape().1,
+                redunet_vision::spectral::FFT_MIN_LEN - 1
+            ));
+        }
+        Some(f)
+    } else {
+        None
+    };
+    if kind.is_transformer() {
+        transformer_shape(cfg, &split.train.sample_shape)?;
+    }
+    let estimate = crate::budget::check_run(cfg, &split, front.as_ref(), Job::Train, out)?;
+    Ok(Checked {
+        split,
+        front,
+        estimate,
+    })
+}
+
+/// The plan of [`train`] (resuming `resume` if given), writing into `out`:
+/// every check the run makes before it starts, nothing built or trained.
+/// The error the run would give where it would refuse.
+pub fn plan(cfg: &RunConfig, resume: Option<&Path>, out: &Path) -> Result<Plan> {
+    let Checked {
+        split,
+        front,
+        estimate,
+    } = checked(cfg, resume, out)?;
+    let t = train_section(cfg)?;
+    let m = &cfg.model;
+    let mut model = vec![format!(
+        "{:?}, {} layers, {:?} initialisation",
+        m.kind, m.layers, t.init
+    )];
+    if let Some(f) = &front {
+        let (c, len) = f.signal_shape();
+        model.push(format!(
+            "front end: samples {:?} → signals of {c} channels × {len}",
+            f.sample_shape
+        ));
+    }
+    model.push(format!(
+        "{:?} objective, {} epochs of batches of {}, learning rate {}{}",
+        t.objective,
+        t.epochs,
+        t.batch_size,
+        t.lr,
+        resume.map_or(String::new(), |d| format!(", resumed from {}", d.display()))
+    ));
+    let model_bytes = estimate.disk.first().map_or(0, |p| p.bytes);
+    let outputs = vec![
+        "summary.json (and layers.png for CRATE)".to_string(),
+        format!("model/: the trained network, {}", human(model_bytes)),
+        "checkpoint/: parameters, optimiser state and history for --resume".to_string(),
+    ];
+    Ok(Plan {
+        job: "training by back-propagation (`redunet train`)".into(),
+        data: crate::plan::data_lines(cfg.data.source, &split),
+        model,
+        outputs,
+        estimate,
+        warnings: split.warnings,
     })
 }

@@ -34,7 +34,8 @@ use redunet_core::VectorReduNet;
 use redunet_core::network::{commit_dir, staging_dir};
 use redunet_core::{Error, Result, VectorLayerConfig};
 use redunet_data::npy::write_atomic;
-use redunet_vision::network::{SpectralReduNet, transform_of};
+use redunet_vision::front::FrontEnd;
+use redunet_vision::network::{SignalVectorReduNet, SpectralReduNet, transform_of};
 use redunet_vision::spectral::Dft;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -53,6 +54,9 @@ pub const CONFIG_FILE: &str = "model.json";
 pub enum Network {
     /// A vector ReduNet.
     Vector(VectorReduNet),
+    /// A vector ReduNet on a front end's flattened signals (the vector
+    /// baselines of the invariance experiments).
+    SignalVector(SignalVectorReduNet),
     /// A translation- or shift-invariant ReduNet.
     Spectral(SpectralReduNet),
     /// A multi-layer perceptron.
@@ -65,6 +69,7 @@ impl FeatureNet for Network {
     fn features(&self, x: Tensor<2>) -> Tensor<2> {
         match self {
             Network::Vector(n) => n.features(x),
+            Network::SignalVector(n) => FeatureNet::features(n, x),
             Network::Spectral(n) => FeatureNet::features(n, x),
             Network::Mlp(n) => n.features(x),
             Network::Transformer(n) => n.features(x),
@@ -74,6 +79,7 @@ impl FeatureNet for Network {
     fn features_eval(&self, x: &Tensor<2>, device: &Device) -> Result<Tensor<2>> {
         match self {
             Network::Vector(n) => n.features_eval(x, device),
+            Network::SignalVector(n) => FeatureNet::features_eval(n, x, device),
             Network::Spectral(n) => FeatureNet::features_eval(n, x, device),
             Network::Mlp(n) => n.features_eval(x, device),
             Network::Transformer(n) => n.features_eval(x, device),
@@ -83,6 +89,7 @@ impl FeatureNet for Network {
     fn feature_dim(&self) -> usize {
         match self {
             Network::Vector(n) => n.feature_dim(),
+            Network::SignalVector(n) => FeatureNet::feature_dim(n),
             Network::Spectral(n) => FeatureNet::feature_dim(n),
             Network::Mlp(n) => n.feature_dim(),
             Network::Transformer(n) => n.feature_dim(),
@@ -130,7 +137,10 @@ impl Network {
     /// network without layers, or whose layers disagree on their settings).
     pub fn architecture(&self) -> Result<Architecture> {
         Ok(match self {
-            Network::Vector(n) => Architecture::Vector(VectorShape::of(n)?),
+            Network::Vector(n) => Architecture::Vector(VectorShape::of(n, None)?),
+            Network::SignalVector(n) => {
+                Architecture::Vector(VectorShape::of(&n.net, Some(n.front.config().clone()))?)
+            }
             Network::Spectral(n) => Architecture::Spectral(SpectralShape::of(n)?),
             Network::Mlp(n) => Architecture::Mlp(n.dims()),
             Network::Transformer(n) => Architecture::Transformer(n.shape()?),
@@ -141,6 +151,7 @@ impl Network {
     pub fn input_dim(&self) -> usize {
         match self {
             Network::Vector(n) => n.dim().unwrap_or(0),
+            Network::SignalVector(n) => n.input_dim(),
             Network::Spectral(n) => n.input_dim(),
             Network::Mlp(n) => n.dims()[0],
             Network::Transformer(n) => n.embed.channels * n.embed.height * n.embed.width,
@@ -152,6 +163,10 @@ impl Network {
     fn write_parts(&self, w: &mut ModelWriter) -> Result<()> {
         match self {
             Network::Vector(n) => n.layers().iter().try_for_each(|l| w.layer(l)),
+            Network::SignalVector(n) => {
+                w.front(&n.front)?;
+                n.net.layers().iter().try_for_each(|l| w.layer(l))
+            }
             Network::Spectral(n) => {
                 w.front(&n.front)?;
                 n.net.layers.iter().try_for_each(|l| w.layer(l))
@@ -241,10 +256,11 @@ impl Architecture {
 
     /// Whether the model has a front part (`front.bpk`).
     fn has_front(&self) -> bool {
-        matches!(
-            self,
-            Architecture::Spectral(_) | Architecture::Transformer(_)
-        )
+        match self {
+            Architecture::Vector(s) => s.front.is_some(),
+            Architecture::Spectral(_) | Architecture::Transformer(_) => true,
+            Architecture::Mlp(_) => false,
+        }
     }
 
     /// Checks every field; returns the parameters it describes, part by part.
@@ -260,8 +276,24 @@ impl Architecture {
                     return Err("vector network of dimension 0".into());
                 }
                 checked_layers("vector", &s.classes, &s.gammas, s.num_classes, &s.config)?;
+                let front = match &s.front {
+                    None => 0,
+                    Some(f) => {
+                        f.validate().map_err(|e| format!("front end: {e}"))?;
+                        let (c, t) = f.signal_shape();
+                        if c.checked_mul(t) != Some(s.dim) {
+                            return Err(format!(
+                                "vector layers of dimension {} behind a front end of \
+                                 {c} × {t} signals",
+                                s.dim
+                            ));
+                        }
+                        f.lift_params()
+                            .ok_or_else(|| "lifting parameter count overflows".to_string())?
+                    }
+                };
                 Ok(ParamCounts {
-                    front: 0,
+                    front,
                     layers: s
                         .classes
                         .iter()
@@ -314,6 +346,7 @@ impl Architecture {
                 let (h, w) = s.front.transform_shape();
                 Dft::table_bytes(h, w).saturating_add(s.front.table_bytes())
             }
+            Architecture::Vector(s) => s.front.as_ref().map_or(0, |f| f.table_bytes()),
             _ => 0,
         }
     }
@@ -555,7 +588,14 @@ impl SavedModel {
                     .enumerate()
                     .map(|(l, s)| load_part(dir, &layer_file(l + 1), s.clone()))
                     .collect::<Result<Vec<_>>>()?;
-                Network::Vector(VectorReduNet::from_layers(layers)?)
+                let net = VectorReduNet::from_layers(layers)?;
+                match &sh.front {
+                    None => Network::Vector(net),
+                    Some(f) => Network::SignalVector(SignalVectorReduNet {
+                        front: load_part(dir, FRONT_FILE, FrontEnd::new(f, device)?)?,
+                        net,
+                    }),
+                }
             }
             Architecture::Spectral(sh) => {
                 let front = load_part(dir, FRONT_FILE, sh.front_end(device)?)?;

@@ -2,11 +2,14 @@
 //! the trainable module (per layer, E and the C_j — already scaled by α,
 //! α_j — are its parameters), and its forward pass is the layer's
 //! soft-membership update `normalize(z + η(zE − Σ_j γ_j π̂_j zC_j))` of
-//! REDUNET.md §3. This module describes its architecture for saving.
+//! REDUNET.md §3. This module describes its architecture for saving, with
+//! the front end of the vector baselines on signals where there is one.
 
 use crate::trainer::FeatureNet;
 use burn::tensor::{Device, Tensor};
 use redunet_core::{Error, Result, VectorLayer, VectorLayerConfig, VectorReduNet};
+use redunet_vision::front::FrontEndConfig;
+use redunet_vision::network::SignalVectorReduNet;
 use serde::{Deserialize, Serialize};
 
 /// What is fixed about a vector network (saved in `model.json`).
@@ -23,32 +26,61 @@ pub struct VectorShape {
     pub gammas: Vec<Vec<f64>>,
     /// η, λ, ε² and the membership mode of every layer.
     pub config: VectorLayerConfig,
+    /// The front end whose flattened signals the layers take (the vector
+    /// baselines on signals); absent for a network on plain vectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub front: Option<FrontEndConfig>,
 }
 
 impl VectorShape {
-    /// The architecture of `net` (whose layers share their settings, as
-    /// construction and the random start make them).
-    pub fn of(net: &VectorReduNet) -> Result<Self> {
-        let first = net
-            .layers()
-            .first()
-            .ok_or_else(|| Error::Empty("a network without layers".into()))?;
-        if net
-            .layers()
-            .iter()
-            .any(|l| l.config() != first.config() || l.num_classes() != first.num_classes())
-        {
+    /// The architecture of a network of dimension `dim` with no layers yet
+    /// (layers are added by [`Self::push`]), behind `front` if any.
+    pub fn new(dim: usize, front: Option<FrontEndConfig>) -> Self {
+        Self {
+            dim,
+            num_classes: 0,
+            classes: Vec::new(),
+            gammas: Vec::new(),
+            config: VectorLayerConfig::default(),
+            front,
+        }
+    }
+
+    /// Records the next layer; every layer must share the first one's
+    /// dimension, settings and class count.
+    pub fn push(&mut self, layer: &VectorLayer) -> Result<()> {
+        if layer.dim() != self.dim {
+            return Err(Error::Shape(format!(
+                "a layer of dimension {} in a network of dimension {}",
+                layer.dim(),
+                self.dim
+            )));
+        }
+        if self.classes.is_empty() {
+            self.num_classes = layer.num_classes();
+            self.config = *layer.config();
+        } else if *layer.config() != self.config || layer.num_classes() != self.num_classes {
             return Err(Error::Parameter(
                 "layers with different settings or class counts".into(),
             ));
         }
-        Ok(Self {
-            dim: first.dim(),
-            num_classes: first.num_classes(),
-            classes: net.layers().iter().map(|l| l.classes().to_vec()).collect(),
-            gammas: net.layers().iter().map(|l| l.gamma().to_vec()).collect(),
-            config: *first.config(),
-        })
+        self.classes.push(layer.classes().to_vec());
+        self.gammas.push(layer.gamma().to_vec());
+        Ok(())
+    }
+
+    /// The architecture of `net` (whose layers share their settings, as
+    /// construction and the random start make them), behind `front` if any.
+    pub fn of(net: &VectorReduNet, front: Option<FrontEndConfig>) -> Result<Self> {
+        let first = net
+            .layers()
+            .first()
+            .ok_or_else(|| Error::Empty("a network without layers".into()))?;
+        let mut shape = Self::new(first.dim(), front);
+        for layer in net.layers() {
+            shape.push(layer)?;
+        }
+        Ok(shape)
     }
 
     /// A network of this architecture with zero operators (to be loaded).
@@ -86,5 +118,19 @@ impl FeatureNet for VectorReduNet {
 
     fn feature_dim(&self) -> usize {
         self.dim().unwrap_or(0)
+    }
+}
+
+impl FeatureNet for SignalVectorReduNet {
+    fn features(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward(x)
+    }
+
+    fn features_eval(&self, x: &Tensor<2>, device: &Device) -> Result<Tensor<2>> {
+        burn::module::Module::to_device(self.clone(), device).transform(x)
+    }
+
+    fn feature_dim(&self) -> usize {
+        SignalVectorReduNet::feature_dim(self)
     }
 }

@@ -364,6 +364,17 @@ impl FrontEnd {
         self.config.signal_shape()
     }
 
+    /// Values of one raw sample it takes (the product of its shape).
+    pub fn sample_len(&self) -> usize {
+        self.config.sample_shape.iter().product()
+    }
+
+    /// Values of one sample's signals, `C·T` (`C·H·W` for images).
+    pub fn signal_len(&self) -> usize {
+        let (c, t) = self.signal_shape();
+        c * t
+    }
+
     /// Both stages: flattened samples `[m, n]` to the network's input.
     pub fn apply(&self, x: Tensor<2>) -> Result<Tensor<3>> {
         Ok(self.lift(self.signals(x)?))

@@ -12,6 +12,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use redunet_core::{Error, LayerRecord, Memberships, Result, VectorLayerConfig};
 
+mod signal_vector;
+pub use signal_vector::{SignalVectorReduNet, flatten};
+
 /// Front end + spectral layers (see the module documentation).
 #[derive(Module, Debug)]
 pub struct SpectralReduNet {
@@ -111,13 +114,12 @@ impl SpectralReduNet {
 
     /// Length of a flattened input sample.
     pub fn input_dim(&self) -> usize {
-        self.front.config().sample_shape.iter().product()
+        self.front.sample_len()
     }
 
     /// Length of a feature vector, `C·T` (`C·H·W` for images).
     pub fn feature_dim(&self) -> usize {
-        let (c, t) = self.front.signal_shape();
-        c * t
+        self.front.signal_len()
     }
 
     /// Features `[b, C·T]` (unit norm) of inputs `x: [b, n]`, as
