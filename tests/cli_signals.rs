@@ -209,6 +209,23 @@ fn vector_on_signals_saves_a_model_that_transform_and_eval_apply() {
         let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "{norm}");
     }
+    // Applied layer by layer from its files (as a model over
+    // `apply::STREAM_BYTES` is), it gives the whole model's features bit
+    // for bit.
+    let device = redunet::core::Device::default();
+    let whole = redunet::experiment::apply::AnyModel::load(&model, &device).unwrap();
+    assert!(whole.whole().is_some());
+    let described = redunet::train::SavedModel::describe(&model).unwrap();
+    let streamed = redunet::experiment::apply::AnyModel::Streamed(
+        redunet::train::model::StreamedVector::open(&model, described, &device).unwrap(),
+    );
+    let xt = redunet::core::host::tensor(x.clone(), [3, 784], &device);
+    let a = redunet::core::host::to_vec(whole.transform(xt.clone(), &[28, 28]).unwrap()).unwrap();
+    let b =
+        redunet::core::host::to_vec(streamed.transform(xt.clone(), &[28, 28]).unwrap()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a, f.data);
+    assert!(streamed.transform(xt, &[784]).is_err());
     // Flattened signals are not what the model takes.
     let wrong = dir.path().join("w.npy");
     redunet::data::npy::write_npy_f32(&wrong, &[2, 120], &vec![0.5; 240]).unwrap();

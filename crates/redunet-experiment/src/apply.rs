@@ -1,24 +1,40 @@
 //! A saved model applied to new samples: any network of the one model
 //! format (vector or spectral ReduNet with its front end, MLP, transformer;
-//! constructed or trained). Inputs are checked against the sample shape the model was
+//! constructed or trained), loaded whole or, for a large vector network,
+//! read layer by layer as it is applied. Inputs are checked against the sample shape the model was
 //! built for; an empty input gives an empty output.
 
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 use redunet_core::{Error, Result};
+use redunet_train::model::StreamedVector;
 use redunet_train::trainer::FeatureNet;
-use redunet_train::{Network, SavedModel};
+use redunet_train::{Architecture, Network, SavedModel};
 use redunet_vision::front::FrontEndConfig;
 use std::path::Path;
 
-/// A loaded model directory.
-pub struct AnyModel(pub SavedModel);
+/// A model directory opened to be applied: loaded whole, or, for a vector
+/// network larger than [`STREAM_BYTES`], applied layer by layer from its
+/// files (one layer in memory at a time).
+pub enum AnyModel {
+    /// The whole model in memory.
+    Whole(SavedModel),
+    /// A vector network read layer by layer as it is applied.
+    Streamed(StreamedVector),
+}
 
 /// `model.json` is a few kilobytes; more is damage, not a model.
 const MAX_MODEL_JSON: u64 = 64 << 20;
 
+/// Vector networks whose parameters take more than this are applied layer
+/// by layer from their files rather than loaded whole: a network written
+/// layer by layer as it was built (thousands of dense layers) is applied
+/// in the memory its construction took.
+pub const STREAM_BYTES: u64 = 1 << 30;
+
 impl AnyModel {
-    /// Checks `model.json`'s size and checksum, then loads the model (the
-    /// loader checks every other file).
+    /// Checks `model.json`'s size and checksum, then every file of the
+    /// model, and loads it (or opens it to be applied layer by layer).
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let path = dir.join("model.json");
         let meta = std::fs::metadata(&path).map_err(redunet_data::io_error("read", &path))?;
@@ -29,7 +45,37 @@ impl AnyModel {
                 reason: format!("{} bytes", meta.len()),
             });
         }
-        Ok(Self(SavedModel::load(dir, device)?))
+        let described = SavedModel::describe(dir)?;
+        let streams = matches!(described.architecture(), Architecture::Vector(_))
+            && !described.has_head()
+            && described.param_bytes() > STREAM_BYTES;
+        Ok(if streams {
+            Self::Streamed(StreamedVector::open(dir, described, device)?)
+        } else {
+            Self::Whole(SavedModel::load_described(dir, described, device)?)
+        })
+    }
+
+    /// The model in memory (none for a model applied layer by layer).
+    pub fn whole(&self) -> Option<&SavedModel> {
+        match self {
+            Self::Whole(m) => Some(m),
+            Self::Streamed(_) => None,
+        }
+    }
+
+    /// Features of flattened samples `x: [m, n]`, checked.
+    pub fn features(&self, x: &Tensor<2>) -> Result<Tensor<2>> {
+        match self {
+            Self::Whole(m) => m.transform(x),
+            Self::Streamed(s) => s.transform(x),
+        }
+    }
+
+    /// The linear head and its logit scale (cross-entropy models).
+    pub fn head(&self) -> Option<(&Linear, f64)> {
+        let m = self.whole()?;
+        Some((m.trainee.head.as_ref()?, m.logit_scale.unwrap_or(1.0)))
     }
 
     /// The shapes of one input sample the model accepts (any of them), and
@@ -43,13 +89,22 @@ impl AnyModel {
             }
             shapes
         };
-        let net = &self.0.trainee.net;
         let front_shapes = |f: &FrontEndConfig| {
             let s = f.sample_shape.clone();
             match s.as_slice() {
                 [1, rest @ ..] => with_channels(1, rest.to_vec()),
                 [c, t] if f.polar.is_none() && !f.images => with_channels(*c, vec![*t]),
                 _ => vec![s],
+            }
+        };
+        let net = match self {
+            Self::Whole(m) => &m.trainee.net,
+            Self::Streamed(s) => {
+                let shapes = match s.front() {
+                    Some(f) => front_shapes(f.config()),
+                    None => vec![vec![s.input_dim()]],
+                };
+                return (shapes, s.feature_dim());
             }
         };
         match net {
@@ -77,11 +132,17 @@ impl AnyModel {
 
     fn check_against(&self, shapes: &[Vec<usize>], sample_shape: &[usize]) -> Result<()> {
         let values = |s: &[usize]| s.iter().product::<usize>();
-        let fits = match self.0.trainee.net {
-            Network::Spectral(_) | Network::SignalVector(_) | Network::Transformer(_) => {
-                shapes.iter().any(|s| s.as_slice() == sample_shape)
-            }
-            _ => values(sample_shape) == values(&shapes[0]),
+        let exact = match self {
+            Self::Whole(m) => matches!(
+                m.trainee.net,
+                Network::Spectral(_) | Network::SignalVector(_) | Network::Transformer(_)
+            ),
+            Self::Streamed(s) => s.front().is_some(),
+        };
+        let fits = if exact {
+            shapes.iter().any(|s| s.as_slice() == sample_shape)
+        } else {
+            values(sample_shape) == values(&shapes[0])
         };
         if fits {
             return Ok(());
@@ -132,13 +193,15 @@ impl AnyModel {
         if m == 0 {
             return Ok(Tensor::zeros([0, dim], &x.device()));
         }
-        if block >= m {
-            return self.0.transform(&x);
+        // A network applied layer by layer reads every layer once per call:
+        // all rows at once.
+        if block >= m || matches!(self, Self::Streamed(_)) {
+            return self.features(&x);
         }
         let mut out = Vec::with_capacity(m.saturating_mul(dim));
         for start in (0..m).step_by(block) {
             let end = (start + block).min(m);
-            let f = self.0.transform(&x.clone().slice([start..end, 0..n]))?;
+            let f = self.features(&x.clone().slice([start..end, 0..n]))?;
             out.extend(redunet_core::host::to_vec(f)?);
         }
         Ok(redunet_core::host::tensor(out, [m, dim], &x.device()))

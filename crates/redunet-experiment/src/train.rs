@@ -21,7 +21,7 @@ use redunet_data::split::Split;
 use redunet_train::mlp::Mlp;
 use redunet_train::trainer::{
     Accuracies, CheckpointPlan, CheckpointState, EpochRecord, EvalSettings, Init, Objective,
-    TrainConfig, TrainData, Trainee, corrupt_labels, evaluate, fit, read_checkpoint_state,
+    TrainConfig, TrainData, Trainee, corrupt_labels, evaluate_features, fit, read_checkpoint_state,
     save_checkpoint,
 };
 use redunet_train::transformer::{LayerRates, Mixer, TransformerShape};
@@ -489,8 +489,7 @@ pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<TrainA
     let model = AnyModel::load(model_dir, device)?;
     let p = prepare(cfg, cfg.data.load(cfg.seed)?, device)?;
     model.check_samples(&p.split.train.sample_shape)?;
-    let saved = &model.0;
-    if let Some(h) = &saved.trainee.head {
+    if let Some((h, _)) = model.head() {
         let classes = h.weight.val().dims()[1];
         if classes != p.split.classes.len() {
             return Err(Error::Shape(format!(
@@ -500,11 +499,11 @@ pub fn eval(cfg: &RunConfig, model_dir: &Path, device: &Device) -> Result<TrainA
             )));
         }
     }
-    let (train, test, test_head) = evaluate(
-        &saved.trainee,
+    let (train, test, test_head) = evaluate_features(
+        |x| model.features(x),
+        model.head(),
         &p.data(),
         eval_settings(cfg),
-        saved.logit_scale.unwrap_or(1.0),
     )?;
     Ok(TrainAccuracy {
         train: Some(train),

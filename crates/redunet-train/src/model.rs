@@ -121,7 +121,7 @@ pub struct HeadSpec {
     pub logit_scale: f64,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ModelDoc {
     format: String,
@@ -513,6 +513,13 @@ impl SavedModel {
 
     /// Loads a model directory onto `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_described(dir, Self::describe(dir)?, device)
+    }
+
+    /// Checks a model directory without loading its parameters: every
+    /// file against its checksum, every field of `model.json`, and that
+    /// each parameter file can hold what it describes.
+    pub fn describe(dir: &Path) -> Result<Described> {
         let corrupt = |reason: String| Error::CorruptModel {
             path: dir.to_path_buf(),
             reason,
@@ -570,6 +577,14 @@ impl SavedModel {
         if let Some(h) = doc.head {
             check_size(HEAD_FILE, feature_dim.saturating_mul(h.classes))?;
         }
+        Ok(Described { doc, counts, total })
+    }
+
+    /// Loads the model `described` (by [`Self::describe`] of `dir`) onto
+    /// `device`.
+    pub fn load_described(dir: &Path, described: Described, device: &Device) -> Result<Self> {
+        let Described { doc, total, .. } = described;
+        let feature_dim = doc.architecture.feature_dim();
         // The parameters (a zero skeleton and the record read into it) and
         // the constant tables.
         redunet_data::memory::check(
@@ -581,12 +596,8 @@ impl SavedModel {
         )?;
         let net = match &doc.architecture {
             Architecture::Vector(sh) => {
-                let skeleton = sh.skeleton(device)?;
-                let layers = skeleton
-                    .layers()
-                    .iter()
-                    .enumerate()
-                    .map(|(l, s)| load_part(dir, &layer_file(l + 1), s.clone()))
+                let layers = (0..sh.classes.len())
+                    .map(|l| load_part(dir, &layer_file(l + 1), sh.layer_skeleton(l, device)?))
                     .collect::<Result<Vec<_>>>()?;
                 let net = VectorReduNet::from_layers(layers)?;
                 match &sh.front {
@@ -655,6 +666,124 @@ impl SavedModel {
     /// `features_eval` checks the input's width and finiteness.
     pub fn transform(&self, x: &Tensor<2>) -> Result<Tensor<2>> {
         self.trainee.net.features_eval(x, &x.device())
+    }
+}
+
+/// A model directory checked by [`SavedModel::describe`], its parameters
+/// not yet read.
+#[derive(Debug)]
+pub struct Described {
+    doc: ModelDoc,
+    counts: ParamCounts,
+    total: usize,
+}
+
+impl Described {
+    /// The network's architecture.
+    pub fn architecture(&self) -> &Architecture {
+        &self.doc.architecture
+    }
+
+    /// Bytes of its parameters (f32), head included.
+    pub fn param_bytes(&self) -> u64 {
+        (self.total as u64).saturating_mul(4)
+    }
+
+    /// Whether it has a linear head.
+    pub fn has_head(&self) -> bool {
+        self.doc.head.is_some()
+    }
+}
+
+/// A vector network applied layer by layer from its model directory, one
+/// layer in memory at a time: how a network of thousands of dense layers,
+/// written as it was built, is applied on a machine that cannot hold it
+/// whole. Each application reads every layer file once; the checksums were
+/// checked when the directory was described.
+#[derive(Debug)]
+pub struct StreamedVector {
+    dir: std::path::PathBuf,
+    shape: VectorShape,
+    front: Option<FrontEnd>,
+    device: Device,
+}
+
+impl StreamedVector {
+    /// Opens the vector model `described` (by [`SavedModel::describe`] of
+    /// `dir`) on `device`: its front end, if any, is loaded; its layers are
+    /// read as they are applied.
+    pub fn open(dir: &Path, described: Described, device: &Device) -> Result<Self> {
+        let corrupt = |reason: &str| Error::CorruptModel {
+            path: dir.to_path_buf(),
+            reason: reason.into(),
+        };
+        if described.has_head() {
+            return Err(corrupt("a vector model with a head is loaded whole"));
+        }
+        let Architecture::Vector(shape) = described.doc.architecture else {
+            return Err(corrupt("only vector networks are applied layer by layer"));
+        };
+        let largest = described.counts.layers.iter().copied().max().unwrap_or(0);
+        redunet_data::memory::check(
+            redunet_data::memory::bytes(&[largest, 2], 4)
+                .saturating_add(shape.front.as_ref().map_or(0, |f| f.table_bytes())),
+            &format!("a layer of {}", dir.display()),
+            "apply it on a machine with more memory",
+        )?;
+        let front = match &shape.front {
+            Some(f) => Some(load_part(dir, FRONT_FILE, FrontEnd::new(f, device)?)?),
+            None => None,
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            shape,
+            front,
+            device: device.clone(),
+        })
+    }
+
+    /// Length of a flattened input sample.
+    pub fn input_dim(&self) -> usize {
+        self.front
+            .as_ref()
+            .map_or(self.shape.dim, FrontEnd::sample_len)
+    }
+
+    /// Length of a feature vector.
+    pub fn feature_dim(&self) -> usize {
+        self.shape.dim
+    }
+
+    /// The front end the layers take their input from, if any.
+    pub fn front(&self) -> Option<&FrontEnd> {
+        self.front.as_ref()
+    }
+
+    /// Features of `x: [m, n]` (raw samples through the front end, if
+    /// any), the same as the whole network's `transform`: input checked and
+    /// normalised, then every layer with soft memberships, each read from
+    /// its file just before it is applied.
+    pub fn transform(&self, x: &Tensor<2>) -> Result<Tensor<2>> {
+        let [m, n] = x.dims();
+        if n != self.input_dim() {
+            return Err(Error::Shape(format!(
+                "the network takes inputs of length {}, got [{m}, {n}]",
+                self.input_dim()
+            )));
+        }
+        redunet_core::host::check_finite(x, "network input")?;
+        let x = x.clone().to_device(&self.device);
+        let z = match &self.front {
+            Some(f) => redunet_vision::network::flatten(f.apply(x)?),
+            None => x,
+        };
+        let mut z = redunet_core::layer::vector::normalize_input_rows(z);
+        for l in 0..self.shape.classes.len() {
+            let skeleton = self.shape.layer_skeleton(l, &self.device)?;
+            let layer = load_part(&self.dir, &layer_file(l + 1), skeleton)?;
+            z = layer.forward_trusted(&z);
+        }
+        Ok(z)
     }
 }
 

@@ -663,7 +663,8 @@ impl<M: FeatureNet> CheckpointPlan<'_, M> {
     }
 }
 
-/// Features of the train and test sets and their accuracies.
+/// kNN and nearest subspace of `trainee`'s features on the training and
+/// test data, and its head's test accuracy (cross-entropy models).
 pub fn evaluate<M: FeatureNet>(
     trainee: &Trainee<M>,
     data: &TrainData<'_>,
@@ -671,23 +672,36 @@ pub fn evaluate<M: FeatureNet>(
     logit_scale: f64,
 ) -> Result<(Accuracies, Option<Accuracies>, Option<f64>)> {
     let device = data.x.device();
-    let ftr = trainee.net.features_eval(data.x, &device)?;
+    let head = trainee.head.as_ref().map(|h| (h, logit_scale));
+    evaluate_features(|x| trainee.net.features_eval(x, &device), head, data, eval)
+}
+
+/// [`evaluate`] of any feature map `features` (e.g. a network applied layer
+/// by layer from its files) and its optional head `(W, logit scale)`.
+pub fn evaluate_features(
+    features: impl Fn(&Tensor<2>) -> Result<Tensor<2>>,
+    head: Option<(&Linear, f64)>,
+    data: &TrainData<'_>,
+    eval: EvalSettings,
+) -> Result<(Accuracies, Option<Accuracies>, Option<f64>)> {
+    let device = data.x.device();
+    let ftr = features(data.x)?;
     let fitted = Classifiers::fit(&ftr, data.labels, eval)?;
     let classify = |f: &Tensor<2>, labels: &[usize]| fitted.accuracies(f, labels);
     let train = classify(&ftr, data.labels)?;
-    let (mut test, mut head) = (None, None);
+    let (mut test, mut head_acc) = (None, None);
     if let Some(tx) = data.test_x {
-        let fte = trainee.net.features_eval(tx, &device)?;
+        let fte = features(tx)?;
         test = Some(classify(&fte, data.test_labels)?);
-        if let Some(h) = &trainee.head {
+        if let Some((h, logit_scale)) = head {
             let w = h.weight.val().to_device(&device);
             let logits = fte.matmul(w).mul_scalar(logit_scale);
             let pred = redunet_core::host::to_vec(logits.argmax(1).float())?;
             let pred: Vec<usize> = pred.iter().map(|&p| p as usize).collect();
-            head = Some(accuracy(&pred, data.test_labels));
+            head_acc = Some(accuracy(&pred, data.test_labels));
         }
     }
-    Ok((train, test, head))
+    Ok((train, test, head_acc))
 }
 
 /// Trains `net` (on the plain device of the data) by back-propagation on

@@ -83,23 +83,23 @@ impl VectorShape {
         Ok(shape)
     }
 
+    /// Layer `l` of this architecture with zero operators (to be loaded).
+    pub fn layer_skeleton(&self, l: usize, device: &Device) -> Result<VectorLayer> {
+        let (d, c) = (self.dim, &self.classes[l]);
+        VectorLayer::from_parts(
+            Tensor::zeros([d, d], device),
+            Tensor::zeros([c.len(), d, d], device),
+            self.gammas[l].clone(),
+            c.clone(),
+            self.num_classes,
+            self.config,
+        )
+    }
+
     /// A network of this architecture with zero operators (to be loaded).
     pub fn skeleton(&self, device: &Device) -> Result<VectorReduNet> {
-        let d = self.dim;
-        let layers = self
-            .classes
-            .iter()
-            .zip(&self.gammas)
-            .map(|(c, g)| {
-                VectorLayer::from_parts(
-                    Tensor::zeros([d, d], device),
-                    Tensor::zeros([c.len(), d, d], device),
-                    g.clone(),
-                    c.clone(),
-                    self.num_classes,
-                    self.config,
-                )
-            })
+        let layers = (0..self.classes.len())
+            .map(|l| self.layer_skeleton(l, device))
             .collect::<Result<Vec<_>>>()?;
         VectorReduNet::from_layers(layers)
     }
