@@ -16,6 +16,9 @@ use std::path::Path;
 /// A model directory opened to be applied: loaded whole, or, for a vector
 /// network larger than [`STREAM_BYTES`], applied layer by layer from its
 /// files (one layer in memory at a time).
+// One model per process, never held in bulk: the whole model's inline DFT
+// tables are not worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyModel {
     /// The whole model in memory.
     Whole(SavedModel),
