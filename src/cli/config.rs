@@ -150,20 +150,22 @@ fn table(text: &str, sets: &[String]) -> Result<toml::Table, ConfigError> {
     Ok(value)
 }
 
-/// Deserialises a configuration type, rejecting keys it does not hold.
-fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(
-    value: toml::Table,
-) -> Result<T, ConfigError> {
-    let input = value.clone();
-    let cfg: T = toml::Value::Table(value)
-        .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
-    let back = toml::Value::try_from(&cfg)
-        .map_err(|e| ConfigError::Invalid(format!("the configuration does not serialise: {e}")))?;
-    if let Some(key) = unknown_key(&input, &back, "") {
-        return Err(ConfigError::Invalid(format!("unknown key `{key}`")));
+/// Deserialises a configuration type, rejecting keys it does not hold:
+/// sections with serde's `deny_unknown_fields` refuse them as they are
+/// read, and the keys any other section (Burn's `Config` derive drops that
+/// attribute) passes over are caught as they are ignored.
+fn typed<T: serde::de::DeserializeOwned>(value: toml::Table) -> Result<T, ConfigError> {
+    let mut ignored = Vec::new();
+    let cfg: T = serde_ignored::deserialize(toml::Value::Table(value), |path| {
+        // `Option` sections show as `?` in the path.
+        let key = path.to_string().replace("?.", "");
+        ignored.push(key);
+    })
+    .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+    match ignored.first() {
+        Some(key) => Err(ConfigError::Invalid(format!("unknown key `{key}`"))),
+        None => Ok(cfg),
     }
-    Ok(cfg)
 }
 
 /// Resolves relative npy paths against the configuration's folder.
@@ -189,7 +191,7 @@ pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, Conf
     let mut value = table(text, sets)?;
     // Burn's `Config` derive drops serde's field attributes: its sections
     // get their defaulted keys from the config type itself, and unknown
-    // keys are caught by the round trip of `typed`.
+    // keys are caught as `typed` ignores them.
     if let Some(toml::Value::Table(lift)) = value.get_mut("lift") {
         let seed = LiftConfig::new(1, 1).seed as i64;
         lift.entry("seed").or_insert(toml::Value::Integer(seed));
@@ -210,24 +212,6 @@ pub fn parse_cluster(
     resolve_paths(&mut cfg.data, base);
     validate(cfg.validate())?;
     Ok(cfg)
-}
-
-/// The first key of `input` (as a dotted path) that the parsed
-/// configuration `back` does not hold: a key no section knows.
-fn unknown_key(input: &toml::Table, back: &toml::Value, prefix: &str) -> Option<String> {
-    for (key, value) in input {
-        let path = format!("{prefix}{key}");
-        match (value, back.get(key)) {
-            (_, None) => return Some(path),
-            (toml::Value::Table(t), Some(b)) => {
-                if let Some(k) = unknown_key(t, b, &format!("{path}.")) {
-                    return Some(k);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 fn apply_set(table: &mut toml::Table, set: &str) -> Result<(), ConfigError> {
