@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release --example finetune [-- --device flex]`
 
+use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::module::Initializer;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
@@ -93,7 +94,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let m = train.len();
     let steps = m / 50;
     let epochs = 15;
+    // A cosine schedule from lr 0.05 (burn-optim's), epoch e at its step e,
+    // never below 1e-3.
+    let mut schedule = CosineAnnealingLrSchedulerConfig::new(0.05, epochs).init()?;
+    schedule.step();
     for epoch in 1..=epochs {
+        let lr = schedule.step().base().max(1e-3);
         let mut total = 0.0;
         for s in 0..steps {
             let rows: Vec<usize> = ((s + epoch) % steps..m).step_by(steps).collect();
@@ -103,9 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let loss = ce.forward(logits, targets.clone().select(0, idx));
             total += loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            // A cosine schedule from lr 0.05.
-            let lr = 0.025 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos());
-            model = optim.step(lr.max(1e-3), model, grads);
+            model = optim.step(lr, model, grads);
         }
         eprintln!("epoch {epoch}: cross-entropy {:.4}", total / steps as f32);
     }

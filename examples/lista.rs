@@ -8,6 +8,7 @@
 //!
 //! `cargo run --release --example lista`
 
+use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
@@ -57,12 +58,15 @@ fn main() {
         let mut net = Lista::from_ista(&a, LAMBDA, k, &ad);
         let mut optim = AdamConfig::new().init();
         let steps = 3000;
-        for step in 0..steps {
+        // A cosine schedule from 2e-3 (burn-optim's).
+        let mut schedule = CosineAnnealingLrSchedulerConfig::new(2e-3, steps)
+            .init()
+            .expect("a valid schedule");
+        for _ in 0..steps {
+            let lr = schedule.step().base();
             let (x, y) = data(&a_ad, 256, &ad);
             let loss = (net.forward(y) - x).powi_scalar(2).sum_dim(1).mean();
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            // A cosine schedule from 2e-3.
-            let lr = 1e-3 * (1.0 + (std::f64::consts::PI * step as f64 / steps as f64).cos());
             net = optim.step(lr, net, grads);
         }
         let lista = nmse_db(net.valid().forward(y_test.clone()), &x_test);

@@ -117,14 +117,14 @@ const RUNS: &[&str] = &[
     // Training: an MLP, CRATE, the plain transformer, a random ReduNet.
     "[data]\nsource = \"mnist\"\ntrain_per_class = 5\ntest_per_class = 2\n\
      [model]\nkind = \"mlp\"\nlayers = 1\nwidth = 8\nout_dim = 4\n\
-     [train]\nepochs = 1\nlr = 0.001\nbatch_size = 10\n",
+     [train]\nepochs = 3\nlr = 0.001\nbatch_size = 10\n",
     "[data]\nsource = \"mnist\"\ntrain_per_class = 5\n\
      [model]\nkind = \"crate\"\nlayers = 1\nwidth = 8\nheads = 2\npatch = 7\n\
      ista_step = 0.1\nista_lambda = 0.1\n\
-     [train]\nepochs = 1\nlr = 0.001\nbatch_size = 10\n",
+     [train]\nepochs = 3\nlr = 0.001\nbatch_size = 10\n",
     "[data]\nsource = \"mnist\"\ntrain_per_class = 5\n\
      [model]\nkind = \"transformer\"\nlayers = 1\nwidth = 8\nheads = 2\nmlp_width = 16\n\
-     [train]\nepochs = 1\nlr = 0.001\nbatch_size = 10\n",
+     [train]\nepochs = 3\nlr = 0.001\nbatch_size = 10\n",
     // npy data.
     "[data]\nsource = \"npy\"\ntrain_x = \"x.npy\"\ntrain_y = \"y.npy\"\n\
      [model]\nkind = \"vector\"\nlayers = 1\n",

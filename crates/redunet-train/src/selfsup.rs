@@ -8,6 +8,7 @@
 use crate::augment::Augmentation;
 use crate::loss::Mcr2LossConfig;
 use crate::trainer::FeatureNet;
+use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Tensor, TensorData};
@@ -121,8 +122,8 @@ impl SelfSupervisedConfig {
         if !(self.eps_sq.is_finite() && self.eps_sq > 0.0) {
             return bad(format!("selfsup.eps_sq must be > 0, got {}", self.eps_sq));
         }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!("selfsup.lr must be > 0, got {}", self.lr));
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            return bad(format!("selfsup.lr must be in (0, 1], got {}", self.lr));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad(format!(
@@ -218,6 +219,9 @@ where
     let groups = m.div_ceil(cfg.images);
     let steps = groups - usize::from(m % cfg.images == 1);
     let total = (cfg.epochs * steps).max(1);
+    let mut schedule = CosineAnnealingLrSchedulerConfig::new(cfg.lr, total)
+        .init()
+        .map_err(|e| Error::Parameter(format!("selfsup.lr = {}: {e}", cfg.lr)))?;
     for epoch in 0..cfg.epochs {
         let mut rng =
             ChaCha8Rng::seed_from_u64(cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
@@ -258,8 +262,7 @@ where
                 loss: value,
             });
             // Cosine annealing per step, to 0 at the end of the last epoch.
-            let t = (epoch * steps + step) as f64 / total as f64;
-            let lr = cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
+            let lr = schedule.step().base();
             let grads = GradientsParams::from_grads(out.loss.backward(), &model);
             model = optim.step(lr, model, grads);
         }

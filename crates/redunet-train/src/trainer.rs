@@ -10,11 +10,14 @@
 
 use crate::augment::Augmentation;
 use crate::loss::Mcr2LossConfig;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::lr_scheduler::LrSchedulerConfig;
+use burn::lr_scheduler::module_lr_scheduler::{ModuleLrScheduler, ModuleLrSchedulerConfig};
 use burn::module::{Initializer, Module};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, SgdConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
@@ -78,23 +81,29 @@ pub enum Objective {
 /// The optimiser (burn-optim).
 pub enum OptimizerKind {
     #[default]
-    /// Adam.
+    /// Adam (weight decay added to the gradient).
     Adam,
+    /// AdamW (decoupled weight decay).
+    #[serde(rename = "adamw")]
+    AdamW,
     /// SGD, with momentum when `momentum > 0`.
     Sgd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-/// The learning rate over the epochs.
+/// The learning rate over the epochs (after `warmup_epochs`, over the
+/// rest), as burn-optim's schedulers.
 pub enum Schedule {
     #[default]
     /// The same rate every epoch.
     Constant,
-    /// lr · ½(1 + cos(π e/E)) at epoch e of E.
+    /// lr · ½(1 + cos(π e/E)) at epoch e of E (cosine annealing to 0).
     Cosine,
     /// lr, then lr/10 from half the epochs, lr/100 from three quarters.
     Step,
+    /// lr · (1 − e/E): linear decay to 0.
+    Linear,
 }
 
 fn default_momentum() -> f64 {
@@ -125,6 +134,10 @@ pub struct TrainConfig {
     #[serde(default)]
     /// The optimiser.
     pub optimizer: OptimizerKind,
+    /// Clip each step's gradients to this global ℓ2 norm (absent: no
+    /// clipping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip_norm: Option<f64>,
     /// Learning rate (at the first epoch).
     pub lr: f64,
     /// SGD only.
@@ -138,6 +151,11 @@ pub struct TrainConfig {
     #[serde(default)]
     /// Learning-rate schedule.
     pub schedule: Schedule,
+    /// Epochs of linear warm-up before the schedule: lr·(e+1)/(w+1) at
+    /// epoch e < w (0: none; left out of the record then, so that
+    /// checkpoints of earlier versions still resume).
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub warmup_epochs: usize,
     /// Cross-entropy: logits are this times `f W` (features have unit norm).
     #[serde(default = "default_logit_scale")]
     pub logit_scale: f64,
@@ -173,6 +191,10 @@ pub struct TrainConfig {
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
+}
+
+fn is_zero_usize(x: &usize) -> bool {
+    *x == 0
 }
 
 impl TrainConfig {
@@ -215,6 +237,18 @@ impl TrainConfig {
         if self.eval_every == 0 {
             return bad("train.eval_every must be at least 1".into());
         }
+        if let Some(n) = self.grad_clip_norm
+            && !(n.is_finite() && n > 0.0)
+        {
+            return bad(format!("train.grad_clip_norm must be positive, got {n}"));
+        }
+        if self.epochs > 0 && self.warmup_epochs >= self.epochs {
+            return bad(format!(
+                "train.warmup_epochs = {} leaves none of the {} epochs to the schedule",
+                self.warmup_epochs, self.epochs
+            ));
+        }
+        self.scheduler()?;
         if !(0.0..1.0).contains(&self.label_noise) {
             return bad(format!(
                 "train.label_noise must be in [0, 1), got {}",
@@ -251,16 +285,60 @@ impl TrainConfig {
         }
     }
 
-    /// The learning rate of epoch `e` (0-based).
-    pub fn lr_at(&self, e: usize) -> f64 {
-        let t = e as f64 / self.epochs.max(1) as f64;
-        match self.schedule {
-            Schedule::Constant => self.lr,
-            Schedule::Cosine => self.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
-            Schedule::Step if t >= 0.75 => self.lr * 0.01,
-            Schedule::Step if t >= 0.5 => self.lr * 0.1,
-            Schedule::Step => self.lr,
+    /// The learning-rate schedule as burn-optim's scheduler, stepped once
+    /// per epoch (its first step gives epoch 0's rate): the warm-up, then
+    /// `schedule` over the remaining epochs.
+    pub fn scheduler(&self) -> Result<ModuleLrScheduler> {
+        use burn::lr_scheduler::cosine::CosineAnnealingLrSchedulerConfig;
+        use burn::lr_scheduler::linear::LinearLrSchedulerConfig;
+        use burn::lr_scheduler::sequential::SequentialLrSchedulerConfig;
+        let (lr, w) = (self.lr, self.warmup_epochs);
+        let rest = self.epochs.saturating_sub(w).max(1);
+        // (first epoch, schedule) pieces; the sequential scheduler hands over
+        // at each first epoch.
+        let mut pieces: Vec<(usize, LrSchedulerConfig)> = Vec::new();
+        if w > 0 {
+            let start = lr / (w + 1) as f64;
+            pieces.push((0, LinearLrSchedulerConfig::new(start, lr, w).into()));
         }
+        match self.schedule {
+            Schedule::Constant => pieces.push((w, LrSchedulerConfig::Constant(lr))),
+            Schedule::Cosine => {
+                pieces.push((w, CosineAnnealingLrSchedulerConfig::new(lr, rest).into()))
+            }
+            Schedule::Linear => {
+                pieces.push((w, LinearLrSchedulerConfig::new(lr, 0.0, rest).into()))
+            }
+            Schedule::Step => {
+                // Epoch e of E is at t = e/E: lr/10 from t ≥ ½, lr/100 from
+                // t ≥ ¾ (the later one wins where both start together).
+                let (half, three_quarters) = (w + rest.div_ceil(2), w + (3 * rest).div_ceil(4));
+                pieces.push((w, LrSchedulerConfig::Constant(lr)));
+                if half < three_quarters {
+                    pieces.push((half, LrSchedulerConfig::Constant(lr * 0.1)));
+                }
+                pieces.push((three_quarters, LrSchedulerConfig::Constant(lr * 0.01)));
+            }
+        }
+        // A piece that starts with the next one never runs.
+        pieces.dedup_by(|next, prev| {
+            let same = next.0 == prev.0;
+            if same {
+                std::mem::swap(next, prev);
+            }
+            same
+        });
+        let init = if pieces.len() == 1 {
+            ModuleLrSchedulerConfig::new(pieces.remove(0).1).init()
+        } else {
+            let milestones = pieces[1..].iter().map(|p| p.0).collect();
+            let schedulers = pieces.into_iter().map(|p| p.1).collect();
+            ModuleLrSchedulerConfig::new(
+                SequentialLrSchedulerConfig::new(schedulers, milestones).into(),
+            )
+            .init()
+        };
+        init.map_err(|e| Error::Parameter(format!("train.schedule with train.lr = {lr}: {e}")))
     }
 }
 
@@ -527,10 +605,22 @@ pub struct Trained<M: FeatureNet> {
 
 fn optimizer(cfg: &TrainConfig) -> burn::optim::ModuleOptimizer {
     let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    let clip = cfg
+        .grad_clip_norm
+        .map(|n| GradientClippingConfig::Norm(n as f32));
     match cfg.optimizer {
-        OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
+        OptimizerKind::Adam => AdamConfig::new()
+            .with_weight_decay(decay)
+            .with_grad_clipping(clip)
+            .init(),
+        // Decoupled weight decay: train.weight_decay as it is (0: none).
+        OptimizerKind::AdamW => AdamWConfig::new()
+            .with_weight_decay(cfg.weight_decay as f32)
+            .with_grad_clipping(clip)
+            .init(),
         OptimizerKind::Sgd => SgdConfig::new()
             .with_weight_decay(decay)
+            .with_gradient_clipping(clip)
             .with_momentum((cfg.momentum > 0.0).then(|| {
                 MomentumConfig::new()
                     .with_momentum(cfg.momentum)
@@ -793,9 +883,15 @@ pub fn fit<M: FeatureNet>(
         .try_init()?;
     let mut model = trainee.train();
     let x_all = data.x.clone();
+    // Stepped once per epoch; a resumed run first steps past the epochs
+    // done (the schedule is a function of the epoch alone).
+    let mut schedule = cfg.scheduler()?;
+    for _ in 0..first_epoch {
+        schedule.step();
+    }
     for epoch in first_epoch..cfg.epochs {
         let start = Instant::now();
-        let lr = cfg.lr_at(epoch);
+        let lr = schedule.step().base();
         // One stream per epoch, so that a resumed run sees the batches an
         // uninterrupted one would.
         let mut rng =
@@ -898,4 +994,73 @@ pub fn fit<M: FeatureNet>(
         trainee: model.valid(),
         history,
     })
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+
+    fn config(schedule: Schedule, epochs: usize, warmup_epochs: usize) -> TrainConfig {
+        serde_json::from_value(serde_json::json!({
+            "epochs": epochs, "lr": 0.003, "batch_size": 10,
+            "schedule": schedule, "warmup_epochs": warmup_epochs,
+        }))
+        .unwrap()
+    }
+
+    fn rates(cfg: &TrainConfig) -> Vec<f64> {
+        let mut s = cfg.scheduler().unwrap();
+        (0..cfg.epochs).map(|_| s.step().base()).collect()
+    }
+
+    /// burn-optim's schedulers give the closed forms the trainer used to
+    /// compute by hand, bit for bit: a run's learning rates do not move.
+    #[test]
+    fn schedules_are_the_closed_forms_bit_for_bit() {
+        for epochs in 1..=64 {
+            for schedule in [Schedule::Constant, Schedule::Cosine, Schedule::Step] {
+                let cfg = config(schedule, epochs, 0);
+                let want: Vec<f64> = (0..epochs)
+                    .map(|e| {
+                        let t = e as f64 / epochs as f64;
+                        match schedule {
+                            Schedule::Cosine => {
+                                cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+                            }
+                            Schedule::Step if t >= 0.75 => cfg.lr * 0.01,
+                            Schedule::Step if t >= 0.5 => cfg.lr * 0.1,
+                            _ => cfg.lr,
+                        }
+                    })
+                    .collect();
+                assert_eq!(rates(&cfg), want, "{schedule:?} over {epochs} epochs");
+            }
+        }
+    }
+
+    #[test]
+    fn linear_decay_and_warm_up() {
+        let r = rates(&config(Schedule::Linear, 4, 0));
+        let want = [0.003, 0.00225, 0.0015, 0.00075];
+        assert!(
+            r.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{r:?}"
+        );
+        // Three warm-up epochs to lr, then cosine over the remaining four.
+        let r = rates(&config(Schedule::Cosine, 7, 3));
+        let want = [0.00075, 0.0015, 0.00225, 0.003];
+        assert!(
+            r[..4].iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{r:?}"
+        );
+        assert!(r[4] < 0.003 && r[6] > 0.0 && r[6] < r[5], "{r:?}");
+        // Refused: no epoch left to the schedule, a rate burn-optim's
+        // schedules do not take.
+        let mut c = config(Schedule::Cosine, 3, 3);
+        assert!(c.validate().is_err());
+        c.warmup_epochs = 0;
+        c.lr = 2.0;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("train.schedule"), "{e}");
+    }
 }
