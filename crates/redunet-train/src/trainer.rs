@@ -603,7 +603,8 @@ pub struct Trained<M: FeatureNet> {
     pub history: Vec<EpochRecord>,
 }
 
-fn optimizer(cfg: &TrainConfig) -> burn::optim::ModuleOptimizer {
+/// The optimiser `cfg` asks for (burn-optim's).
+pub fn optimizer(cfg: &TrainConfig) -> burn::optim::ModuleOptimizer {
     let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
     let clip = cfg
         .grad_clip_norm
@@ -627,6 +628,64 @@ fn optimizer(cfg: &TrainConfig) -> burn::optim::ModuleOptimizer {
                     .with_dampening(0.0)
             }))
             .init(),
+    }
+}
+
+/// One optimiser step of the trainer: the objective of a batch, its
+/// gradients and the update, on `device.autodiff()`. What [`fit`] does for
+/// every batch, and what the `train_step` benchmark times.
+pub struct Stepper {
+    objective: Objective,
+    logit_scale: f64,
+    num_classes: usize,
+    mcr2: crate::Mcr2Loss,
+    ad: Device,
+}
+
+impl Stepper {
+    /// Steps with the settings of `cfg` for `num_classes` classes, the data
+    /// on `device`.
+    pub fn new(cfg: &TrainConfig, num_classes: usize, device: &Device) -> Result<Self> {
+        Ok(Self {
+            objective: cfg.objective,
+            logit_scale: cfg.logit_scale,
+            num_classes,
+            mcr2: Mcr2LossConfig::new()
+                .with_eps_sq(cfg.eps_sq)
+                .with_num_classes(Some(num_classes))
+                .try_init()?,
+            ad: device.clone().autodiff(),
+        })
+    }
+
+    /// One step on the batch `x: [b, n]` (on the plain device) with
+    /// `labels`, at learning rate `lr`: the updated model and the batch's
+    /// loss (not read back). Cross-entropy through the head where the model
+    /// has one, else −ΔR of the features.
+    pub fn step<M: FeatureNet>(
+        &self,
+        model: Trainee<M>,
+        optim: &mut burn::optim::ModuleOptimizer,
+        x: Tensor<2>,
+        labels: &[usize],
+        lr: f64,
+    ) -> Result<(Trainee<M>, Tensor<1>)> {
+        let f = model.net.features(x.to_device(&self.ad));
+        let loss = match (&model.head, self.objective) {
+            (Some(h), _) => {
+                let logits = h.forward(f).mul_scalar(self.logit_scale);
+                (log_softmax(logits, 1) * one_hot(labels, self.num_classes, &self.ad))
+                    .sum()
+                    .neg()
+                    .div_scalar(labels.len() as f32)
+            }
+            (None, _) => {
+                let pi = Memberships::from_labels(labels, self.num_classes, &self.ad)?;
+                self.mcr2.try_forward(&f, &pi)?.loss
+            }
+        };
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        Ok((optim.step(lr, model, grads), loss))
     }
 }
 
@@ -876,11 +935,7 @@ pub fn fit<M: FeatureNet>(
     if cfg.epochs == 0 {
         return Ok(Trained { trainee, history });
     }
-    let ad = device.clone().autodiff();
-    let mcr2 = Mcr2LossConfig::new()
-        .with_eps_sq(cfg.eps_sq)
-        .with_num_classes(Some(data.num_classes))
-        .try_init()?;
+    let stepper = Stepper::new(cfg, data.num_classes, &device)?;
     let mut model = trainee.train();
     let x_all = data.x.clone();
     // Stepped once per epoch; a resumed run first steps past the epochs
@@ -920,22 +975,9 @@ pub fn fit<M: FeatureNet>(
                     &device,
                 );
             }
-            let x = x.to_device(&ad);
             let labels: Vec<usize> = b.iter().map(|&i| data.labels[i]).collect();
-            let f = model.net.features(x);
-            let loss = match (&model.head, cfg.objective) {
-                (Some(h), _) => {
-                    let logits = h.forward(f).mul_scalar(cfg.logit_scale);
-                    (log_softmax(logits, 1) * one_hot(&labels, data.num_classes, &ad))
-                        .sum()
-                        .neg()
-                        .div_scalar(b.len() as f32)
-                }
-                (None, _) => {
-                    let pi = Memberships::from_labels(&labels, data.num_classes, &ad)?;
-                    mcr2.try_forward(&f, &pi)?.loss
-                }
-            };
+            let loss;
+            (model, loss) = stepper.step(model, &mut optim, x, &labels, lr)?;
             let value = redunet_core::host::to_vec(loss.clone().detach())?[0] as f64;
             if !value.is_finite() {
                 return Err(Error::NonFinite(format!(
@@ -951,8 +993,6 @@ pub fn fit<M: FeatureNet>(
                 steps,
                 loss: value,
             });
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
         }
         let done = epoch + 1;
         let evaluate_now = done % cfg.eval_every == 0 || done == cfg.epochs;
