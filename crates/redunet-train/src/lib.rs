@@ -22,6 +22,7 @@
 pub use redunet_core;
 
 pub mod augment;
+pub mod learner;
 pub mod lista;
 pub mod loss;
 pub mod mlp;
