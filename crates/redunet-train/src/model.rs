@@ -180,6 +180,31 @@ impl Network {
     }
 }
 
+/// Records a constructed layer — its class count, settings, classes with
+/// operators and their γ_j — in an architecture whose layers must all share
+/// the first one's settings and class count.
+pub(crate) fn record_layer(
+    (num_classes, config, classes, gammas): (
+        &mut usize,
+        &mut VectorLayerConfig,
+        &mut Vec<Vec<usize>>,
+        &mut Vec<Vec<f64>>,
+    ),
+    (k, settings, with_operators, gamma): (usize, &VectorLayerConfig, &[usize], &[f64]),
+) -> Result<()> {
+    if classes.is_empty() {
+        *num_classes = k;
+        *config = *settings;
+    } else if settings != config || k != *num_classes {
+        return Err(Error::Parameter(
+            "layers with different settings or class counts".into(),
+        ));
+    }
+    classes.push(with_operators.to_vec());
+    gammas.push(gamma.to_vec());
+    Ok(())
+}
+
 fn checked_layers(
     what: &str,
     classes: &[Vec<usize>],

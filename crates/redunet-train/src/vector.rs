@@ -56,17 +56,20 @@ impl VectorShape {
                 self.dim
             )));
         }
-        if self.classes.is_empty() {
-            self.num_classes = layer.num_classes();
-            self.config = *layer.config();
-        } else if *layer.config() != self.config || layer.num_classes() != self.num_classes {
-            return Err(Error::Parameter(
-                "layers with different settings or class counts".into(),
-            ));
-        }
-        self.classes.push(layer.classes().to_vec());
-        self.gammas.push(layer.gamma().to_vec());
-        Ok(())
+        crate::model::record_layer(
+            (
+                &mut self.num_classes,
+                &mut self.config,
+                &mut self.classes,
+                &mut self.gammas,
+            ),
+            (
+                layer.num_classes(),
+                layer.config(),
+                layer.classes(),
+                layer.gamma(),
+            ),
+        )
     }
 
     /// The architecture of `net` (whose layers share their settings, as
