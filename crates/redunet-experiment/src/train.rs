@@ -598,10 +598,25 @@ pub fn plan(cfg: &RunConfig, resume: Option<&Path>, out: &Path) -> Result<Plan> 
     } = checked(cfg, resume, out)?;
     let t = train_section(cfg)?;
     let m = &cfg.model;
-    let mut model = vec![format!(
-        "{:?}, {} layers, {:?} initialisation",
-        m.kind, m.layers, t.init
-    )];
+    let mut model = vec![match m.kind {
+        ModelKind::Vector | ModelKind::Conv1d | ModelKind::Conv2d => format!(
+            "{:?}, {} layers, {:?} initialisation",
+            m.kind, m.layers, t.init
+        ),
+        ModelKind::Mlp => format!(
+            "MLP, {} hidden layers of {}, {} features",
+            m.layers,
+            m.width.unwrap_or(512),
+            m.out_dim.unwrap_or(128)
+        ),
+        ModelKind::Crate | ModelKind::Transformer => {
+            let s = transformer_shape(cfg, &split.train.sample_shape)?;
+            format!(
+                "{:?}, {} layers of width {}, {} heads, {}×{} patches",
+                m.kind, s.depth, s.dim, s.heads, s.patch, s.patch
+            )
+        }
+    }];
     if let Some(f) = &front {
         let (c, len) = f.signal_shape();
         model.push(format!(
