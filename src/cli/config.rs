@@ -89,17 +89,13 @@ impl Job {
 /// Reads a configuration of any job and applies `--set` overrides.
 pub fn load_job(path: &Path, sets: &[String]) -> Result<Job, ConfigError> {
     with_path(path, read_limited(path), |text| {
-        let has = |section: &str| {
-            toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key(section))
-                || sets
-                    .iter()
-                    .any(|s| s.trim_start().starts_with(&format!("{section}.")))
-        };
+        // The sections as the overrides leave them decide the job.
+        let value = table(text, sets)?;
         let base = base_of(path);
-        if has("cluster") {
-            return Ok(Job::Cluster(parse_cluster(text, sets, base)?));
+        if value.contains_key("cluster") {
+            return Ok(Job::Cluster(cluster_config(value, base)?));
         }
-        let cfg = parse(text, sets, base)?;
+        let cfg = run_config(value, base)?;
         Ok(match cfg.train {
             Some(_) => Job::Train(cfg),
             None => Job::Construct(cfg),
@@ -188,7 +184,20 @@ fn resolve_paths(data: &mut DataConfig, base: &Path) {
 /// Parses configuration text, applies overrides and validates. Relative npy
 /// paths are resolved against `base`.
 pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, ConfigError> {
-    let mut value = table(text, sets)?;
+    run_config(table(text, sets)?, base)
+}
+
+/// [`parse`] for a clustering configuration.
+pub fn parse_cluster(
+    text: &str,
+    sets: &[String],
+    base: &Path,
+) -> Result<ClusterRunConfig, ConfigError> {
+    cluster_config(table(text, sets)?, base)
+}
+
+/// A run configuration from its TOML with the overrides applied.
+fn run_config(mut value: toml::Table, base: &Path) -> Result<RunConfig, ConfigError> {
     // Burn's `Config` derive drops serde's field attributes: its sections
     // get their defaulted keys from the config type itself, and unknown
     // keys are caught as `typed` ignores them.
@@ -202,13 +211,9 @@ pub fn parse(text: &str, sets: &[String], base: &Path) -> Result<RunConfig, Conf
     Ok(cfg)
 }
 
-/// [`parse`] for a clustering configuration.
-pub fn parse_cluster(
-    text: &str,
-    sets: &[String],
-    base: &Path,
-) -> Result<ClusterRunConfig, ConfigError> {
-    let mut cfg: ClusterRunConfig = typed(table(text, sets)?)?;
+/// A clustering configuration from its TOML with the overrides applied.
+fn cluster_config(value: toml::Table, base: &Path) -> Result<ClusterRunConfig, ConfigError> {
+    let mut cfg: ClusterRunConfig = typed(value)?;
     resolve_paths(&mut cfg.data, base);
     validate(cfg.validate())?;
     Ok(cfg)

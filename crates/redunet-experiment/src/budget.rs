@@ -104,6 +104,14 @@ impl Estimate {
     }
 }
 
+/// Bytes of the f32 parameters of an MLP `input` → `hidden` layers of
+/// `width` → `out` (weights and biases).
+pub(crate) fn mlp_bytes(input: usize, hidden: usize, width: usize, out: usize) -> u64 {
+    bytes(&[input + 1, width], 4)
+        .saturating_add(bytes(&[hidden.saturating_sub(1), width + 1, width], 4))
+        .saturating_add(bytes(&[width + 1, out], 4))
+}
+
 /// Bytes of the network `cfg` describes on `split` (signals through
 /// `front`): `(layer, all, saved)`, one layer and the whole network as held
 /// in memory, and the whole network's parameters as saved. The spectral
@@ -143,9 +151,7 @@ fn network_bytes(
         ModelKind::Mlp => {
             let width = cfg.model.width.unwrap_or(512);
             let out = cfg.model.out_dim.unwrap_or(128);
-            let all = bytes(&[d + 1, width], 4)
-                .saturating_add(bytes(&[layers.saturating_sub(1), width + 1, width], 4))
-                .saturating_add(bytes(&[width + 1, out], 4));
+            let all = mlp_bytes(d, layers, width, out);
             (all, all, all)
         }
         ModelKind::Crate | ModelKind::Transformer => {

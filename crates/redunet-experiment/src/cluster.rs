@@ -488,6 +488,8 @@ struct Checked {
     /// The number of groups (0: none given and no labels to count).
     k: usize,
     estimate: Estimate,
+    /// Bytes of the saved feature extractor (mcr2 with `model.save`).
+    model_bytes: Option<u64>,
 }
 
 /// Every check `redunet cluster` makes before its first allocation: the
@@ -515,6 +517,7 @@ fn checked(cfg: &ClusterRunConfig, out: &Path) -> Result<Checked> {
         bytes: bytes(&[m, dim, 2], 4),
         hint: "lower data.train_per_class",
     }];
+    let mut model_bytes = None;
     let mut disk = vec![Part {
         what: "clusters.npy",
         bytes: bytes(&[m], 8),
@@ -541,12 +544,7 @@ fn checked(cfg: &ClusterRunConfig, out: &Path) -> Result<Checked> {
             let selfsup = cfg.selfsup.as_ref().expect("validated");
             let width = model.width.unwrap_or(MLP_WIDTH);
             let out_dim = model.out_dim.unwrap_or(MLP_OUT);
-            let params = bytes(&[dim + 1, width], 4)
-                .saturating_add(bytes(
-                    &[model.layers.saturating_sub(1), width + 1, width],
-                    4,
-                ))
-                .saturating_add(bytes(&[width + 1, out_dim], 4));
+            let params = crate::budget::mlp_bytes(dim, model.layers, width, out_dim);
             memory.push(Part {
                 what: "the MLP's weights, gradients and optimiser state",
                 bytes: params.saturating_mul(4),
@@ -564,6 +562,7 @@ fn checked(cfg: &ClusterRunConfig, out: &Path) -> Result<Checked> {
                 hint: "lower data.train_per_class or model.out_dim",
             });
             if model.save {
+                model_bytes = Some(params);
                 disk.push(Part {
                     what: "the feature extractor (model/)",
                     bytes: params,
@@ -579,6 +578,7 @@ fn checked(cfg: &ClusterRunConfig, out: &Path) -> Result<Checked> {
         labelled,
         k,
         estimate,
+        model_bytes,
     })
 }
 
@@ -591,6 +591,7 @@ pub fn plan(cfg: &ClusterRunConfig, out: &Path) -> Result<Plan> {
         labelled,
         k,
         estimate,
+        model_bytes,
     } = checked(cfg, out)?;
     let c = &cfg.cluster;
     let mut model = vec![format!(
@@ -623,8 +624,8 @@ pub fn plan(cfg: &ClusterRunConfig, out: &Path) -> Result<Plan> {
         model.push("no labels: the result is not scored".into());
     }
     let mut outputs = vec!["summary.json, clusters.npy and the plots".to_string()];
-    if let Some(p) = estimate.disk.iter().find(|p| p.what.contains("model/")) {
-        outputs.push(format!("model/: the feature extractor, {}", human(p.bytes)));
+    if let Some(b) = model_bytes {
+        outputs.push(format!("model/: the feature extractor, {}", human(b)));
     }
     Ok(Plan {
         job: "clustering without labels (`redunet cluster`)".into(),

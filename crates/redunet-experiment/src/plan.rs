@@ -56,3 +56,22 @@ pub(crate) fn data_lines(source: impl std::fmt::Debug, split: &Split) -> Vec<Str
         ),
     ]
 }
+
+/// The plan's line for a front end: samples, polar transform, lifting, and
+/// the signals it makes.
+pub(crate) fn front_line(f: &redunet_vision::front::FrontEndConfig) -> String {
+    let (c, t) = f.signal_shape();
+    let polar = f.polar.as_ref().map_or(String::new(), |p| {
+        format!(", polar {} radii × {} angles", p.radii, p.angles)
+    });
+    let lift = f.lift.as_ref().map_or(String::new(), |l| {
+        format!(
+            ", lifted to {} channels by kernels of {}",
+            l.out_channels, l.kernel_size
+        )
+    });
+    format!(
+        "front end: samples {:?}{polar}{lift} → signals of {c} channels × {t}",
+        f.sample_shape
+    )
+}

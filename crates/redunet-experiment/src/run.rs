@@ -297,19 +297,7 @@ pub fn plan(cfg: &RunConfig, workers: usize, out: &Path) -> Result<Plan> {
         m.kind, m.layers, m.eta, m.eps_sq, m.lambda, m.membership
     )];
     if let Some(f) = &front {
-        let (c, t) = f.signal_shape();
-        model.push(format!(
-            "front end: samples {:?}{}{} → signals of {c} channels × {t}",
-            f.sample_shape,
-            f.polar.as_ref().map_or(String::new(), |p| format!(
-                ", polar {} radii × {} angles",
-                p.radii, p.angles
-            )),
-            f.lift.as_ref().map_or(String::new(), |l| format!(
-                ", lifted to {} channels by kernels of {}",
-                l.out_channels, l.kernel_size
-            )),
-        ));
+        model.push(crate::plan::front_line(f));
     }
     model.push(format!("features of dimension {dim}"));
     if let Some(b) = m.batch_size {

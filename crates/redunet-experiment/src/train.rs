@@ -618,11 +618,7 @@ pub fn plan(cfg: &RunConfig, resume: Option<&Path>, out: &Path) -> Result<Plan> 
         }
     }];
     if let Some(f) = &front {
-        let (c, len) = f.signal_shape();
-        model.push(format!(
-            "front end: samples {:?} → signals of {c} channels × {len}",
-            f.sample_shape
-        ));
+        model.push(crate::plan::front_line(f));
     }
     model.push(format!(
         "{:?} objective, {} epochs of batches of {}, learning rate {}{}",

@@ -180,29 +180,62 @@ impl Network {
     }
 }
 
-/// Records a constructed layer — its class count, settings, classes with
-/// operators and their γ_j — in an architecture whose layers must all share
-/// the first one's settings and class count.
-pub(crate) fn record_layer(
-    (num_classes, config, classes, gammas): (
-        &mut usize,
-        &mut VectorLayerConfig,
-        &mut Vec<Vec<usize>>,
-        &mut Vec<Vec<f64>>,
-    ),
-    (k, settings, with_operators, gamma): (usize, &VectorLayerConfig, &[usize], &[f64]),
-) -> Result<()> {
-    if classes.is_empty() {
-        *num_classes = k;
-        *config = *settings;
-    } else if settings != config || k != *num_classes {
-        return Err(Error::Parameter(
-            "layers with different settings or class counts".into(),
-        ));
+/// What an architecture records of each constructed layer: its class
+/// count, settings, the classes with operators and their γ_j.
+pub(crate) trait RecordedLayer {
+    fn num_classes(&self) -> usize;
+    fn config(&self) -> &VectorLayerConfig;
+    fn classes(&self) -> &[usize];
+    fn gamma(&self) -> &[f64];
+}
+
+macro_rules! recorded_layer {
+    ($t:ty) => {
+        impl RecordedLayer for $t {
+            fn num_classes(&self) -> usize {
+                <$t>::num_classes(self)
+            }
+            fn config(&self) -> &VectorLayerConfig {
+                <$t>::config(self)
+            }
+            fn classes(&self) -> &[usize] {
+                <$t>::classes(self)
+            }
+            fn gamma(&self) -> &[f64] {
+                <$t>::gamma(self)
+            }
+        }
+    };
+}
+recorded_layer!(redunet_core::VectorLayer);
+recorded_layer!(redunet_vision::spectral::SpectralLayer);
+
+/// The per-layer fields of a vector or spectral architecture: each layer's
+/// classes with operators and γ_j, and the class count and settings all
+/// layers share.
+pub(crate) struct LayerRecords<'a> {
+    pub num_classes: &'a mut usize,
+    pub config: &'a mut VectorLayerConfig,
+    pub classes: &'a mut Vec<Vec<usize>>,
+    pub gammas: &'a mut Vec<Vec<f64>>,
+}
+
+impl LayerRecords<'_> {
+    /// Records `layer`, which must share the first layer's settings and
+    /// class count.
+    pub fn push(self, layer: &impl RecordedLayer) -> Result<()> {
+        if self.classes.is_empty() {
+            *self.num_classes = layer.num_classes();
+            *self.config = *layer.config();
+        } else if layer.config() != self.config || layer.num_classes() != *self.num_classes {
+            return Err(Error::Parameter(
+                "layers with different settings or class counts".into(),
+            ));
+        }
+        self.classes.push(layer.classes().to_vec());
+        self.gammas.push(layer.gamma().to_vec());
+        Ok(())
     }
-    classes.push(with_operators.to_vec());
-    gammas.push(gamma.to_vec());
-    Ok(())
 }
 
 fn checked_layers(
@@ -789,14 +822,7 @@ impl StreamedVector {
     /// normalised, then every layer with soft memberships, each read from
     /// its file just before it is applied.
     pub fn transform(&self, x: &Tensor<2>) -> Result<Tensor<2>> {
-        let [m, n] = x.dims();
-        if n != self.input_dim() {
-            return Err(Error::Shape(format!(
-                "the network takes inputs of length {}, got [{m}, {n}]",
-                self.input_dim()
-            )));
-        }
-        redunet_core::host::check_finite(x, "network input")?;
+        redunet_vision::network::check_input(x, self.input_dim())?;
         let x = x.clone().to_device(&self.device);
         let z = match &self.front {
             Some(f) => redunet_vision::network::flatten(f.apply(x)?),

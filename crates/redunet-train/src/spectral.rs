@@ -6,6 +6,7 @@
 //! as tensor operations, so gradients flow through every stage. This module
 //! describes its architecture for saving.
 
+use crate::model::LayerRecords;
 use crate::trainer::FeatureNet;
 use burn::tensor::{Device, Tensor};
 use redunet_core::{Error, Result, VectorLayerConfig};
@@ -46,20 +47,13 @@ impl SpectralShape {
     /// Records the next layer; every layer must share the first one's
     /// settings and class count.
     pub fn push(&mut self, layer: &SpectralLayer) -> Result<()> {
-        crate::model::record_layer(
-            (
-                &mut self.num_classes,
-                &mut self.config,
-                &mut self.classes,
-                &mut self.gammas,
-            ),
-            (
-                layer.num_classes(),
-                layer.config(),
-                layer.classes(),
-                layer.gamma(),
-            ),
-        )
+        LayerRecords {
+            num_classes: &mut self.num_classes,
+            config: &mut self.config,
+            classes: &mut self.classes,
+            gammas: &mut self.gammas,
+        }
+        .push(layer)
     }
 
     /// The architecture of `net`.

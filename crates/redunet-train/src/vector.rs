@@ -5,6 +5,7 @@
 //! REDUNET.md §3. This module describes its architecture for saving, with
 //! the front end of the vector baselines on signals where there is one.
 
+use crate::model::LayerRecords;
 use crate::trainer::FeatureNet;
 use burn::tensor::{Device, Tensor};
 use redunet_core::{Error, Result, VectorLayer, VectorLayerConfig, VectorReduNet};
@@ -56,20 +57,13 @@ impl VectorShape {
                 self.dim
             )));
         }
-        crate::model::record_layer(
-            (
-                &mut self.num_classes,
-                &mut self.config,
-                &mut self.classes,
-                &mut self.gammas,
-            ),
-            (
-                layer.num_classes(),
-                layer.config(),
-                layer.classes(),
-                layer.gamma(),
-            ),
-        )
+        LayerRecords {
+            num_classes: &mut self.num_classes,
+            config: &mut self.config,
+            classes: &mut self.classes,
+            gammas: &mut self.gammas,
+        }
+        .push(layer)
     }
 
     /// The architecture of `net` (whose layers share their settings, as

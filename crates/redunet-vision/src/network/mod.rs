@@ -151,7 +151,9 @@ impl SpectralReduNet {
     }
 }
 
-fn check_input(x: &Tensor<2>, dim: usize) -> Result<()> {
+/// Checks a network's input `x: [m, n]`: rows of length `dim`, at least
+/// one of them, finite values.
+pub fn check_input(x: &Tensor<2>, dim: usize) -> Result<()> {
     let [m, d] = x.dims();
     if d != dim {
         return Err(Error::Shape(format!(
